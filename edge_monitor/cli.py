@@ -1,0 +1,68 @@
+"""``edge-monitor``: the runtime command line (runs on the Pi, never imports TensorFlow).
+
+Each subcommand lives in ``edge_monitor/commands/<name>.py`` and exposes
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int`` (the
+exit status). Heavy imports belong inside ``run`` so that ``--help`` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from edge_monitor import __version__
+
+# command name -> module under edge_monitor.commands
+COMMANDS: dict[str, str] = {
+    "run": "run",
+    "simulate": "simulate",
+    "score": "score",
+    "devices": "devices",
+    "record": "record",
+    "check-config": "check_config",
+}
+
+
+def build_parser(prog: str, package: str, commands: dict[str, str], description: str, version: str) -> argparse.ArgumentParser:
+    """An argparse parser with one subparser per command module that exists."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in commands.items():
+        try:
+            module = importlib.import_module(f"{package}.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{package}.{module_name}":
+                continue  # not built yet
+            raise
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser(
+        "edge-monitor", "edge_monitor.commands", COMMANDS,
+        "Listen to a machine, score each 10 s window with an autoencoder, alert over MQTT.",
+        __version__,
+    )
+    return dispatch(parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``edge-monitor`` subcommand (see :mod:`edge_monitor.cli`)."""

@@ -1,0 +1,306 @@
+"""The log-mel front end: the one feature implementation of trainer and daemon.
+
+Pure NumPy plus :mod:`scipy.fft` (importing ``scipy.signal`` would cost the
+Pi ~78 MB of RSS). The output matches::
+
+    S = librosa.feature.melspectrogram(y=x, sr=sr, n_fft=n_fft, hop_length=hop,
+                                       n_mels=n_mels, fmin=f_min, fmax=f_max,
+                                       power=2.0, center=True, pad_mode="constant",
+                                       htk=False, norm="slaney")
+    librosa.power_to_db(S, ref=1.0, amin=amin, top_db=None)
+
+to within 1e-3 dB (``tests/test_features.py``), without librosa at run time.
+
+The dB reference is fixed (``ref=1.0`` for a full-scale float signal), never
+the clip's own maximum: a machine that gets louder must look louder.
+
+Frame counts. With ``center=True`` a clip of ``n`` samples gives
+``1 + n // hop`` frames. A 10 s window at 16 kHz (160 000 samples, hop 512)
+gives **313** frames. The convolutional autoencoder pools by 2 three times, so
+its input width must divide by 8: :func:`model_frames` crops to the largest
+multiple (**312** frames, the paper's 128 x 312), dropping the last frame,
+which covers only the final 16 ms of the window.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.fft
+
+__all__ = [
+    "FeatureParams",
+    "MinMaxNorm",
+    "LogMel",
+    "logmel",
+    "mel_filterbank",
+    "mel_band_edges_hz",
+    "n_frames",
+    "model_frames",
+    "to_model_input",
+]
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Every parameter of the front end; recorded in each model bundle.
+
+    Attributes:
+        sample_rate: samples per second of the audio fed to the front end (Hz).
+        window_seconds: length of one scored window (s).
+        n_fft: FFT size and analysis window length (samples).
+        hop_length: step between frames (samples).
+        n_mels: number of mel bands.
+        f_min: lowest mel filter edge (Hz).
+        f_max: highest mel filter edge (Hz); ``None`` means ``sample_rate / 2``.
+        power: exponent of the magnitude spectrum (2 = power).
+        amin: floor of the mel power before the log (linear power units); sets
+            the dB floor at ``10 * log10(amin)`` (-100 dB for 1e-10).
+        ref: the fixed dB reference (linear power units).
+    """
+
+    sample_rate: int = 16000
+    window_seconds: float = 10.0
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 128
+    f_min: float = 0.0
+    f_max: float | None = None
+    power: float = 2.0
+    amin: float = 1e-10
+    ref: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
+            raise ValueError("sample_rate, n_fft, hop_length and n_mels must be positive")
+        if self.window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
+        if not 0 <= self.f_min < self.fmax_hz <= self.sample_rate / 2:
+            raise ValueError(
+                f"need 0 <= f_min < f_max <= sample_rate/2, got f_min={self.f_min}, f_max={self.fmax_hz}"
+            )
+        if self.amin <= 0 or self.ref <= 0:
+            raise ValueError("amin and ref must be positive")
+
+    @property
+    def fmax_hz(self) -> float:
+        """The upper filter edge in Hz, resolving ``None`` to Nyquist."""
+        return float(self.sample_rate) / 2 if self.f_max is None else float(self.f_max)
+
+    @property
+    def window_samples(self) -> int:
+        """Samples in one scored window."""
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def window_frames(self) -> int:
+        """Frames of one full window (313 for the defaults)."""
+        return n_frames(self.window_samples, self.hop_length)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureParams":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown feature parameter(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def n_frames(n_samples: int, hop_length: int) -> int:
+    """Frames that a centred STFT yields for ``n_samples`` samples."""
+    return 1 + n_samples // hop_length
+
+
+def model_frames(frames: int, multiple: int = 8) -> int:
+    """The largest multiple of ``multiple`` not above ``frames`` (313 -> 312)."""
+    if frames < multiple:
+        raise ValueError(f"{frames} frames is fewer than the model's pooling factor {multiple}")
+    return frames - frames % multiple
+
+
+# --- mel scale (Slaney's, as librosa with htk=False) ---------------------------
+
+_F_SP = 200.0 / 3  # Hz per mel below the break
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / _F_SP
+    log_part = hz >= _MIN_LOG_HZ
+    mel = np.where(log_part, _MIN_LOG_MEL + np.log(np.maximum(hz, 1e-12) / _MIN_LOG_HZ) / _LOGSTEP, mel)
+    return mel
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    hz = _F_SP * mel
+    log_part = mel >= _MIN_LOG_MEL
+    return np.where(log_part, _MIN_LOG_HZ * np.exp(_LOGSTEP * (mel - _MIN_LOG_MEL)), hz)
+
+
+def mel_band_edges_hz(params: FeatureParams) -> np.ndarray:
+    """Edges of the triangular mel filters, shape ``(n_mels + 2,)``, in Hz.
+
+    Band ``i`` rises from ``edges[i]``, peaks at ``edges[i + 1]`` and falls to
+    zero at ``edges[i + 2]``.
+    """
+    mels = np.linspace(_hz_to_mel(params.f_min), _hz_to_mel(params.fmax_hz), params.n_mels + 2)
+    return _mel_to_hz(mels)
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(params: FeatureParams) -> np.ndarray:
+    """Slaney-normalised mel filterbank, shape ``(n_mels, n_fft // 2 + 1)``, float32.
+
+    Built once per parameter set and cached; the returned array is read-only.
+    """
+    fft_freqs = np.fft.rfftfreq(params.n_fft, d=1.0 / params.sample_rate)
+    edges = mel_band_edges_hz(params)
+    fdiff = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per band (Slaney)
+    out = weights.astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    # Periodic Hann, as scipy.signal.get_window("hann", n, fftbins=True).
+    w = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    w.setflags(write=False)
+    return w
+
+
+def _power_spectrogram(samples: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """|STFT|^power, shape ``(n_fft // 2 + 1, frames)``, float32 (centred, zero padded).
+
+    float64 because a loud tone's spectral leakage spans more than float32's
+    ~140 dB of range: in float32 the quiet bands would be rounding noise.
+    """
+    pad = params.n_fft // 2
+    padded = np.pad(samples, (pad, pad), mode="constant")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, params.n_fft)[:: params.hop_length]
+    spec = scipy.fft.rfft(frames * _hann(params.n_fft), axis=1)
+    if params.power == 2.0:
+        power = spec.real * spec.real + spec.imag * spec.imag
+    else:
+        power = np.abs(spec) ** params.power
+    # Summing positive powers loses no precision in float32: only the FFT needs float64.
+    return power.T.astype(np.float32)
+
+
+def logmel(samples: np.ndarray, params: FeatureParams = FeatureParams()) -> np.ndarray:
+    """Log-mel spectrogram in dB re ``params.ref``.
+
+    Args:
+        samples: mono audio, float, full scale = 1.0, shape ``(n,)`` at
+            ``params.sample_rate``.
+        params: front-end parameters.
+
+    Returns:
+        float32 array of shape ``(n_mels, 1 + n // hop_length)`` in dB; finite
+        everywhere (silence gives ``10 * log10(amin / ref)``).
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"logmel expects mono samples of shape (n,), got {x.shape}")
+    if x.size < params.n_fft // 2 + 1:
+        raise ValueError(f"need at least {params.n_fft // 2 + 1} samples, got {x.size}")
+    # Non-finite input (a broken driver) must not poison the model with NaN.
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+    mel = mel_filterbank(params) @ _power_spectrogram(x, params)
+    db = 10.0 * np.log10(np.maximum(mel, np.float32(params.amin)))
+    db -= 10.0 * np.log10(max(params.amin, params.ref))
+    return db.astype(np.float32, copy=False)
+
+
+class LogMel:
+    """A front end bound to one parameter set: ``LogMel(params)(samples)``.
+
+    Holds nothing but the (cached) parameters; calling it is :func:`logmel`.
+    """
+
+    def __init__(self, params: FeatureParams = FeatureParams()) -> None:
+        self.params = params
+        mel_filterbank(params)  # build the filterbank now, not on the first window
+        _hann(params.n_fft)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        return logmel(samples, self.params)
+
+
+@dataclass(frozen=True)
+class MinMaxNorm:
+    """Per-mel-band scaling of dB values to [0, 1], fitted on training data only.
+
+    ``x01 = clip((db - lo) / (hi - lo), 0, 1)`` band by band. The paper fed
+    z-scores into a sigmoid decoder, which cannot output negative values; a
+    [0, 1] target agrees with the sigmoid (docs/model.md).
+
+    Attributes:
+        lo: per-band lower bound in dB, length ``n_mels``.
+        hi: per-band upper bound in dB, length ``n_mels``.
+    """
+
+    lo: tuple[float, ...] = field(default_factory=tuple)
+    hi: tuple[float, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if len(self.lo) != len(self.hi) or not self.lo:
+            raise ValueError("lo and hi must be non-empty and of equal length")
+
+    @classmethod
+    def fit(cls, logmels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5, min_span_db: float = 1.0) -> "MinMaxNorm":
+        """Fit from training log-mels of shape ``(n_clips, n_mels, frames)`` (dB).
+
+        Robust percentiles instead of the raw min/max keep one click in the
+        training set from squashing a band's whole range.
+        """
+        arr = np.asarray(logmels, dtype=np.float64)
+        bands = np.moveaxis(arr, -2, 0).reshape(arr.shape[-2], -1)
+        lo = np.percentile(bands, low_pct, axis=1)
+        hi = np.percentile(bands, high_pct, axis=1)
+        hi = np.maximum(hi, lo + min_span_db)
+        return cls(lo=tuple(float(v) for v in lo), hi=tuple(float(v) for v in hi))
+
+    def apply(self, db: np.ndarray) -> np.ndarray:
+        """Scale ``(..., n_mels, frames)`` dB to [0, 1], float32."""
+        lo = np.asarray(self.lo, dtype=np.float32)[:, None]
+        span = (np.asarray(self.hi, dtype=np.float32) - np.asarray(self.lo, dtype=np.float32))[:, None]
+        return np.clip((db - lo) / span, 0.0, 1.0).astype(np.float32, copy=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "minmax", "lo": list(self.lo), "hi": list(self.hi)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MinMaxNorm":
+        if data.get("kind", "minmax") != "minmax":
+            raise ValueError(f"unsupported normalisation kind {data.get('kind')!r}")
+        return cls(lo=tuple(float(v) for v in data["lo"]), hi=tuple(float(v) for v in data["hi"]))
+
+
+def to_model_input(samples: np.ndarray, params: FeatureParams, norm: MinMaxNorm, frames: int) -> np.ndarray:
+    """One window of audio to the autoencoder's input, shape ``(n_mels, frames)`` in [0, 1].
+
+    The single path from samples to model input, used by the trainer when it
+    builds its dataset and by the daemon for every window. The log-mel is
+    cropped to its first ``frames`` frames (see the module docstring).
+    """
+    db = logmel(samples, params)
+    if db.shape[1] < frames:
+        raise ValueError(f"window gives {db.shape[1]} frames, model needs {frames}")
+    return norm.apply(db[:, :frames])

@@ -1,0 +1,1 @@
+"""One module per ``edge-monitor-train`` subcommand (see :mod:`trainer.cli`)."""
