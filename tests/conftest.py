@@ -40,3 +40,47 @@ def real_samples() -> Path:
     """``../shared/data/real-samples``: real DCASE 2020 clips (never copied into the repo)."""
     require(REAL_SAMPLES.is_dir(), f"real samples folder {REAL_SAMPLES} is absent")
     return REAL_SAMPLES
+
+
+# --- shared synthetic data and model (trainer work, issue 3) ----------------------
+#: What the session fixtures below build; tests may read these to know the layout.
+SYNTH_IDS = ("id_00", "id_02")
+SYNTH_COUNTS = {"n_train": 8, "n_test_normal": 4, "n_test_anomaly": 4}
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny DCASE-layout machine folder of synthetic slide-rail clips (10 s, 16 kHz).
+
+    ``<tmp>/slider/train/normal_id_0{0,2}_*.wav`` (8 per id) and
+    ``<tmp>/slider/test/{normal,anomaly}_id_0{0,2}_*.wav`` (4 + 4 per id, the
+    anomalies cycling through the generator's kinds), plus ``metadata.csv``.
+    Returns the machine folder (what ``edge-monitor-train train`` takes).
+    Built once per test session; treat it as read-only.
+    """
+    from trainer.synth import generate_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    summary = generate_dataset(out, seed=0, machine_ids=SYNTH_IDS, **SYNTH_COUNTS)
+    return Path(summary.root)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model bundle trained on :func:`synth_dataset` with a tiny model (seconds on 2 cores).
+
+    Channels 4/8/16 (~37 MMAC per window), float32 TFLite, seed 0. Returns the
+    bundle directory (``model.tflite``, ``model.json``, ``model.keras``,
+    ``training_curve.png``). Treat it as read-only: copy it
+    (``shutil.copytree``) before changing anything.
+    """
+    from trainer.train import TrainConfig, train_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    config = TrainConfig(epochs=TINY_EPOCHS, seed=0, channels=(4, 8, 16), batch_size=2, val_split=0.25)
+    train_bundle(synth_dataset, out, config, progress=None)
+    return out
+
+
+#: Epochs of the tiny bundle (early stopping may end sooner).
+TINY_EPOCHS = 30

@@ -1,0 +1,93 @@
+"""``edge-monitor record``: record normal-operation clips on site for training."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+HELP = "record N seconds from the microphone as 10 s training clips"
+DESCRIPTION = """\
+Record --seconds of audio from the input device and save it as consecutive
+clips of --clip-seconds (default 10 s, the model's window) at 16 kHz mono,
+16-bit, named normal_id_<ID>_<UTC time>_<n>.wav, the layout the trainer reads
+(point --out at <dataset>/train). Record while the machine runs NORMALLY: the
+model learns that this is what normal sounds like. Clips are consecutive: no
+sample is lost or repeated between them. A partial last clip is dropped.
+"""
+
+
+def _device(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, required=True, help="total seconds to record")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the clips (created)")
+    parser.add_argument("--device", type=_device, default=None,
+                        help="input device: name substring or index (default: the config's, else the system default)")
+    parser.add_argument("--config", "-c", default=None, help="take audio.* settings from this config")
+    parser.add_argument("--clip-seconds", type=float, default=10.0, help="clip length in seconds (default 10)")
+    parser.add_argument("--rate", type=int, default=16000, help="sample rate of the clips in Hz (default 16000)")
+    parser.add_argument("--machine-id", default="00", help="the XX in normal_id_XX_* (default 00)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge_monitor import audio_io, logs
+    from edge_monitor.capture import MicrophoneSource
+    from edge_monitor.config import EX_CONFIG, AudioConfig, ConfigError, load_config
+    from edge_monitor.ring_buffer import RingBuffer
+
+    if args.seconds <= 0 or args.clip_seconds <= 0 or args.seconds < args.clip_seconds:
+        print("edge-monitor: need --seconds >= --clip-seconds > 0", file=sys.stderr)
+        return 2
+    audio = AudioConfig()
+    if args.config:
+        try:
+            audio = load_config(args.config).audio
+        except ConfigError as exc:
+            print(f"edge-monitor: config error: {exc}", file=sys.stderr)
+            return EX_CONFIG
+    if args.device is not None:
+        audio = dataclasses.replace(audio, device=args.device)
+    logs.configure("info", "auto")
+    log = logs.get_logger("edge_monitor.record")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def make_ring(rate: int, channels: int) -> RingBuffer:
+        n = int(round(args.clip_seconds * rate))
+        return RingBuffer(n, n, rate, channels)
+
+    source = MicrophoneSource(audio, args.rate, make_ring, log)
+    if not source.start():
+        print(f"edge-monitor: cannot open the input device: {source.last_error}", file=sys.stderr)
+        return 1
+    want = int(args.seconds // args.clip_seconds)
+    saved = 0
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    try:
+        while saved < want:
+            win = source.ring.read(timeout=0.5)
+            source.poll()
+            if win is None:
+                continue
+            mono = audio_io.downmix(win.samples, audio.channel)
+            if win.sample_rate != args.rate:
+                mono = audio_io.resample(mono, win.sample_rate, args.rate)[: int(round(args.clip_seconds * args.rate))]
+            path = out / f"normal_id_{args.machine_id}_{stamp}_{saved:04d}.wav"
+            audio_io.write_wav(path, mono, args.rate)
+            saved += 1
+            peak = float(abs(mono).max()) if mono.size else 0.0
+            print(f"[{saved}/{want}] {path}  peak {peak:.3f}{'  CLIPPING?' if peak >= 0.999 else ''}{'  SILENT? (check the device and gain)' if peak == 0.0 else ''}", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    finally:
+        source.stop()
+    if source.ring is not None and source.ring.xruns:
+        print(f"warning: {source.ring.xruns} input overflow(s) during recording", file=sys.stderr)
+    print(f"saved {saved} clip(s) of {args.clip_seconds:g} s in {out}")
+    return 0 if saved == want else 1

@@ -1,0 +1,83 @@
+"""``edge-monitor run``: listen to the microphone and alert, until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+HELP = "listen to the microphone, score every window, publish alerts (the daemon)"
+DESCRIPTION = """\
+Run the monitor: capture from the configured input device, score a window of
+the model's length every audio.hop_seconds, decide (k of n windows above the
+threshold opens an alert, clear_windows below clear_ratio * threshold close
+it) and publish alerts, scores and health over MQTT.
+
+Exit status: 0 after SIGTERM/SIGINT (the window in flight is finished and the
+outbox flushed), 78 for a bad configuration or model (systemd does not
+restart on 78), 1 for anything unexpected. Logs go to stderr: human-readable
+on a terminal, JSON lines otherwise (or with --log-format json).
+"""
+
+
+def add_common(parser: argparse.ArgumentParser, config_required: bool = True) -> None:
+    parser.add_argument("--config", "-c", required=config_required, metavar="C.yaml",
+                        help="configuration file (see deploy/config.example.yaml)")
+    parser.add_argument("--log-format", choices=("auto", "console", "json"), default=None,
+                        help="log format (default: the config's logging.format, 'auto' = console on a TTY)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None,
+                        help="log level (debug: one line per window)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any, Any] | int:
+    """Config, logger, bundle and scorer for ``args``; an exit status on failure (one line on stderr)."""
+    from edge_monitor import logs
+    from edge_monitor.bundle import BundleError, load_bundle
+    from edge_monitor.config import EX_CONFIG, ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"edge-monitor: config error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    logs.configure(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
+    log = logs.get_logger("edge_monitor.daemon")
+    try:
+        bundle = load_bundle(cfg.model)
+        from edge_monitor.scorer import Scorer
+
+        scorer = Scorer(bundle, num_threads=cfg.num_threads)
+    except BundleError as exc:
+        log.error("model bundle unusable", error=str(exc), key="model", config=str(args.config))
+        print(f"edge-monitor: model error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    log.info("model loaded", path=str(bundle.path), sha256=bundle.sha256[:12], machine=bundle.machine,
+             threshold=bundle.threshold, backend=scorer.backend)
+    return cfg, log, bundle, scorer
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_monitor.capture import MicrophoneSource
+    from edge_monitor.config import EX_CONFIG, ConfigError
+    from edge_monitor.mqtt_config import MqttConfigError
+    from edge_monitor.daemon import Daemon, make_publisher
+
+    prepared = prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    cfg, log, bundle, scorer = prepared
+    try:
+        publisher = make_publisher(cfg, {"name": bundle.path.name, "sha256": bundle.sha256,
+                                         "machine": bundle.machine, "threshold": bundle.threshold}, log)
+        daemon = Daemon(cfg, scorer, publisher, log)
+    except (ConfigError, MqttConfigError) as exc:
+        # MqttConfigError: e.g. an unreadable mqtt.password_file (the message never holds the password).
+        print(f"edge-monitor: config error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    daemon.install_signal_handlers()
+    source = MicrophoneSource(cfg.audio, daemon.model_rate, daemon.make_ring, log)
+    return daemon.run(source)

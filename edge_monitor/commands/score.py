@@ -1,0 +1,127 @@
+"""``edge-monitor score MODEL_DIR FILE.wav...``: score WAV files with a bundle, print the verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "score WAV files with a model bundle and print score, threshold and verdict"
+DESCRIPTION = """\
+Score each WAV file with the bundle's TFLite model, exactly as the daemon scores
+a window, and print one row per file: the score (mean reconstruction error
+over the file's 10 s windows), the bundle's threshold and the verdict
+(ANOMALY when score > threshold). Files of another sample rate are resampled,
+stereo is averaged, a clip longer than one window is scored window by window.
+
+A file that cannot be read gets one error line on stderr; the other files are
+still scored. Exit status: 0 when every file was scored, 1 when any file (or
+the model bundle) could not be used.
+
+  --json           one JSON object per line per file ({"file", "score",
+                   "threshold", "verdict", "windows", "window_scores"}; an
+                   unreadable file gives {"file", "error"})
+  --json-array     the same objects as one JSON array
+  --explain        add what stands out in the file's highest-scoring window:
+                   kind (tonal, impact, broadband, level_shift, none),
+                   frequency range, period, level change and a sentence
+
+examples:
+  edge-monitor score /var/lib/edge-monitor/model clip1.wav clip2.wav
+  edge-monitor score model/ evidence/*.wav --json --explain
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", metavar="MODEL_DIR", type=Path, help="model bundle directory")
+    parser.add_argument("files", metavar="FILE.wav", nargs="+", type=Path, help="WAV files to score")
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="json", action="store_const", const="lines", default=None,
+                     help="JSON lines: one object per file, printed as each file is scored")
+    fmt.add_argument("--json-array", dest="json", action="store_const", const="array",
+                     help="one JSON array of the same objects, printed at the end")
+    parser.add_argument("--explain", action="store_true",
+                        help="explain what stands out in each file (frequency range, kind, level change)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N", help="TFLite interpreter threads (default 1)")
+
+
+def _row(path: Path, clip: Any, threshold: float, explainer: Any) -> dict[str, Any]:
+    scores = [w.score for w in clip.windows]
+    row: dict[str, Any] = {
+        "file": str(path),
+        "score": float(clip.score),
+        "threshold": float(threshold),
+        "verdict": "anomaly" if clip.score > threshold else "normal",
+        "windows": len(scores),
+        "window_scores": [float(s) for s in scores],
+    }
+    if explainer is not None:
+        worst = clip.windows[max(range(len(scores)), key=scores.__getitem__)]
+        row["explanation"] = explainer(worst).to_dict()
+    return row
+
+
+def _table(rows: list[dict[str, Any]], explain: bool) -> str:
+    header = ["FILE", "SCORE", "THRESHOLD", "VERDICT", "WINDOWS"]
+    body = [[r["file"], f"{r['score']:.6g}", f"{r['threshold']:.6g}", r["verdict"].upper(), str(r["windows"])]
+            for r in rows]
+    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [line(header)]
+    for r, cells in zip(rows, body):
+        out.append(line(cells))
+        if explain and "explanation" in r:
+            out.append(f"    {r['explanation']['text']}")
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_monitor.audio_io import AudioFileError
+    from edge_monitor.bundle import BundleError, load_bundle
+    from edge_monitor.scorer import Scorer
+
+    try:
+        bundle = load_bundle(args.model_dir)
+        scorer = Scorer(bundle, num_threads=args.threads)
+    except BundleError as exc:
+        print(f"edge-monitor score: model error: {exc}", file=sys.stderr)
+        return 1
+    explainer = None
+    if args.explain:
+        from edge_monitor.explain import Explainer
+
+        try:
+            explainer = Explainer.from_bundle(bundle)
+        except ValueError as exc:
+            print(f"edge-monitor score: cannot explain with this bundle: {exc}", file=sys.stderr)
+            return 1
+
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    for path in args.files:
+        try:
+            clip = scorer.score_file(path)
+            if not math.isfinite(clip.score):
+                raise AudioFileError(path, f"score is not finite ({clip.score}): the model's output is broken")
+            row = _row(path, clip, scorer.threshold, explainer)
+        except (AudioFileError, OSError) as exc:
+            failed += 1
+            message = str(exc) if isinstance(exc, AudioFileError) else f"{path}: {exc.strerror or exc}"
+            print(f"edge-monitor score: error: {message}", file=sys.stderr, flush=True)
+            row = {"file": str(path), "error": message}
+        rows.append(row)
+        if args.json == "lines":  # streamed, so a long list shows progress
+            print(json.dumps(row), flush=True)
+    if args.json == "array":
+        print(json.dumps(rows, indent=2))
+    elif args.json is None:
+        scored = [r for r in rows if "error" not in r]
+        if scored:
+            print(_table(scored, args.explain))
+    return 1 if failed else 0

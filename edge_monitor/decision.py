@@ -1,0 +1,135 @@
+"""The alert rule: k of n windows to open, m clear windows to close, a cooldown.
+
+A pure state machine fed one window score at a time (no I/O, no clock: times
+are the windows' own timestamps, so replays decide exactly as live capture).
+
+Rule, for threshold ``T``:
+
+* **open**: while no alert is open and not in cooldown, an alert opens on the
+  window that makes ``k`` of the last ``n`` windows score ``> T``. It gets a
+  new event id (UUID4) that its ``end`` event repeats.
+* **close**: an open alert closes on the ``clear_windows``-th consecutive
+  window scoring ``< clear_ratio * T`` (hysteresis: a score between the clear
+  level and ``T`` neither counts towards closing nor resets the peak).
+  A window at or above the clear level restarts the count.
+* **cooldown**: after a close, no alert opens until a window *ends* at least
+  ``cooldown_seconds`` after the closing window ended. The k-of-n history
+  restarts empty after a close, so the windows of the old alert never count
+  towards a new one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+__all__ = ["DecisionRule", "AlertEvent", "Decider"]
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """Parameters of the rule (see the module docstring); ``threshold`` > 0."""
+
+    threshold: float
+    k: int = 2
+    n: int = 3
+    clear_windows: int = 3
+    clear_ratio: float = 0.9
+    cooldown_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.threshold > 0:
+            raise ValueError(f"threshold must be positive, got {self.threshold}")
+        if not 1 <= self.k <= self.n:
+            raise ValueError(f"need 1 <= k <= n, got k={self.k}, n={self.n}")
+        if self.clear_windows < 1:
+            raise ValueError("clear_windows must be at least 1")
+        if not 0 < self.clear_ratio <= 1:
+            raise ValueError("clear_ratio must be in (0, 1]")
+        if self.cooldown_seconds < 0:
+            raise ValueError("cooldown_seconds must not be negative")
+
+    @property
+    def clear_level(self) -> float:
+        return self.threshold * self.clear_ratio
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """An alert opening (``start``) or closing (``end``).
+
+    Attributes:
+        event: ``"start"`` or ``"end"``.
+        event_id: stable id shared by an alert's start and end.
+        score: the score of the window that caused this event.
+        peak_score: highest score since the alert opened (inclusive).
+        window_start, window_end: that window's wall-clock times (Unix s).
+        opened_at: window end time of the window that opened the alert.
+        windows: windows in the alert so far (1 at start).
+    """
+
+    event: Literal["start", "end"]
+    event_id: str
+    score: float
+    peak_score: float
+    threshold: float
+    window_start: float
+    window_end: float
+    opened_at: float
+    windows: int
+
+
+class Decider:
+    """Feeds window scores through a :class:`DecisionRule`.
+
+    ``id_factory`` makes event ids (UUID4 strings by default; tests pass a
+    counter).
+    """
+
+    def __init__(self, rule: DecisionRule, id_factory: Callable[[], str] | None = None):
+        self.rule = rule
+        self._new_id = id_factory or (lambda: str(uuid.uuid4()))
+        self._history: deque[bool] = deque(maxlen=rule.n)
+        self._open: AlertEvent | None = None
+        self._clear_run = 0
+        self._peak = 0.0
+        self._windows = 0
+        self._cooldown_until: float | None = None
+
+    @property
+    def state(self) -> Literal["normal", "anomaly"]:
+        return "anomaly" if self._open is not None else "normal"
+
+    @property
+    def open_event_id(self) -> str | None:
+        return self._open.event_id if self._open is not None else None
+
+    def in_cooldown(self, window_end: float) -> bool:
+        return self._cooldown_until is not None and window_end < self._cooldown_until
+
+    def update(self, score: float, window_start: float, window_end: float) -> AlertEvent | None:
+        """Apply one window's score; return the event it causes, if any."""
+        r = self.rule
+        if self._open is not None:
+            self._windows += 1
+            self._peak = max(self._peak, score)
+            self._clear_run = self._clear_run + 1 if score < r.clear_level else 0
+            if self._clear_run >= r.clear_windows:
+                ended = AlertEvent("end", self._open.event_id, score, self._peak, r.threshold,
+                                   window_start, window_end, self._open.opened_at, self._windows)
+                self._open = None
+                self._history.clear()
+                self._cooldown_until = window_end + r.cooldown_seconds
+                return ended
+            return None
+        self._history.append(score > r.threshold)
+        if self.in_cooldown(window_end):
+            return None
+        if sum(self._history) >= r.k:
+            self._peak, self._windows, self._clear_run = score, 1, 0
+            self._open = AlertEvent("start", self._new_id(), score, score, r.threshold,
+                                    window_start, window_end, window_end, 1)
+            return self._open
+        return None

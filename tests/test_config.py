@@ -1,0 +1,174 @@
+"""Config: the example loads; every kind of error names the key path and the line; exit 78."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_monitor.config import EX_CONFIG, Config, ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "deploy" / "config.example.yaml"
+MINIMAL = "device_id: rail-1\nmodel: model\n"
+
+
+def test_example_config_loads_with_the_issue_names() -> None:
+    cfg = load_config(EXAMPLE)
+    assert isinstance(cfg, Config)
+    assert cfg.device_id == "rail-1"
+    assert cfg.model == Path("/var/lib/edge-monitor/model")
+    assert cfg.audio.device is None and cfg.audio.hop_seconds == 10
+    assert (cfg.decision.threshold, cfg.decision.k, cfg.decision.n, cfg.decision.clear_windows) == (None, 2, 3, 3)
+    assert cfg.mqtt.host == "127.0.0.1" and cfg.mqtt.port == 1883 and cfg.mqtt.discovery is True
+    assert cfg.mqtt.topic_base(cfg.device_id) == "edge-monitor/rail-1"
+    assert cfg.evidence.enabled is True and cfg.evidence.max_mb == 200
+    # Every key of the example is commented: no key line without a comment somewhere above it in its block.
+    text = EXAMPLE.read_text()
+    assert text.count("#") > 40
+
+
+def test_example_in_the_issue_loads(tmp_path: Path) -> None:
+    issue_yaml = """\
+device_id: rail-1            # used in topics and HA unique ids
+model: /var/lib/edge-monitor/model   # a bundle directory
+state_dir: /var/lib/edge-monitor     # outbox, evidence
+audio:
+  device: null               # name substring or index; null = system default
+  hop_seconds: 10            # how often a 10 s window is scored
+decision:
+  threshold: null            # null = the bundle's
+  k: 2                       # alert when k of the last n windows exceed it
+  n: 3
+  clear_windows: 3
+mqtt:
+  host: 127.0.0.1
+  port: 1883
+  base_topic: edge-monitor/rail-1
+  username: null
+  password_file: null
+  tls: {ca_file: null, cert_file: null, key_file: null}
+  discovery: true
+evidence: {enabled: true, max_mb: 200}
+"""
+    p = tmp_path / "c.yaml"
+    p.write_text(issue_yaml)
+    cfg = load_config(p)
+    assert cfg.mqtt.base_topic == "edge-monitor/rail-1"
+    assert cfg.mqtt.tls is not None and cfg.mqtt.tls.ca_file is None
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    p = tmp_path / "sub" / "c.yaml"
+    p.parent.mkdir()
+    p.write_text(MINIMAL + "state_dir: state\naudio: {device: USB}\n")
+    cfg = load_config(p)
+    assert cfg.model == p.parent / "model"  # relative to the config file, not the working directory
+    assert cfg.state_dir == p.parent / "state"
+    assert cfg.evidence_dir == p.parent / "state" / "evidence"
+    assert cfg.audio.device == "USB"
+    assert cfg.decision.clear_ratio == 0.9 and cfg.decision.cooldown_seconds == 60
+    assert load_config(_write(tmp_path, MINIMAL + "audio: {device: 3}\n")).audio.device == 3
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    return p
+
+
+ERRORS = [
+    # (yaml, line, key path, words in the reason)
+    (MINIMAL + "audio:\n  hop_seconds: 2\n  hopp: 3\n", 5, "audio.hopp", "unknown key"),
+    (MINIMAL + "colour: red\n", 3, "colour", "unknown key"),
+    (MINIMAL + "decision:\n  k: two\n", 4, "decision.k", "must be an integer"),
+    (MINIMAL + "decision:\n  k: 1.5\n", 4, "decision.k", "must be an integer"),
+    (MINIMAL + "evidence:\n  enabled: yes please\n", 4, "evidence.enabled", "true/false"),
+    (MINIMAL + "audio:\n  hop_seconds: [1]\n", 4, "audio.hop_seconds", "got a list"),
+    (MINIMAL + "audio:\n  hop_seconds: 0\n", 4, "audio.hop_seconds", "greater than 0"),
+    (MINIMAL + "\ndecision:\n  k: 0\n", 5, "decision.k", "at least 1"),
+    (MINIMAL + "decision:\n  n: 3\n  k: 4\n", 5, "decision.k", "must not exceed decision.n"),
+    (MINIMAL + "decision:\n  clear_ratio: 1.5\n", 4, "decision.clear_ratio", "at most 1.0"),
+    (MINIMAL + "evidence: {max_mb: -1}\n", 3, "evidence.max_mb", "greater than 0"),
+    (MINIMAL + "logging: {level: loud}\n", 3, "logging.level", "must be one of"),
+    (MINIMAL + "audio:\n  channels: 2\n  channel: 2\n", 5, "audio.channel", "below audio.channels"),
+    ("device_id: rail 1\nmodel: m\n", 1, "device_id", "must match"),
+    ("model: m\n", 1, "device_id", "required key is missing"),
+    (MINIMAL + "mqtt:\n  host: h\n  port: 70000\n", 5, "mqtt.port", "between 1 and 65535"),
+    (MINIMAL + "mqtt:\n  host: h\n  usename: bob\n", 5, "mqtt.usename", "unknown key"),
+    (MINIMAL + "mqtt:\n  tls:\n    ca_file: /nonexistent/ca.pem\n", 5, "mqtt.tls.ca_file", "file not found"),
+    (MINIMAL + "audio: 5\n", 3, "audio", "must be a mapping"),
+    (MINIMAL + "audio:\n  device: null\n  device: 1\n", 5, "audio.device", "duplicate key"),
+]
+
+
+@pytest.mark.parametrize("text,line,key,words", ERRORS, ids=[e[2] + ":" + e[3] for e in ERRORS])
+def test_errors_name_key_path_and_line(tmp_path: Path, text: str, line: int, key: str, words: str) -> None:
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{p}:{line}: {key}: "), msg
+    assert words in msg
+    assert (info.value.line, info.value.key) == (line, key)
+
+
+@pytest.mark.parametrize("text,line", [
+    (MINIMAL + "audio:\n  device: [unclosed\n", 5),
+    (MINIMAL + "audio:\n hop: 1\n  x: 2\n", 5),
+    (MINIMAL + "\tdecision: 1\n", 3),
+])
+def test_bad_yaml_names_the_line(tmp_path: Path, text: str, line: int) -> None:
+    p = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert str(info.value).startswith(f"{p}:{line}: invalid YAML"), str(info.value)
+
+
+def test_missing_and_empty_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="empty"):
+        load_config(_write(tmp_path, "# only a comment\n"))
+
+
+def test_config_is_frozen() -> None:
+    cfg = parse_config(MINIMAL)
+    with pytest.raises(AttributeError):
+        cfg.device_id = "x"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        cfg.decision.k = 5  # type: ignore[misc]
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_monitor", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=60, env=env)
+
+
+def test_check_config_cli_exit_status(tmp_path: Path) -> None:
+    ok = _cli("check-config", str(EXAMPLE))
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stdout
+    bad = _cli("check-config", str(_write(tmp_path, MINIMAL + "decision:\n  k: 0\n")))
+    assert bad.returncode == EX_CONFIG
+    assert bad.stderr.strip().count("\n") == 0  # one line
+    assert f"{tmp_path / 'bad.yaml'}:4: decision.k: must be at least 1" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "simulate"])
+def test_run_and_simulate_exit_78_on_bad_config(tmp_path: Path, command: str) -> None:
+    p = _write(tmp_path, MINIMAL + "audio:\n  bogus: 1\n")
+    args = [command, "--config", str(p)] + (["x.wav"] if command == "simulate" else [])
+    res = _cli(*args)
+    assert res.returncode == EX_CONFIG, res.stderr
+    assert "audio.bogus: unknown key" in res.stderr and ":4:" in res.stderr
+
+
+def test_missing_model_is_exit_78(tmp_path: Path) -> None:
+    p = _write(tmp_path, "device_id: r\nmodel: no-such-bundle\nmqtt: {enabled: false}\n")
+    res = _cli("run", "--config", str(p), "--log-format", "json")
+    assert res.returncode == EX_CONFIG
+    assert "no-such-bundle" in res.stderr

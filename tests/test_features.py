@@ -1,0 +1,187 @@
+"""The log-mel front end against librosa (test-only reference), and its edge cases."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from edge_monitor import features
+from edge_monitor.features import FeatureParams, LogMel, MinMaxNorm, logmel, model_frames
+from tests.conftest import require
+
+SR = 16000
+PARAMS = FeatureParams()
+TOL_DB = 1e-3
+
+
+def _librosa():
+    try:
+        import librosa
+    except ImportError:
+        librosa = None
+    require(librosa is not None, "librosa (the test-only reference, extra [dev]) is not installed")
+    return librosa
+
+
+def librosa_logmel(x: np.ndarray, p: FeatureParams = PARAMS) -> np.ndarray:
+    librosa = _librosa()
+    # float64 input: librosa's float32 STFT is itself inaccurate 140 dB below a loud tone.
+    s = librosa.feature.melspectrogram(
+        y=np.asarray(x, dtype=np.float64), sr=p.sample_rate, n_fft=p.n_fft, hop_length=p.hop_length,
+        n_mels=p.n_mels, fmin=p.f_min, fmax=p.f_max, power=p.power, center=True, pad_mode="constant",
+        htk=False, norm="slaney",
+    )
+    return librosa.power_to_db(s, ref=p.ref, amin=p.amin, top_db=None)
+
+
+def noise(seconds: float = 10.0, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(SR * seconds))).astype(np.float32)
+
+
+def sweep(seconds: float = 10.0, f0: float = 20.0, f1: float = 8000.0) -> np.ndarray:
+    t = np.arange(int(SR * seconds)) / SR
+    return (0.9 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) / (2 * seconds) * t**2))).astype(np.float32)
+
+
+def tone_over_quiet_noise() -> np.ndarray:
+    """A full-scale tone over noise 120 dB down: float32 FFTs err by ~0.2 dB here."""
+    t = np.arange(SR * 10) / SR
+    rng = np.random.default_rng(1)
+    return (0.999 * np.sin(2 * np.pi * 3000.3 * t) + 1e-6 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+SIGNALS = {
+    "noise": noise,
+    "sweep": sweep,
+    "silence": lambda: np.zeros(SR * 10, dtype=np.float32),
+    "quiet_noise_odd_length": lambda: (noise(3.3, seed=4) * 1e-4),
+    "tone_over_quiet_noise": tone_over_quiet_noise,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+def test_matches_librosa(name: str) -> None:
+    x = SIGNALS[name]()
+    ours = logmel(x, PARAMS)
+    ref = librosa_logmel(x)
+    assert ours.shape == ref.shape == (PARAMS.n_mels, 1 + x.size // PARAMS.hop_length)
+    assert ours.dtype == np.float32
+    err = float(np.max(np.abs(ours - ref)))
+    assert err < TOL_DB, f"{name}: max |ours - librosa| = {err:.2e} dB"
+
+
+def test_sweep_spans_a_wide_dynamic_range() -> None:
+    """The parity above is meaningful: the sweep covers ~130 dB between loud and quiet bands."""
+    db = logmel(sweep(), PARAMS)
+    assert db.max() - db.min() > 100
+
+
+def test_matches_librosa_with_other_parameters() -> None:
+    p = FeatureParams(n_mels=64, f_min=50.0, f_max=7000.0, n_fft=512, hop_length=256, window_seconds=2.0)
+    x = noise(2.0, seed=3)
+    assert float(np.max(np.abs(logmel(x, p) - librosa_logmel(x, p)))) < TOL_DB
+
+
+def test_silence_and_clipping_are_finite() -> None:
+    silence = logmel(np.zeros(SR * 10, dtype=np.float32))
+    assert np.isfinite(silence).all()
+    assert np.all(silence == pytest.approx(10 * np.log10(PARAMS.amin)))  # the documented floor: -100 dB
+    clipped = np.clip(sweep() * 20, -1, 1)
+    db = logmel(clipped)
+    assert np.isfinite(db).all() and db.max() < 80  # full-scale square-ish wave stays bounded
+    broken = noise()
+    broken[::1000] = np.nan
+    broken[5::1000] = np.inf
+    assert np.isfinite(logmel(broken)).all()
+
+
+def test_fixed_reference_keeps_level() -> None:
+    """dB re a fixed reference: 10x the amplitude is +20 dB (no per-clip normalisation)."""
+    x = noise()
+    diff = logmel(10 * x) - logmel(x)
+    np.testing.assert_allclose(diff, 20.0, atol=1e-3)
+
+
+def test_frame_count_and_model_crop() -> None:
+    assert logmel(noise()).shape == (128, 313)
+    assert PARAMS.window_samples == 160000 and PARAMS.window_frames == 313
+    assert model_frames(313) == 312 and model_frames(312) == 312 and model_frames(319) == 312
+    with pytest.raises(ValueError):
+        model_frames(7)
+    norm = MinMaxNorm(lo=(0.0,) * 128, hi=(1.0,) * 128)
+    inp = features.to_model_input(noise(), PARAMS, norm, 312)
+    assert inp.shape == (128, 312) and inp.dtype == np.float32
+
+
+def test_minmax_norm_fit_apply_round_trip() -> None:
+    rng = np.random.default_rng(2)
+    data = rng.normal(-40, 10, size=(6, 4, 50))
+    data[:, 2] = -100.0  # a silent band: min span keeps it from dividing by zero
+    norm = MinMaxNorm.fit(data)
+    assert len(norm.lo) == 4
+    assert norm.hi[2] - norm.lo[2] == pytest.approx(1.0)
+    out = norm.apply(data[0].astype(np.float32))
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    # Percentile bounds: 0.5 % of the fitted values at or below lo, 0.5 % at or above hi.
+    assert np.isclose(norm.apply(np.full((4, 1), norm.lo[0], np.float32))[0, 0], 0.0)
+    assert np.isclose(norm.apply(np.full((4, 1), norm.hi[0], np.float32))[0, 0], 1.0)
+    mid = (np.array(norm.lo) + np.array(norm.hi)) / 2
+    np.testing.assert_allclose(norm.apply(mid[:, None].astype(np.float32))[:, 0], 0.5, atol=1e-6)
+    again = MinMaxNorm.from_dict(norm.to_dict())
+    assert again == norm
+    with pytest.raises(ValueError):
+        MinMaxNorm.from_dict({"kind": "zscore", "lo": [0.0], "hi": [1.0]})
+    with pytest.raises(ValueError):
+        MinMaxNorm(lo=(0.0,), hi=())
+
+
+def test_params_round_trip_and_validation() -> None:
+    p = FeatureParams(f_max=7600.0)
+    assert FeatureParams.from_dict(p.to_dict()) == p
+    with pytest.raises(ValueError, match="unknown"):
+        FeatureParams.from_dict({**p.to_dict(), "bogus": 1})
+    with pytest.raises(ValueError):
+        FeatureParams(f_max=9000.0)
+
+
+def test_filterbank_is_built_once() -> None:
+    a = features.mel_filterbank(PARAMS)
+    b = features.mel_filterbank(FeatureParams())
+    assert a is b and not a.flags.writeable
+    assert a.shape == (128, 513)
+    ref = _librosa().filters.mel(sr=SR, n_fft=1024, n_mels=128, htk=False, norm="slaney")
+    np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-9)
+    edges = features.mel_band_edges_hz(PARAMS)
+    assert edges.shape == (130,) and edges[0] == 0 and edges[-1] == pytest.approx(8000)
+
+
+def test_outputs_are_independent_and_threads_agree() -> None:
+    """Internal buffers are reused per thread; results must never alias them."""
+    x, y = noise(seed=5), sweep()
+    a = logmel(x)
+    b = logmel(y)
+    assert not np.shares_memory(a, b)
+    np.testing.assert_array_equal(a, logmel(x))
+    results: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        for _ in range(5):
+            results[i] = logmel(x if i % 2 else y)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, r in results.items():
+        np.testing.assert_array_equal(r, a if i % 2 else b)
+    assert np.array_equal(LogMel(PARAMS)(x), a)
+
+
+def test_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="mono"):
+        logmel(np.zeros((100, 2)))
+    with pytest.raises(ValueError, match="at least"):
+        logmel(np.zeros(10))

@@ -1,0 +1,499 @@
+"""MQTT publisher against a real mosquitto on 127.0.0.1.
+
+Topics, retained flags, QoS and payloads as a real subscriber sees them;
+alerts across a broker restart, a half-open broker and a SIGKILL; TLS with a
+client certificate and password authentication; a wrong password; the
+``mqtt:`` config validator.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from edge_monitor.mqtt_config import MqttConfigError, load_password, parse_mqtt_config
+from edge_monitor.publisher import Publisher, backoff_delay
+from edge_monitor.spool import Outbox
+
+from tests.conftest import REPO, require_binary
+from tests.mqtt_helpers import Mosquitto, Subscriber, free_port
+
+DEVICE = "rail-7"
+BASE = f"edge-monitor/{DEVICE}"
+MODEL = {"name": "slide_rail_ae", "sha256": "ab" * 32, "machine": "slider"}
+FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "connect_timeout_s": 2.0}
+
+
+def mqtt_cfg(port: int, **over):
+    raw = {"host": "127.0.0.1", "port": port, **FAST, **over}
+    return parse_mqtt_config(raw)
+
+
+def alert(i: int, event: str = "start") -> dict:
+    """An alert payload with every field the issue lists."""
+    return {
+        "event_id": f"evt-{i:03d}",
+        "device_id": DEVICE,
+        "machine": "slider",
+        "event": event,
+        "time": "2026-11-25T12:00:00.000Z",
+        "window_start": "2026-11-25T11:59:50.000Z",
+        "window_end": "2026-11-25T12:00:00.000Z",
+        "score": 0.031 + i / 1000,
+        "threshold": 0.02,
+        "peak_score": 0.04,
+        "model": {"name": MODEL["name"], "sha256": MODEL["sha256"]},
+        "evidence": None,
+    }
+
+
+def unique_in_order(msgs) -> list[tuple[str, str]]:
+    """(event_id, event) of alert messages, de-duplicated (QoS 1 may re-send), first-seen order."""
+    seen: list[tuple[str, str]] = []
+    for m in msgs:
+        d = m.json()
+        key = (d["event_id"], d["event"])
+        if key not in seen:
+            seen.append(key)
+    return seen
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    with Mosquitto(tmp_path, require_binary("mosquitto")) as broker:
+        yield broker
+
+
+@pytest.fixture
+def publishers():
+    made: list[Publisher] = []
+    yield made
+    for p in made:
+        p.stop(timeout=1.0)
+
+
+def start_publisher(made, cfg, outbox: Path, device=DEVICE) -> Publisher:
+    pub = Publisher(cfg, device, outbox, MODEL)
+    made.append(pub)
+    pub.start()
+    return pub
+
+
+def wait_until(cond, what: str, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def wait_connected(pub: Publisher, timeout: float = 10.0) -> None:
+    wait_until(lambda: pub.stats()["connected"], f"the publisher connects ({pub.stats()})", timeout)
+
+
+def wait_drained(pub: Publisher) -> None:
+    """The subscriber can see a message before the publisher has processed its PUBACK."""
+    wait_until(lambda: pub.stats()["outbox_depth"] == 0, "the outbox is empty (every PUBACK processed)")
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_topics_retain_qos_and_payloads(mosquitto, publishers, tmp_path, protocol):
+    with Subscriber(mosquitto.port, f"{BASE}/#", persistent=False) as sub:
+        pub = start_publisher(publishers, mqtt_cfg(mosquitto.port, protocol=protocol), tmp_path / "o.db")
+        pub.set_state("normal")
+        wait_connected(pub)
+        pub.set_state("anomaly")
+        pub.publish_alert(alert(1))
+        pub.publish_sensor({"event": "start", "kind": "dead_input", "since": "2026-11-25T12:00:00Z"})
+        pub.publish_score({"score": 0.01, "threshold": 0.02})
+        pub.publish_status({"uptime_s": 12.5, "windows_scored": 3, "xruns": 0, "last_error": None})
+
+        sub.wait_topic(f"{BASE}/status")
+        sub.wait_topic(f"{BASE}/alert")
+        sub.wait_topic(f"{BASE}/sensor")
+        sub.wait_topic(f"{BASE}/score")
+        sub.wait_for(lambda ms: any(m.topic == f"{BASE}/state" and m.text == "anomaly" for m in ms))
+
+        (a,) = sub.on(f"{BASE}/alert")
+        assert (a.qos, a.retain) == (1, False)
+        assert a.json() == alert(1)
+        (s,) = sub.on(f"{BASE}/sensor")
+        assert (s.qos, s.retain) == (1, False)
+        sensor = s.json()
+        assert sensor["event"] == "start" and sensor["kind"] == "dead_input" and sensor["device_id"] == DEVICE
+        assert sensor["event_id"] and sensor["time"].endswith("Z")
+        (sc,) = sub.on(f"{BASE}/score")
+        assert (sc.qos, sc.retain) == (0, False) and sc.json()["score"] == 0.01
+        avail = sub.on(f"{BASE}/availability")
+        assert [(m.text, m.qos, m.retain) for m in avail] == [("online", 1, True)]
+        states = sub.on(f"{BASE}/state")
+        assert [(m.text, m.retain) for m in states][-1] == ("anomaly", True)
+        assert all(m.qos == 1 and m.retain for m in states)
+        sub.wait_for(lambda ms: any(m.topic == f"{BASE}/microphone" and m.text == "problem" for m in ms))
+        status = sub.on(f"{BASE}/status")[-1]
+        assert status.retain and status.json()["queue_depth"] >= 0 and status.json()["uptime_s"] == 12.5
+
+    # A late joiner sees the retained topics only: never an alert, a sensor event or a score.
+    with Subscriber(mosquitto.port, f"{BASE}/#") as late:
+        late.wait_topic(f"{BASE}/status")
+        time.sleep(0.3)
+        topics = {m.topic: m for m in late.messages}
+        assert set(topics) == {f"{BASE}/{t}" for t in ("availability", "state", "microphone", "status")}
+        assert topics[f"{BASE}/availability"].text == "online"
+        assert topics[f"{BASE}/state"].text == "anomaly"
+        assert all(m.retain for m in late.messages)
+
+        pub.stop(timeout=3.0)
+        late.wait_for(lambda ms: ms[-1].topic == f"{BASE}/availability" and ms[-1].text == "offline",
+                      what="offline on stop")
+    assert pub.stats()["outbox_depth"] == 0
+
+
+def test_alerts_raised_while_broker_down_arrive_once_in_order(mosquitto, publishers, tmp_path):
+    cfg = mqtt_cfg(mosquitto.port, keepalive=5)
+    with Subscriber(mosquitto.port, f"{BASE}/alert") as sub:
+        pub = start_publisher(publishers, cfg, tmp_path / "o.db")
+        wait_connected(pub)
+        pub.publish_alert(alert(0, "start"))
+        sub.wait_topic(f"{BASE}/alert", 1)
+
+        mosquitto.stop()
+        during = [(0, "end"), (1, "start"), (1, "end"), (2, "start"), (2, "end")]
+        for i, event in during:
+            pub.publish_alert(alert(i, event))
+            time.sleep(0.2)
+        assert pub.stats()["outbox_depth"] == 5
+        time.sleep(3.0)  # several seconds without a broker: the publisher keeps retrying
+        assert pub.stats()["connect_failures"] >= 2
+        mosquitto.start()
+        pub.publish_alert(alert(3))
+        pub.publish_alert(alert(3, "end"))
+        sub.wait_for(lambda ms: len(unique_in_order(ms)) >= 8, timeout=20, what="all 8 alert messages")
+
+    expected = [("evt-000", "start")] + [(f"evt-{i:03d}", e) for i, e in during]
+    expected += [("evt-003", "start"), ("evt-003", "end")]
+    assert unique_in_order(sub.messages) == expected
+    wait_drained(pub)
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    import structlog
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))  # stdout: READY only
+    from edge_monitor.mqtt_config import parse_mqtt_config
+    from edge_monitor.publisher import Publisher
+    cfg = parse_mqtt_config({cfg!r})
+    pub = Publisher(cfg, {device!r}, {outbox!r}, {{}})
+    pub.start()
+    {body}
+    print("READY", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def run_child(tmp_path: Path, cfg: dict, outbox: Path, body: str) -> subprocess.Popen:
+    script = CHILD.format(repo=str(REPO), cfg=cfg, device=DEVICE, outbox=str(outbox), body=body)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.strip() == "READY":
+            return proc
+    proc.wait(10)
+    raise AssertionError(f"child failed: {''.join(lines)} {proc.stderr.read()}")
+
+
+def test_alerts_in_outbox_survive_sigkill(mosquitto, publishers, tmp_path):
+    outbox = tmp_path / "o.db"
+    mosquitto.stop()  # the broker is down while the daemon raises its alerts
+    raw = {"host": "127.0.0.1", "port": mosquitto.port, **FAST}
+    body = "\n".join(f"pub.publish_alert({alert(i)!r})" for i in range(3))
+    proc = run_child(tmp_path, raw, outbox, body)
+    proc.kill()  # SIGKILL: no stop(), no flush
+    proc.wait(10)
+    assert proc.returncode == -9
+    assert Outbox(outbox).count("alert") == 3
+
+    mosquitto.start()
+    with Subscriber(mosquitto.port, f"{BASE}/alert") as sub:
+        start_publisher(publishers, parse_mqtt_config(raw), outbox)
+        sub.wait_for(lambda ms: len(unique_in_order(ms)) >= 3, what="the 3 alerts from the killed process")
+        assert unique_in_order(sub.messages) == [(f"evt-{i:03d}", "start") for i in range(3)]
+        assert sub.on(f"{BASE}/alert")[0].json() == alert(0)
+
+
+def test_last_will_says_offline_when_the_process_dies(mosquitto, tmp_path):
+    raw = {"host": "127.0.0.1", "port": mosquitto.port, **FAST}
+    with Subscriber(mosquitto.port, f"{BASE}/availability") as sub:
+        proc = run_child(tmp_path, raw, tmp_path / "o.db",
+                         "while not pub.stats()['connected']: time.sleep(0.02)")
+        sub.wait_for(lambda ms: any(m.text == "online" for m in ms), what="online")
+        proc.kill()
+        proc.wait(10)
+        sub.wait_for(lambda ms: ms[-1].text == "offline", what="the Last Will 'offline'")
+
+
+def test_half_open_broker_is_detected_and_recovered(mosquitto, publishers, tmp_path):
+    # SIGSTOP keeps the TCP connection open but nothing answers: only the keepalive notices.
+    cfg = mqtt_cfg(mosquitto.port, keepalive=1, connect_timeout_s=1.0)
+    with Subscriber(mosquitto.port, f"{BASE}/alert") as sub:
+        pub = start_publisher(publishers, cfg, tmp_path / "o.db")
+        wait_connected(pub)
+        mosquitto.pause()
+        try:
+            pub.publish_alert(alert(1))
+            end = time.monotonic() + 10
+            while pub.stats()["connected"]:
+                assert time.monotonic() < end, "a silent broker was never noticed"
+                time.sleep(0.05)
+        finally:
+            mosquitto.resume()
+        pub.publish_alert(alert(2))
+        sub.wait_for(lambda ms: len(unique_in_order(ms)) >= 2, timeout=20, what="both alerts")
+    assert unique_in_order(sub.messages) == [("evt-001", "start"), ("evt-002", "start")]
+    assert pub.stats()["connects"] >= 2
+
+
+def test_unreachable_broker_errors_are_one_clear_line_each(publishers, tmp_path):
+    with capture_logs() as logs:
+        refused = start_publisher(publishers, mqtt_cfg(free_port()), tmp_path / "a.db")
+        unresolvable = start_publisher(publishers, parse_mqtt_config({"host": "no-such-broker.invalid", **FAST}),
+                                       tmp_path / "b.db", device="rail-8")
+        refused.publish_alert(alert(1))
+        time.sleep(2.0)
+        assert refused.stats()["connect_failures"] >= 3
+        assert unresolvable.stats()["connect_failures"] >= 2
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert len(errors) == 2, errors
+    assert any("connection refused" in e["error"] for e in errors)
+    assert any("cannot resolve broker host 'no-such-broker.invalid'" in e["error"] for e in errors)
+    assert refused.stats()["outbox_depth"] == 1  # kept for later
+
+
+def make_certs(d: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate (openssl CLI)."""
+    openssl = require_binary("openssl")
+    d.mkdir()
+
+    def run(*args):
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=d)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edge-monitor-test-ca",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr")
+        extra = ["-extfile", "server.ext"] if name == "server" else []
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-out", f"{name}.crt", *extra)
+    return {n: d / n for n in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}
+
+
+def password_file(tmp_path: Path, user: str, password: str) -> Path:
+    path = tmp_path / "mosquitto.passwd"
+    subprocess.run([require_binary("mosquitto_passwd"), "-b", "-c", str(path), user, password], check=True,
+                   capture_output=True)
+    path.chmod(0o644)
+    return path
+
+
+def test_tls_with_client_certificate_and_password(tmp_path, publishers):
+    binary = require_binary("mosquitto")
+    certs = make_certs(tmp_path / "certs")
+    passwd = password_file(tmp_path, "rail", "s3cret-pw")
+    extra = [
+        f"cafile {certs['ca.crt']}", f"certfile {certs['server.crt']}", f"keyfile {certs['server.key']}",
+        "require_certificate true", f"password_file {passwd}",
+    ]
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("s3cret-pw\n")
+    with Mosquitto(tmp_path, binary, extra=extra, anonymous=False) as broker:
+        tls = {"ca_certs": str(certs["ca.crt"]), "certfile": str(certs["client.crt"]),
+               "keyfile": str(certs["client.key"])}
+        with Subscriber(broker.port, f"{BASE}/#", username="rail", password="s3cret-pw", tls=tls) as sub:
+            cfg = mqtt_cfg(broker.port, username="rail", password_file=str(secret),
+                           tls={"ca_file": str(certs["ca.crt"]), "cert_file": str(certs["client.crt"]),
+                                "key_file": str(certs["client.key"])})
+            with capture_logs() as logs:
+                pub = start_publisher(publishers, cfg, tmp_path / "o.db")
+                pub.publish_alert(alert(1))
+                sub.wait_topic(f"{BASE}/alert")
+        assert sub.on(f"{BASE}/alert")[0].json() == alert(1)
+        assert not any("s3cret" in json.dumps(e, default=str) for e in logs)
+
+        # Without the CA the broker's certificate is not trusted: one clear line, no crash.
+        untrusted = mqtt_cfg(broker.port, username="rail", password_file=str(secret),
+                             tls={"cert_file": str(certs["client.crt"]), "key_file": str(certs["client.key"])})
+        with capture_logs() as logs:
+            bad = start_publisher(publishers, untrusted, tmp_path / "bad.db", device="rail-9")
+            time.sleep(1.0)
+        errors = [e for e in logs if e["log_level"] == "error"]
+        assert len(errors) == 1 and "not trusted" in errors[0]["error"], errors
+        assert bad.stats()["connect_failures"] >= 2
+
+
+def test_wrong_password_is_one_clear_error_and_retries(tmp_path, publishers, monkeypatch):
+    passwd = password_file(tmp_path, "rail", "right-password")
+    with Mosquitto(tmp_path, require_binary("mosquitto"), extra=[f"password_file {passwd}"],
+                   anonymous=False) as broker:
+        monkeypatch.setenv("EDGE_MONITOR_MQTT_PASSWORD", "wrong-password")
+        cfg = mqtt_cfg(broker.port, username="rail", reconnect_max_s=0.3)
+        with capture_logs() as logs:
+            pub = start_publisher(publishers, cfg, tmp_path / "o.db")
+            pub.publish_alert(alert(1))
+            time.sleep(2.5)
+        stats = pub.stats()
+        assert stats["connect_failures"] >= 4 and stats["connects"] == 0
+        assert publishers[0]._thread is not None and publishers[0]._thread.is_alive()
+        errors = [e for e in logs if e["log_level"] == "error"]
+        assert len(errors) == 1, errors
+        assert "refused the login" in errors[0]["error"] and "password_file" in errors[0]["error"]
+        assert not any("wrong-password" in json.dumps(e, default=str) for e in logs)
+        assert stats["outbox_depth"] == 1  # the alert waits for a working login
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped():
+    import random
+
+    rng = random.Random(1)
+    delays = [backoff_delay(a, 1.0, 60.0, rng) for a in range(10)]
+    for a, d in enumerate(delays):
+        cap = min(60.0, 2.0**a)
+        assert cap / 2 <= d <= cap
+    assert len({round(backoff_delay(3, 1.0, 60.0, rng), 6) for _ in range(20)}) > 10  # jitter
+
+
+# ---------------------------------------------------------------- mqtt: config validation
+
+def test_config_defaults_and_extras(tmp_path):
+    cfg = parse_mqtt_config(None)
+    assert (cfg.host, cfg.port, cfg.qos, cfg.discovery, cfg.discovery_prefix) == ("localhost", 1883, 1, True,
+                                                                                  "homeassistant")
+    assert cfg.topic_base("rail-1") == "edge-monitor/rail-1"
+    assert cfg.publish_scores and cfg.protocol == "3.1.1" and cfg.outbox_max_messages == 10000
+    ca = tmp_path / "ca.crt"
+    ca.write_text("x")
+    cfg = parse_mqtt_config({"tls": {"ca_file": str(ca)}, "protocol": 5, "base_topic": "plant/{device_id}/"})
+    assert cfg.port == 8883 and cfg.protocol == "5" and cfg.tls.ca_file == ca
+    assert cfg.topic_base("r") == "plant/r"
+
+
+@pytest.mark.parametrize(
+    ("raw", "path", "words"),
+    [
+        ({"port": "1883x"}, "mqtt.port", "integer"),
+        ({"port": 70000}, "mqtt.port", "between"),
+        ({"usename": "x"}, "mqtt.usename", "unknown key"),
+        ({"password": "x"}, "mqtt.password", "password_file or $EDGE_MONITOR_MQTT_PASSWORD"),
+        ({"tls": {"ca_file": "/nonexistent/ca.pem"}}, "mqtt.tls.ca_file", "file not found"),
+        ({"tls": {"cafile": "x"}}, "mqtt.tls.cafile", "unknown key"),
+        ({"protocol": "4"}, "mqtt.protocol", "3.1.1 or 5"),
+        ({"discovery": "yes"}, "mqtt.discovery", "true or false"),
+        ({"base_topic": "a/#"}, "mqtt.base_topic", "may not contain"),
+        ({"keepalive": 0}, "mqtt.keepalive", "between"),
+        ({"qos": 0}, "mqtt.qos", "between"),
+        ([1, 2], "mqtt", "mapping"),
+    ],
+)
+def test_config_errors_name_the_key(raw, path, words):
+    with pytest.raises(MqttConfigError) as exc:
+        parse_mqtt_config(raw)
+    assert exc.value.path == path
+    assert words in str(exc.value) and str(exc.value).startswith(path + ": ")
+    assert isinstance(exc.value, ValueError)
+
+
+def test_password_from_file_or_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGE_MONITOR_MQTT_PASSWORD", raising=False)
+    assert load_password(parse_mqtt_config({"username": "u"})) is None
+    monkeypatch.setenv("EDGE_MONITOR_MQTT_PASSWORD", "from-env")
+    assert load_password(parse_mqtt_config({"username": "u"})) == "from-env"
+    f = tmp_path / "pw"
+    f.write_text("from-file\nignored\n")
+    # The environment overrides the file (secrets can be replaced without editing the config).
+    assert load_password(parse_mqtt_config({"username": "u", "password_file": str(f)})) == "from-env"
+    monkeypatch.delenv("EDGE_MONITOR_MQTT_PASSWORD")
+    assert load_password(parse_mqtt_config({"username": "u", "password_file": str(f)})) == "from-file"
+    with pytest.raises(MqttConfigError, match="mqtt.password_file: given without mqtt.username"):
+        parse_mqtt_config({"password_file": str(f)})
+    cfg = parse_mqtt_config({"username": "u", "password_file": str(f)})
+    assert "from-file" not in repr(cfg)
+
+
+def test_demo_broker_and_printer_show_alerts_with_explanation(tmp_path, publishers):
+    import io
+
+    from trainer.broker import AlertPrinter, start_broker
+
+    require_binary("mosquitto")
+    out = io.StringIO()
+    with start_broker(prefer="mosquitto", install=False) as broker, AlertPrinter(broker.host, broker.port,
+                                                                                  out=out) as printer:
+        assert broker.kind == "mosquitto"
+        pub = start_publisher(publishers, mqtt_cfg(broker.port), tmp_path / "o.db")
+        pub.publish_alert(alert(1) | {"explanation": {"kind": "tonal", "text": "A new tone near 3.1 kHz."}})
+        pub.publish_sensor({"event": "start", "kind": "dead_input", "since": "2026-11-25T12:00:00Z"})
+        wait_until(lambda: len(printer.received) >= 2, "the printer got both messages")
+    lines = out.getvalue().splitlines()
+    assert "ALERT START" in lines[0] and "score=0.032" in lines[0] and "threshold=0.02" in lines[0]
+    assert lines[1] == "    -> A new tone near 3.1 kHz."
+    assert "SENSOR START" in lines[2] and "kind=dead_input" in lines[2]
+
+
+def test_microphone_state_follows_overlapping_sensor_faults(mosquitto, publishers, tmp_path):
+    with Subscriber(mosquitto.port, f"{BASE}/microphone", f"{BASE}/sensor") as sub:
+        pub = start_publisher(publishers, mqtt_cfg(mosquitto.port), tmp_path / "o.db")
+        wait_connected(pub)
+
+        def step(event: str, kind: str, expect: str) -> None:
+            pub.publish_sensor({"event": event, "kind": kind, "event_id": f"{kind}-1"})
+            wait_until(lambda: pub._microphone == expect, f"microphone {expect}")  # noqa: SLF001
+            sub.wait_for(lambda ms: [m.text for m in ms if m.topic.endswith("/microphone")][-1:] == [expect],
+                         what=f"microphone {expect}")
+
+        step("start", "clipping", "problem")
+        step("start", "dropout", "problem")
+        step("end", "clipping", "problem")  # dropout still active
+        step("end", "dropout", "ok")
+        sub.wait_topic(f"{BASE}/sensor", 4)
+    assert [m.text for m in sub.on(f"{BASE}/microphone")] == ["problem", "ok"]
+    assert [(m.json()["kind"], m.json()["event"]) for m in sub.on(f"{BASE}/sensor")] == [
+        ("clipping", "start"), ("dropout", "start"), ("clipping", "end"), ("dropout", "end")]
+
+
+def test_relative_secret_paths_resolve_against_the_config_folder(tmp_path):
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "pw").write_text("x\n")
+    (tmp_path / "secrets" / "ca.crt").write_text("x")
+    cfg = parse_mqtt_config({"username": "u", "password_file": "secrets/pw", "tls": {"ca_file": "secrets/ca.crt"}},
+                            base_dir=tmp_path)
+    assert cfg.password_file == tmp_path / "secrets" / "pw" and cfg.tls.ca_file == tmp_path / "secrets" / "ca.crt"
+
+
+def test_scores_queued_offline_are_sent_and_cleared(tmp_path, publishers):
+    # QoS 0 messages are "acknowledged" (on_publish) inside paho's publish() call, before it
+    # returns the mid: the outbox must still delete them (the on_publish-before-mid race).
+    # queue_qos0_messages: the subscriber's persistent session keeps them across the restart.
+    with Mosquitto(tmp_path, require_binary("mosquitto"), extra=["queue_qos0_messages true"]) as broker, \
+            Subscriber(broker.port, f"{BASE}/score") as sub:
+        broker.stop()
+        pub = start_publisher(publishers, mqtt_cfg(broker.port), tmp_path / "o.db")
+        for i in range(3):
+            pub.publish_score({"score": i / 10, "window": i})
+        assert pub.stats()["outbox_depth"] == 3
+        broker.start()
+        msgs = sub.wait_topic(f"{BASE}/score", 3)
+        wait_drained(pub)
+    assert [m.json()["window"] for m in msgs] == [0, 1, 2]
+    assert all(m.qos == 0 for m in msgs)

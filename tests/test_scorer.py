@@ -1,0 +1,99 @@
+"""The runtime scorer and TFLite backend: shapes, the score definition, errors, no TensorFlow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_monitor import audio_io
+from edge_monitor.bundle import load_bundle
+from edge_monitor.features import to_model_input
+from edge_monitor.scorer import Scorer
+from edge_monitor.tflite_backend import TFLiteError, load_interpreter_class
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_bundle: Path) -> Scorer:
+    return Scorer(load_bundle(tiny_bundle))
+
+
+def _clip(synth_dataset: Path, kind: str = "normal") -> Path:
+    return sorted((synth_dataset / "test").glob(f"{kind}_id_00_*.wav"))[0]
+
+
+def test_score_window_is_the_reconstruction_mse(scorer: Scorer, synth_dataset: Path) -> None:
+    samples = audio_io.read_wav(_clip(synth_dataset))
+    ws = scorer.score_window(samples)
+    assert ws.input.shape == ws.recon.shape == (128, 312)
+    assert ws.band_error.shape == (128,) and ws.frame_error.shape == (312,)
+    np.testing.assert_array_equal(ws.input, to_model_input(samples, scorer.features, scorer.norm, 312))
+    assert 0.0 <= ws.recon.min() and ws.recon.max() <= 1.0  # sigmoid output, like the input
+    mse = float(np.mean((ws.recon.astype(np.float64) - ws.input) ** 2))
+    assert ws.score == pytest.approx(mse, rel=1e-9)
+    assert ws.band_error.mean() == pytest.approx(ws.score, rel=1e-9)
+    assert ws.frame_error.mean() == pytest.approx(ws.score, rel=1e-9)
+    # The interpreter and its buffers are reused: the same window scores the same.
+    assert scorer.score_window(samples).score == ws.score
+
+
+def test_score_clip_uses_the_clip_window_rule(scorer: Scorer, synth_dataset: Path) -> None:
+    samples = audio_io.read_wav(_clip(synth_dataset))
+    long = np.concatenate([samples, samples, samples[:80000]])  # 25 s -> windows at 0, 10 and 15 s
+    cs = scorer.score_clip(long)
+    assert len(cs.windows) == 3
+    assert cs.score == pytest.approx(np.mean([w.score for w in cs.windows]))
+    assert cs.windows[0].score == scorer.score_window(samples).score
+    assert scorer.score_file(_clip(synth_dataset)).score == pytest.approx(cs.windows[0].score)
+
+
+def test_bad_input_is_refused_clearly(scorer: Scorer, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="160000 samples"):
+        scorer.score_window(np.zeros(1000, dtype=np.float32))
+    with pytest.raises(audio_io.ClipTooShortError):
+        scorer.score_clip(np.zeros(16000, dtype=np.float32))
+    short = audio_io.write_wav(tmp_path / "short.wav", np.zeros(8000, dtype=np.float32))
+    with pytest.raises(audio_io.AudioFileError, match="short.wav"):
+        scorer.score_file(short)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"this is no wav")
+    with pytest.raises(audio_io.AudioFileError, match="junk.wav"):
+        scorer.score_file(junk)
+
+
+def test_threads_do_not_change_the_score(tiny_bundle: Path, scorer: Scorer, synth_dataset: Path) -> None:
+    samples = audio_io.read_wav(_clip(synth_dataset, "anomaly"))
+    two = Scorer(load_bundle(tiny_bundle), num_threads=2)
+    assert two.score_window(samples).score == pytest.approx(scorer.score_window(samples).score, rel=1e-5)
+
+
+def test_backend_order_and_report(scorer: Scorer) -> None:
+    assert scorer.backend == "ai_edge_litert"
+    cls, name = load_interpreter_class()
+    assert name == "ai_edge_litert" and cls.__module__.startswith("ai_edge_litert")
+    # tflite-runtime 2.14 crashes with NumPy 2: never picked with NumPy 2.
+    if int(np.__version__.split(".")[0]) >= 2:
+        with pytest.raises(TFLiteError, match="NumPy 2"):
+            load_interpreter_class(prefer="tflite_runtime")
+
+
+def test_runtime_scoring_never_imports_tensorflow(tiny_bundle: Path, synth_dataset: Path) -> None:
+    code = (
+        "import sys\n"
+        "from edge_monitor.bundle import load_bundle\n"
+        "from edge_monitor.scorer import Scorer\n"
+        f"s = Scorer(load_bundle({str(tiny_bundle)!r}))\n"
+        f"print(s.backend, s.score_file({str(_clip(synth_dataset))!r}).score)\n"
+        "bad = sorted(m for m in ('tensorflow', 'keras', 'matplotlib', 'sklearn', 'librosa', 'scipy.signal')"
+        " if m in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    backend, score = out.stdout.split()
+    assert backend == "ai_edge_litert" and float(score) > 0

@@ -1,0 +1,91 @@
+"""``edge-monitor simulate --fast`` from the command line: alerts on stdout, exactly as the rule implies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_monitor import audio_io
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_daemon import bundle_and_profile, reference_events, separating_rule, synth_clips, write_clips  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    bundle_dir, seed, mid = bundle_and_profile(request, tmp_path_factory)
+    from edge_monitor.bundle import load_bundle
+    from edge_monitor.scorer import Scorer
+
+    return {"dir": bundle_dir, "seed": seed, "mid": mid, "scorer": Scorer(load_bundle(bundle_dir))}
+
+
+def simulate(tmp_path: Path, model_dir: Path, inputs: list[Path], **decision: float) -> subprocess.CompletedProcess:
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"device_id": "sim", "model": str(model_dir), "state_dir": str(tmp_path / "state"),
+                                   "decision": {"cooldown_seconds": 0, **decision}}))
+    return subprocess.run([sys.executable, "-m", "edge_monitor", "simulate", "--config", str(cfg), "--fast",
+                           "--no-mqtt", "--log-format", "json", *map(str, inputs)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def test_normal_then_anomalous_raises_exactly_the_rule_s_alerts(model: dict, tmp_path: Path) -> None:
+    normals = write_clips(tmp_path / "normal", synth_clips(model["seed"], model["mid"], None, 6, salt=11), "n")
+    anomalies = write_clips(tmp_path / "anomalous", synth_clips(model["seed"], model["mid"], "missing_grease", 4,
+                                                                severity=5.0, salt=11), "a")
+    rule = separating_rule(model["scorer"], normals, anomalies)
+    # Folders expand to their sorted *.wav files: all normal clips, then all anomalous ones, then normal again.
+    res = simulate(tmp_path, model["dir"], [tmp_path / "normal", tmp_path / "anomalous", *normals[:3]], **rule)
+    assert res.returncode == 0, res.stderr[-2000:]
+    order = normals + anomalies + normals[:3]
+    scores = [model["scorer"].score_file(p).score for p in order]
+    expected = reference_events(scores, rule["threshold"], 2, 3, 3, rule["threshold"] * rule["clear_ratio"])
+    assert expected == [(7, "start"), (12, "end")]
+    got = [e for e in events(res.stdout) if e["topic"] == "alert"]
+    assert [e["event"] for e in got] == ["start", "end"]
+    assert got[0]["event_id"] == got[1]["event_id"]
+    assert got[0]["score"] == pytest.approx(scores[7], rel=1e-6)
+    assert got[1]["score"] == pytest.approx(scores[12], rel=1e-6)
+    assert got[1]["peak_score"] == pytest.approx(max(scores[7:13]), rel=1e-6)
+    assert Path(got[0]["evidence"]).is_file()
+
+
+def test_normal_only_is_silent_and_bad_files_are_skipped(model: dict, tmp_path: Path) -> None:
+    normals = write_clips(tmp_path / "n", synth_clips(model["seed"], model["mid"], None, 5, salt=12), "n")
+    anomalies = write_clips(tmp_path / "a", synth_clips(model["seed"], model["mid"], "loose_belt", 2, salt=12), "a")
+    rule = separating_rule(model["scorer"], normals, anomalies)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    # A 44.1 kHz stereo copy of a normal clip: any rate and channel count is accepted (resampled).
+    x = audio_io.read_wav(normals[0])
+    from edge_monitor.audio_io import resample
+
+    stereo = np.stack([resample(x, 16000, 44100)] * 2, axis=1)
+    odd = audio_io.write_wav(tmp_path / "odd_44k1_stereo.wav", stereo, 44100)
+    res = simulate(tmp_path, model["dir"], [normals[0], broken, *normals[1:], odd], **rule)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert events(res.stdout) == []
+    assert "broken.wav" in res.stderr and "skipping unreadable file" in res.stderr
+    assert '"windows": 6' in res.stderr.replace('"windows":6', '"windows": 6')
+
+
+def test_only_unreadable_files_is_an_error(model: dict, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not a wav")
+    res = simulate(tmp_path, model["dir"], [broken])
+    assert res.returncode == 66
+    assert "none of the files could be read" in res.stderr

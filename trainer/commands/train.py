@@ -1,0 +1,98 @@
+"""``edge-monitor-train train``: normal clips -> autoencoder -> model bundle."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "train an autoencoder on normal clips and write a model bundle"
+DESCRIPTION = """\
+Train the convolutional autoencoder on the normal training clips of one machine
+type and write a model bundle (model.tflite, model.json, model.keras,
+training_curve.png) that `edge-monitor run` loads.
+
+DATA_DIR is a machine folder in the DCASE 2020 layout (train/normal_id_XX_*.wav,
+test/{normal,anomaly}_id_XX_*.wav, e.g. dev_data/slider or the output of
+`edge-monitor-train synth`) or the MIMII layout (id_XX/{normal,abnormal}/*.wav).
+Only normal clips train; a share of them (--val-split, by clip) is held out for
+early stopping and the threshold. When held-out test clips of both labels exist,
+their AUC is printed and stored in model.json.
+
+Example:
+  edge-monitor-train train data/slider --out models/slider --machine-id id_00
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # No TensorFlow here: `--help` must stay quick (trainer.model imports Keras).
+    from trainer.convert import QUANTIZE_MODES
+    from trainer.threshold import RULES
+    from trainer.train import ARCHITECTURES, TrainConfig
+
+    DEFAULT_CHANNELS = TrainConfig().channels
+
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="machine folder (DCASE or MIMII layout)")
+    parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="bundle directory to write (created)")
+    parser.add_argument("--machine-id", action="append", dest="machine_ids", metavar="ID",
+                        help="train on this machine id only (repeatable; default: all ids found)")
+    parser.add_argument("--epochs", type=int, default=15, help="maximum epochs (early stopping, patience 5; default 15)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: split, initial weights, shuffling (default 0)")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default="conv",
+                        help="conv: the convolutional autoencoder (default); dense: DCASE-style dense AE on 5 frames")
+    parser.add_argument("--channels", default=",".join(map(str, DEFAULT_CHANNELS)), metavar="C1,C2,C3",
+                        help="filters of the three encoder blocks (default %(default)s, ~144 MMAC per window)")
+    parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="none",
+                        help="none: float32 TFLite (default); dynamic: int8 weights, ~4x smaller")
+    parser.add_argument("--val-split", type=float, default=0.1, help="share of training clips for validation (default 0.1)")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per step (default 16)")
+    parser.add_argument("--threshold-rule", choices=RULES, default="gamma",
+                        help="gamma: gamma-fit quantile of validation scores (default); percentile: empirical")
+    parser.add_argument("--threshold-quantile", type=float, default=0.99, help="quantile for the threshold (default 0.99)")
+    parser.add_argument("--no-test-auc", action="store_true", help="do not score the held-out test clips")
+    parser.add_argument("--quiet", action="store_true", help="print only the bundle path")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
+
+    from edge_monitor.audio_io import AudioFileError
+    from edge_monitor.datasets import DatasetError
+    from trainer.model import parse_channels
+    from trainer.train import TrainConfig, TrainingError, train_bundle
+
+    try:
+        channels = parse_channels(args.channels)
+    except ValueError as exc:
+        print(f"edge-monitor-train train: {exc}", file=sys.stderr)
+        return 2
+    if args.epochs < 1 or args.batch_size < 1:
+        print("edge-monitor-train train: --epochs and --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    if not 0.0 < args.threshold_quantile < 1.0:
+        print("edge-monitor-train train: --threshold-quantile must be between 0 and 1", file=sys.stderr)
+        return 2
+    config = TrainConfig(
+        epochs=args.epochs, seed=args.seed, arch=args.arch, channels=channels, quantize=args.quantize,
+        val_split=args.val_split, batch_size=args.batch_size, threshold_rule=args.threshold_rule,
+        threshold_quantile=args.threshold_quantile,
+        machine_ids=tuple(args.machine_ids) if args.machine_ids else None, score_test=not args.no_test_auc,
+    )
+    try:
+        result = train_bundle(args.data_dir, args.out, config, progress=None if args.quiet else _stderr)
+    except (DatasetError, TrainingError, AudioFileError) as exc:
+        print(f"edge-monitor-train train: {exc}", file=sys.stderr)
+        return 1
+    meta = result.meta
+    if not args.quiet:
+        thr = meta["threshold"]
+        print(f"threshold {thr['value']:.6g} ({thr['description']})")
+        if "test" in meta:
+            print(f"held-out test AUC {meta['test']['auc']:.4f}")
+    print(f"model bundle: {result.bundle_dir}")
+    return 0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,411 @@
+"""Evaluate a model bundle on labelled clips: scores, metrics and the report.
+
+Every clip is scored by :class:`edge_monitor.scorer.Scorer`, the TFLite path
+the daemon runs, never by the Keras model, so the report describes what will
+run on the Pi. A clip's score is the mean of its window scores and the clip is
+*decided* anomalous when ``score > threshold`` (the bundle's threshold).
+
+Clips: the ``test`` split of a DCASE-layout folder, every clip of a MIMII
+layout, or a flat folder of ``{normal,anomaly}_id_XX_*.wav``
+(:func:`edge_monitor.datasets.find_clips`). A clip that cannot be read is
+reported (one line on stderr, ``failed`` in ``metrics.json``, a note in the
+report) and left out of the metrics; the others are still scored.
+
+Outputs in the report folder: ``metrics.json``, ``scores.csv``, the figures
+of :mod:`trainer.report` and ``index.html``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from edge_monitor import audio_io
+from edge_monitor.bundle import ModelBundle, load_bundle
+from edge_monitor.datasets import ClipRef, DatasetError, find_clips
+from edge_monitor.scorer import Scorer
+from trainer.metrics import MAX_FPR, Scored, evaluate_scores
+
+__all__ = [
+    "ClipResult",
+    "Failure",
+    "Evaluation",
+    "evaluation_clips",
+    "score_clips",
+    "compute_metrics",
+    "write_scores_csv",
+    "write_metrics_json",
+    "pick_examples",
+    "evaluate",
+    "Progress",
+]
+
+SCORES_CSV = "scores.csv"
+METRICS_JSON = "metrics.json"
+INDEX_HTML = "index.html"
+CSV_COLUMNS = ("path", "machine_id", "label", "score", "decision", "machine", "windows")
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """The score of one labelled clip.
+
+    Attributes:
+        clip: the clip (path, label, machine, machine id).
+        group: the id metrics are grouped by: ``"id_00"``, or ``"fan/id_00"``
+            when the data holds several machine types.
+        score: mean window score (reconstruction MSE).
+        max_window_score: the highest window score of the clip.
+        n_windows: windows scored (an 11 s ToyCar clip has 2).
+        decision: ``"anomaly"`` when ``score > threshold``, else ``"normal"``.
+    """
+
+    clip: ClipRef
+    group: str
+    score: float
+    max_window_score: float
+    n_windows: int
+    decision: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A clip that could not be scored, and why (one line)."""
+
+    path: Path
+    error: str
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` produced."""
+
+    metrics: dict[str, Any]
+    results: list[ClipResult]
+    failures: list[Failure]
+    report_dir: Path
+    index_html: Path
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+class Progress:
+    """``scoring clips: 37/120 (31 %)`` on a terminal (one updating line), every 10 % otherwise."""
+
+    def __init__(self, total: int, what: str = "scoring clips", stream: TextIO | None = None) -> None:
+        self.total = max(total, 1)
+        self.what = what
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last_decile = -1
+
+    def __call__(self, done: int) -> None:
+        pct = 100 * done // self.total
+        if self.tty:
+            end = "\n" if done >= self.total else ""
+            self.stream.write(f"\r{self.what}: {done}/{self.total} ({pct} %)" + end)
+            self.stream.flush()
+        elif pct // 10 != self._last_decile:
+            self._last_decile = pct // 10
+            self.stream.write(f"{self.what}: {done}/{self.total} ({pct} %)\n")
+            self.stream.flush()
+
+
+def evaluation_clips(data_dir: str | Path, machine_ids: Sequence[str] | None = None,
+                     bundle_meta: dict[str, Any] | None = None) -> tuple[list[ClipRef], str]:
+    """The clips to evaluate on, and a sentence saying which they are.
+
+    - DCASE layout: the ``test`` split.
+    - MIMII and flat layouts (no split): when the bundle was trained on this
+      very folder (its ``training.data_fingerprint`` matches), only the
+      normals that training held out plus the anomalies
+      (:func:`trainer.train.select_clips` with the training seed), so no
+      training clip is scored; otherwise every clip.
+
+    Raises:
+        DatasetError: no such folder, unknown layout, or no test clips.
+    """
+    clips = find_clips(data_dir, machine_ids=machine_ids)
+    if any(c.split is not None for c in clips):
+        chosen = [c for c in clips if c.split == "test"]
+        if not chosen:
+            raise DatasetError(f"{data_dir}: only training clips found; evaluation needs the test split "
+                               "(test/{normal,anomaly}_id_XX_*.wav)")
+        return chosen, "the test split"
+    training = (bundle_meta or {}).get("training") or {}
+    fingerprint = training.get("data_fingerprint")
+    if fingerprint and len({c.machine for c in clips}) == 1:
+        from trainer.train import data_fingerprint, select_clips
+
+        train, test = select_clips(data_dir, machine_ids, int(training.get("seed", 0)))
+        if data_fingerprint(train) == fingerprint:
+            return test, "the clips held out from training (same folder and seed as the bundle's training)"
+    return clips, "every clip (no train/test split in this layout)"
+
+
+def _groups(clips: Sequence[ClipRef]) -> Callable[[ClipRef], str]:
+    several = len({c.machine for c in clips}) > 1
+    return (lambda c: f"{c.machine}/{c.machine_id}") if several else (lambda c: c.machine_id)
+
+
+def score_clips(scorer: Scorer, clips: Sequence[ClipRef],
+                progress: Callable[[int], None] | None = None,
+                on_error: Callable[[Failure], None] | None = None) -> tuple[list[ClipResult], list[Failure]]:
+    """Score every clip through the runtime scorer.
+
+    Args:
+        scorer: the daemon's :class:`~edge_monitor.scorer.Scorer` on the bundle.
+        clips: from :func:`evaluation_clips`.
+        progress: called with the number of clips done after each clip.
+        on_error: called for each clip that cannot be read or scored.
+
+    Returns:
+        ``(results, failures)``, results in the order of ``clips``.
+    """
+    group = _groups(clips)
+    threshold = scorer.threshold
+    results: list[ClipResult] = []
+    failures: list[Failure] = []
+    for i, clip in enumerate(clips, 1):
+        try:
+            cs = scorer.score_file(clip.path)
+        except (audio_io.AudioFileError, OSError, ValueError) as exc:
+            msg = str(exc)
+            fail = Failure(clip.path, msg[len(str(clip.path)) + 2:] if msg.startswith(f"{clip.path}: ") else msg)
+            failures.append(fail)
+            if on_error:
+                on_error(fail)
+        else:
+            if not math.isfinite(cs.score):
+                # A broken model (NaN output) must not poison every metric; say so per clip.
+                fail = Failure(clip.path, f"score is not finite ({cs.score}): the model's output is broken")
+                failures.append(fail)
+                if on_error:
+                    on_error(fail)
+                if progress:
+                    progress(i)
+                continue
+            results.append(ClipResult(
+                clip=clip, group=group(clip), score=cs.score, max_window_score=cs.max_window_score,
+                n_windows=len(cs.windows), decision="anomaly" if cs.score > threshold else "normal"))
+        if progress:
+            progress(i)
+    return results, failures
+
+
+def compute_metrics(results: Sequence[ClipResult], threshold: float,
+                    failures: Sequence[Failure] = ()) -> dict[str, Any]:
+    """``metrics.json``'s content: :func:`trainer.metrics.evaluate_scores` plus counts of what failed."""
+    metrics = evaluate_scores([Scored(r.group, r.clip.label, r.score) for r in results], threshold)
+    metrics["decision_rule"] = "score > threshold"
+    metrics["max_fpr"] = MAX_FPR
+    metrics["n_clips"] = len(results)
+    metrics["n_failed"] = len(failures)
+    metrics["failed"] = [{"path": str(f.path), "error": f.error} for f in failures]
+    return metrics
+
+
+def write_scores_csv(results: Sequence[ClipResult], path: Path) -> Path:
+    """One row per scored clip: path, machine id, label, score, decision, machine, windows."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for r in results:
+            w.writerow([str(r.clip.path), r.clip.machine_id, r.clip.label, f"{r.score:.8g}", r.decision,
+                        r.clip.machine, r.n_windows])
+    return path
+
+
+def _json_clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_metrics_json(metrics: dict[str, Any], path: Path) -> Path:
+    """``metrics.json``, strict JSON (undefined metrics are ``null``)."""
+    path.write_text(json.dumps(_json_clean(metrics), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+def pick_examples(results: Sequence[ClipResult]) -> list[tuple[str, str, ClipResult]]:
+    """``(label, kind, result)`` for the worst (highest score) and most typical (median score) clip per class.
+
+    With a single clip in a class only its ``worst`` is returned.
+    """
+    picks: list[tuple[str, str, ClipResult]] = []
+    for label in ("normal", "anomaly"):
+        members = sorted((r for r in results if r.clip.label == label), key=lambda r: r.score)
+        if not members:
+            continue
+        worst = members[-1]
+        picks.append((label, "worst", worst))
+        median = float(np.median([r.score for r in members]))
+        typical = min(members[:-1], key=lambda r: abs(r.score - median), default=None)
+        if typical is not None:
+            picks.append((label, "typical", typical))
+    return picks
+
+
+def _explainer(bundle: ModelBundle) -> Callable[[Any], dict[str, Any] | None]:
+    """A function window -> explanation dict for the error maps (``None`` when unavailable).
+
+    The dict is the alert's ``explanation`` plus ``bands`` (first, last mel
+    band) and ``event_times_s`` (impact times), which the plot marks.
+    """
+    try:
+        from edge_monitor.explain import Explainer
+
+        explainer = Explainer.from_bundle(bundle)
+    except (ImportError, ValueError):  # no explain module, or a bundle without band statistics
+        return lambda window: None
+
+    def explain(window: Any) -> dict[str, Any] | None:
+        try:
+            ex = explainer(window)
+        except (ValueError, FloatingPointError):  # the report must not die on an explanation
+            return None
+        if ex.kind == "none":
+            return None
+        d = ex.to_dict()
+        d["bands"] = list(ex.bands) if ex.bands else None
+        d["event_times_s"] = list(ex.event_times_s)
+        return d
+
+    return explain
+
+
+def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Path, *,
+             machine_ids: Sequence[str] | None = None, num_threads: int = 1, embed_images: bool = True,
+             progress: bool = True, stream: TextIO | None = None) -> Evaluation:
+    """Score the test clips of ``data_dir`` with the bundle and write the full report.
+
+    Args:
+        bundle_dir: a model bundle (``model.tflite`` + ``model.json``).
+        data_dir: DCASE, MIMII or flat layout (see :func:`evaluation_clips`).
+        report_dir: created if needed; existing report files are replaced.
+        machine_ids: evaluate only these ids.
+        num_threads: TFLite interpreter threads.
+        embed_images: base64 images inside ``index.html`` (self-contained) or relative links.
+        progress: show progress on ``stream``.
+        stream: where progress and per-clip errors go (default stderr).
+
+    Raises:
+        BundleError, DatasetError: with one readable line.
+    """
+    from trainer import report  # matplotlib: only when a report is actually written
+
+    err = stream if stream is not None else sys.stderr
+    bundle = load_bundle(bundle_dir)
+    scorer = Scorer(bundle, num_threads=num_threads)
+    clips, which = evaluation_clips(data_dir, machine_ids, bundle.meta)
+    out = Path(report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def on_error(f: Failure) -> None:
+        err.write(f"\nnot scored: {f.path}: {f.error}\n" if progress and getattr(err, "isatty", lambda: False)()
+                  else f"not scored: {f.path}: {f.error}\n")
+
+    results, failures = score_clips(scorer, clips, Progress(len(clips), stream=err) if progress else None, on_error)
+    if not results:
+        raise DatasetError(f"{data_dir}: none of the {len(clips)} clips could be scored")
+    threshold = bundle.threshold
+    metrics = compute_metrics(results, threshold, failures)
+    metrics["bundle"] = str(Path(bundle_dir))
+    metrics["bundle_sha256"] = bundle.sha256
+    metrics["data_dir"] = str(Path(data_dir))
+    metrics["clips_used"] = which
+    metrics["machine"] = ", ".join(sorted({r.clip.machine for r in results}))
+    metrics["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+    files: dict[str, Path] = {}
+    files["metrics"] = write_metrics_json(metrics, out / METRICS_JSON)
+    files["scores"] = write_scores_csv(results, out / SCORES_CSV)
+
+    y = np.array([1 if r.clip.label == "anomaly" else 0 for r in results])
+    s = np.array([r.score for r in results])
+    figures: list[report.Figure] = []
+    if 0 < y.sum() < len(y):
+        per_id = {g: (y[[r.group == g for r in results]], s[[r.group == g for r in results]])
+                  for g in sorted({r.group for r in results})}
+        files["roc"] = report.plot_roc(y, s, threshold, metrics, out / "roc.png", per_id=per_id)
+        figures.append(report.Figure(
+            "roc.png", "ROC curve",
+            "True-positive rate against false-positive rate as the threshold sweeps all scores. The circle is "
+            "the bundle's threshold; the shaded strip is the FPR range of the pAUC.", wide=False))
+    files["scores_png"] = report.plot_score_distributions(s[y == 0], s[y == 1], threshold,
+                                                          out / "score_distributions.png")
+    figures.append(report.Figure(
+        "score_distributions.png", "Score distributions",
+        "Clip scores (mean reconstruction error over the clip's windows) of normal and anomalous clips. "
+        "Clips right of the dashed line are flagged.", wide=False))
+
+    examples = _reconstruction_examples(scorer, results)
+    vmax = max((float(np.percentile(ex.sq_error, 99.5)) for ex in examples), default=None)
+    for ex in examples:
+        name = f"recon_{ex.label}_{ex.kind}.png"
+        files[name] = report.plot_reconstruction(ex, bundle.features, bundle.norm, out / name, error_vmax=vmax)
+        rank = ("the highest-scoring" if ex.kind == "worst" else "the median-scoring")
+        cap = (f"{rank.capitalize()} {'normal' if ex.label == 'normal' else 'anomalous'} clip, "
+               f"{ex.clip_score:.4g} against threshold {threshold:.4g}. Left: the model input; middle: "
+               f"its reconstruction; right: the squared error, on one colour scale for all examples.")
+        if ex.explanation and ex.explanation.get("text"):
+            cap += f" Explanation (dashed box): {ex.explanation['text']}"
+        figures.append(report.Figure(name, f"{'Normal' if ex.label == 'normal' else 'Anomalous'} clip, "
+                                           f"{'worst' if ex.kind == 'worst' else 'typical'}: {ex.path.name}", cap))
+
+    curve = report.copy_training_curve(Path(bundle_dir), out)
+    if curve is not None:
+        files["training_curve"] = curve
+        figures.append(report.Figure("training_curve.png", "Training curve",
+                                     "Training and validation loss per epoch, from the model bundle.", wide=False))
+    info = {
+        "model": f"{Path(bundle_dir).resolve()} (sha256 {bundle.sha256[:12]})",
+        "machine": metrics["machine"],
+        "data": f"{Path(data_dir).resolve()}: {which}",
+        "clips scored": f"{metrics['n_normal']} normal, {metrics['n_anomaly']} anomalous"
+                        + (f", {len(failures)} unreadable" if failures else ""),
+        "threshold": f"{threshold:.6g} ({bundle.threshold_rule} rule; anomalous when score > threshold)",
+        "scored with": f"TFLite ({scorer.backend}), the runtime scorer",
+        "created": metrics["created"],
+    }
+    index = report.write_index_html(out, metrics, figures, info, embed=embed_images)
+    files["index"] = index
+    return Evaluation(metrics=metrics, results=results, failures=failures, report_dir=out, index_html=index,
+                      files=files)
+
+
+def _reconstruction_examples(scorer: Scorer, results: Sequence[ClipResult]) -> list[Any]:
+    """Re-score the picked clips to get their input and reconstruction (kept for a few clips only)."""
+    from trainer.report import ReconExample
+
+    explain = _explainer(scorer.bundle)
+    examples = []
+    for label, kind, r in pick_examples(results):
+        try:
+            cs = scorer.score_file(r.clip.path)
+        except (audio_io.AudioFileError, OSError, ValueError):
+            continue
+        k = int(np.argmax([w.score for w in cs.windows]))
+        w = cs.windows[k]
+        explanation = explain(w) if label == "anomaly" else None
+        examples.append(ReconExample(path=r.clip.path, label=label, kind=kind, clip_score=r.score,
+                                     window_index=k, n_windows=len(cs.windows), input=w.input, recon=w.recon,
+                                     machine_id=r.group, explanation=explanation))
+    return examples

@@ -1,0 +1,476 @@
+"""Train an autoencoder on normal clips and write a model bundle.
+
+The path, in order (:func:`train_bundle`):
+
+1. find the normal training clips (``edge_monitor.datasets.find_clips``),
+   read them (``edge_monitor.audio_io.read_wav``) and cut them into windows
+   (``audio_io.clip_windows``), exactly as the daemon will;
+2. split the *clips* (not windows) into training and validation sets;
+3. log-mel every window (``edge_monitor.features.logmel``), fit the per-band
+   ``MinMaxNorm`` on the training windows only and scale every window with it:
+   ``norm.apply(logmel(w)[:, :frames])`` is what ``features.to_model_input``
+   computes at run time, so training and run-time inputs are the same code;
+4. fit the autoencoder (Adam 1e-3, MSE, early stopping on validation loss
+   with patience 5, restoring the best weights), one progress line per epoch;
+5. save ``model.keras`` and ``training_curve.png``, convert to
+   ``model.tflite`` (batch size 1; float32 or dynamic-range int8);
+6. score the validation windows with the TFLite model (the runtime path),
+   choose the threshold (:mod:`trainer.threshold`), store the score
+   distribution and per-band error statistics, and write ``model.json``;
+7. when the dataset has held-out test clips of both labels, score them with
+   the runtime :class:`edge_monitor.scorer.Scorer` and record the AUC (and,
+   with ``quantize="dynamic"``, the float32 AUC for comparison).
+
+Deterministic for a seed on one machine (``keras.utils.set_random_seed`` and
+``tf.config.experimental.enable_op_determinism``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import edge_monitor
+from edge_monitor import audio_io
+from edge_monitor.bundle import MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, load_bundle, write_model_json
+from edge_monitor.datasets import ClipRef, DatasetError, find_clips
+from edge_monitor.features import FeatureParams, MinMaxNorm, logmel, model_frames
+from edge_monitor.scorer import window_errors
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+    "data_fingerprint",
+    "load_logmels",
+    "select_clips",
+    "split_train_val",
+    "train_bundle",
+    "keras_window_scores",
+    "plot_training_curve",
+]
+
+Progress = Callable[[str], None]
+
+#: The architectures of trainer.model (repeated here so the CLI need not import Keras).
+ARCHITECTURES = ("conv", "dense")
+
+
+class TrainingError(Exception):
+    """Training cannot start or finish; one readable line."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that shapes a training run (recorded in model.json).
+
+    Attributes:
+        epochs: maximum epochs (early stopping may end sooner).
+        seed: seeds the clip split, weight init and shuffling.
+        arch: ``"conv"`` (default) or ``"dense"`` (trainer.model).
+        channels: filters of the three conv encoder blocks.
+        quantize: ``"none"`` (float32) or ``"dynamic"`` (int8 weights).
+        val_split: share of training *clips* held out for validation, early
+            stopping and the threshold (at least one clip).
+        batch_size: windows per gradient step.
+        patience: early-stopping patience in epochs.
+        learning_rate: Adam learning rate.
+        threshold_rule: ``"gamma"`` or ``"percentile"`` (trainer.threshold).
+        threshold_quantile: quantile of the normal-score distribution.
+        machine_ids: restrict to these ids (``None``: all ids found).
+        features: the front-end parameters.
+        score_test: score held-out test clips (when present) and record the AUC.
+    """
+
+    epochs: int = 15
+    seed: int = 0
+    arch: str = "conv"
+    channels: tuple[int, int, int] = (8, 16, 32)
+    quantize: str = "none"
+    val_split: float = 0.1
+    batch_size: int = 16
+    patience: int = 5
+    learning_rate: float = 1e-3
+    threshold_rule: str = "gamma"
+    threshold_quantile: float = 0.99
+    machine_ids: tuple[str, ...] | None = None
+    features: FeatureParams = field(default_factory=FeatureParams)
+    score_test: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_bundle` produced."""
+
+    bundle_dir: Path
+    meta: dict[str, Any]
+    history: dict[str, list[float]]
+    val_scores: np.ndarray
+    seconds: float
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _fmt_seconds(s: float) -> str:
+    s = max(0, int(round(s)))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+# --- data ----------------------------------------------------------------------
+
+
+def select_clips(root: str | Path, machine_ids: Sequence[str] | None = None,
+                 seed: int = 0) -> tuple[list[ClipRef], list[ClipRef]]:
+    """``(training normals, held-out test clips)`` of one machine type.
+
+    DCASE layout: the ``train`` split's normals and the ``test`` split.
+    Layouts without a split (MIMII, flat folders): per machine id, as many
+    normal clips as there are anomalies (at most half the normals), drawn with
+    ``seed``, are held out for testing with the anomalies, as the DCASE 2020
+    development set was built from MIMII; the other normals train.
+    """
+    clips = find_clips(root, machine_ids=machine_ids)
+    machines = sorted({c.machine for c in clips})
+    if len(machines) > 1:
+        raise DatasetError(f"{root}: holds several machine types ({', '.join(machines)}); "
+                           f"point at one machine folder, e.g. {Path(root) / machines[0]}")
+    if any(c.split is not None for c in clips):
+        train = [c for c in clips if c.split == "train" and c.label == "normal"]
+        test = [c for c in clips if c.split == "test"]
+    else:
+        rng = np.random.default_rng(seed)
+        train, test = [], []
+        for mid in sorted({c.machine_id for c in clips}):
+            normals = [c for c in clips if c.machine_id == mid and c.label == "normal"]
+            anomalies = [c for c in clips if c.machine_id == mid and c.label == "anomaly"]
+            n_hold = min(len(anomalies), len(normals) // 2)
+            order = rng.permutation(len(normals))
+            held = {normals[i].path for i in order[:n_hold]}
+            train += [c for c in normals if c.path not in held]
+            test += [c for c in normals if c.path in held] + anomalies
+    if not train:
+        raise DatasetError(f"{root}: no normal training clips found")
+    return sorted(train), sorted(test)
+
+
+def split_train_val(clips: Sequence[ClipRef], val_split: float, seed: int) -> tuple[list[ClipRef], list[ClipRef]]:
+    """Split clips (not windows: windows of one clip are alike) into training and validation.
+
+    At least one clip goes to each side (two to validation from four clips
+    on, so the threshold has two scores); needs at least two clips.
+    """
+    if len(clips) < 2:
+        raise TrainingError(f"need at least 2 normal training clips (one for validation), got {len(clips)}")
+    if not 0.0 < val_split < 1.0:
+        raise TrainingError(f"val_split must be in (0, 1), got {val_split}")
+    # Two validation clips at least (when there are 4+): a threshold needs 2+ scores.
+    n_val = min(len(clips) - 1, max(2 if len(clips) >= 4 else 1, int(round(val_split * len(clips)))))
+    order = np.random.default_rng(seed).permutation(len(clips))
+    val_idx = set(order[:n_val].tolist())
+    train = [c for i, c in enumerate(clips) if i not in val_idx]
+    val = [c for i, c in enumerate(clips) if i in val_idx]
+    return train, val
+
+
+def data_fingerprint(clips: Sequence[ClipRef]) -> dict[str, Any]:
+    """``{"n_files", "sha256"}``: SHA-256 over the sorted ``"<name>\\t<bytes>\\n"`` lines.
+
+    Names, not full paths, so the same data copied elsewhere has the same fingerprint.
+    """
+    lines = sorted(f"{c.machine_id}/{c.path.name}\t{c.path.stat().st_size}\n" for c in clips)
+    digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+    return {"n_files": len(lines), "sha256": digest}
+
+
+def load_logmels(clips: Sequence[ClipRef], params: FeatureParams, frames: int,
+                 progress: Progress | None = None) -> np.ndarray:
+    """Log-mel (dB) of every scored window of every clip, ``(n_windows, n_mels, frames)`` float32.
+
+    Windows come from ``audio_io.clip_windows``: the daemon's rule.
+    """
+    out: list[np.ndarray] = []
+    t0 = time.monotonic()
+    for i, clip in enumerate(clips):
+        samples = audio_io.read_wav(clip.path, sample_rate=params.sample_rate)
+        try:
+            windows = audio_io.clip_windows(samples, params.window_samples)
+        except ValueError as exc:
+            raise TrainingError(f"{clip.path}: {exc}") from None
+        out.extend(logmel(w, params)[:, :frames] for w in windows)
+        if progress and (i + 1) % 200 == 0:
+            progress(f"  features: {i + 1}/{len(clips)} clips ({time.monotonic() - t0:.0f} s)")
+    return np.stack(out).astype(np.float32, copy=False)
+
+
+# --- training ------------------------------------------------------------------
+
+
+def _progress_callback(epochs: int, progress: Progress):
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        """One line per epoch: loss, validation loss, time per epoch and time left."""
+
+        def on_train_begin(self, logs=None):
+            self.t0 = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            done = epoch + 1
+            per_epoch = (time.monotonic() - self.t0) / done
+            left = per_epoch * (epochs - done)
+            progress(f"epoch {done:>3}/{epochs}  loss {logs.get('loss', float('nan')):.5f}  "
+                     f"val_loss {logs.get('val_loss', float('nan')):.5f}  "
+                     f"{per_epoch:.1f} s/epoch  at most {_fmt_seconds(left)} left")
+
+    return EpochLine()
+
+
+def keras_window_scores(model, inputs: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Window scores (reconstruction MSE) of ``(n, n_mels, frames)`` inputs with a Keras model."""
+    x = np.asarray(inputs, dtype=np.float32)[..., None]
+    recon = model.predict(x, batch_size=batch_size, verbose=0)[..., 0]
+    return np.array([window_errors(a, b)[0] for a, b in zip(inputs, recon)])
+
+
+def plot_training_curve(history: dict[str, list[float]], path: Path, title: str, best_epoch: int | None = None) -> None:
+    """Train and validation loss (MSE) per epoch, log scale, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    ax.plot(epochs, history["loss"], marker="o", label="training loss")
+    if history.get("val_loss"):
+        ax.plot(epochs, history["val_loss"], marker="s", label="validation loss")
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch}, restored)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("reconstruction MSE")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _tflite_errors(tflite_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores (n,), band_errors (n, n_mels))`` of inputs through a TFLite model."""
+    from edge_monitor.tflite_backend import TFLiteModel
+
+    runner = TFLiteModel.from_bytes(tflite_bytes)
+    scores, bands = [], []
+    for x in inputs:
+        s, b, _ = window_errors(x, runner.run(x))
+        scores.append(s)
+        bands.append(b)
+    return np.asarray(scores), np.asarray(bands)
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores))
+
+
+def _score_test(bundle_dir: Path, test: Sequence[ClipRef], progress: Progress) -> dict[str, Any] | None:
+    """AUC of the held-out test clips scored through the runtime Scorer; None without both labels."""
+    from edge_monitor.scorer import Scorer
+
+    labels = np.array([c.label == "anomaly" for c in test], dtype=int)
+    if labels.min(initial=1) == labels.max(initial=0):
+        return None
+    scorer = Scorer(load_bundle(bundle_dir))
+    scores = np.array([scorer.score_file(c.path).score for c in test])
+    auc = _auc(labels, scores)
+    flagged = scores > scorer.threshold
+    progress(f"held-out test AUC {auc:.4f} ({int((labels == 0).sum())} normal, {int(labels.sum())} anomalous clips)")
+    return {
+        "auc": auc,
+        "n_normal": int((labels == 0).sum()),
+        "n_anomaly": int(labels.sum()),
+        "true_positive_rate": float(flagged[labels == 1].mean()),
+        "false_positive_rate": float(flagged[labels == 0].mean()),
+        "scores": scores,
+        "labels": labels,
+    }
+
+
+def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig = TrainConfig(),
+                 progress: Progress | None = _stderr) -> TrainResult:
+    """Train on the normal clips under ``data_dir`` and write a bundle to ``out_dir``.
+
+    Raises:
+        DatasetError: no usable clips.
+        TrainingError: too few clips, clips too short, bad settings.
+        audio_io.AudioFileError: an unreadable WAV (its path in the message).
+    """
+    log = progress or (lambda _line: None)
+    t_start = time.monotonic()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    params = config.features
+    frames = model_frames(params.window_frames)
+    input_shape = (params.n_mels, frames)
+
+    train_all, test = select_clips(data_dir, config.machine_ids, config.seed)
+    train_clips, val_clips = split_train_val(train_all, config.val_split, config.seed)
+    machine = train_all[0].machine
+    machine_ids = sorted({c.machine_id for c in train_all})
+    log(f"data: {machine} {', '.join(machine_ids)}: {len(train_clips)} training + {len(val_clips)} validation "
+        f"normal clips, {len(test)} held-out test clips")
+
+    db_train = load_logmels(train_clips, params, frames, log)
+    db_val = load_logmels(val_clips, params, frames, log)
+    norm = MinMaxNorm.fit(db_train)
+    x_train, x_val = norm.apply(db_train), norm.apply(db_val)
+    del db_train, db_val
+    log(f"features: {len(x_train)} training and {len(x_val)} validation windows of {input_shape[0]}x{frames} "
+        f"({time.monotonic() - t_start:.1f} s)")
+
+    import keras
+    import tensorflow as tf
+
+    from trainer.convert import to_tflite
+    from trainer.model import build_autoencoder, count_macs
+    from trainer.threshold import band_error_stats, fit_threshold, score_distribution
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_autoencoder(config.arch, input_shape, config.channels)
+    macs = count_macs(model)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss="mse")
+    log(f"model: {config.arch} autoencoder" + (f", channels {'/'.join(map(str, config.channels))}"
+                                                if config.arch == "conv" else "")
+        + f", {model.count_params():,} parameters, {macs / 1e6:.1f} MMAC per window")
+
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    callbacks = [stopper] + ([_progress_callback(config.epochs, log)] if progress else [])
+    t_fit = time.monotonic()
+    fit = model.fit(x_train[..., None], x_train[..., None], validation_data=(x_val[..., None], x_val[..., None]),
+                    epochs=config.epochs, batch_size=config.batch_size, shuffle=True, callbacks=callbacks, verbose=0)
+    fit_seconds = time.monotonic() - t_fit
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    best_epoch = int(np.argmin(history["val_loss"])) + 1
+    log(f"training: {len(history['loss'])} epochs in {fit_seconds:.1f} s; best validation loss "
+        f"{min(history['val_loss']):.5f} at epoch {best_epoch} (weights restored)")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(out_dir / MODEL_KERAS)
+    plot_training_curve(history, out_dir / TRAINING_CURVE,
+                        f"{machine} {', '.join(machine_ids)}: autoencoder training", best_epoch)
+
+    tflite = to_tflite(model, config.quantize)
+    (out_dir / MODEL_TFLITE).write_bytes(tflite)
+    val_scores, val_bands = _tflite_errors(tflite, x_val)
+    thr = fit_threshold(val_scores, config.threshold_quantile, config.threshold_rule, source="validation")
+    log(f"threshold: {thr.value:.6g} ({thr.describe()})")
+
+    meta: dict[str, Any] = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "machine_ids": machine_ids,
+        "features": params.to_dict(),
+        "input_shape": list(input_shape),
+        "normalisation": norm.to_dict(),
+        "model": {
+            "file": MODEL_TFLITE,
+            "arch": config.arch,
+            "channels": list(config.channels) if config.arch == "conv" else None,
+            "parameters": int(model.count_params()),
+            "macs_per_window": macs,
+            "quantize": config.quantize,
+            "tflite_bytes": len(tflite),
+            "output": "sigmoid reconstruction in [0, 1]",
+            "score": "mean squared error of the window reconstruction",
+        },
+        "threshold": thr.to_dict(),
+        "validation_scores": score_distribution(val_scores),
+        "band_error": band_error_stats(val_bands, source="validation"),
+        "training": {
+            "epochs": config.epochs,
+            "epochs_run": len(history["loss"]),
+            "best_epoch": best_epoch,
+            "best_val_loss": min(history["val_loss"]),
+            "seed": config.seed,
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "patience": config.patience,
+            "val_split": config.val_split,
+            "train_clips": len(train_clips),
+            "val_clips": len(val_clips),
+            "train_windows": int(len(x_train)),
+            "val_windows": int(len(x_val)),
+            "fit_seconds": round(fit_seconds, 2),
+            "data_dir": str(data_dir),
+            "data_fingerprint": data_fingerprint(train_all),
+            "history": history,
+        },
+        "versions": {
+            "edge_monitor": edge_monitor.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "sha256": "",
+    }
+    write_model_json(out_dir, meta)
+
+    if config.score_test and test:
+        result = _score_test(out_dir, test, log)
+        if result is not None:
+            meta["test"] = {k: v for k, v in result.items() if k not in ("scores", "labels")}
+            if config.quantize != "none":
+                # The same clips through the float32 model: what quantisation costs.
+                float_bytes = to_tflite(model, "none")
+                q = _quantization_effect(float_bytes, tflite, test, params, norm, frames, result)
+                meta["quantization"] = q
+                log(f"quantization ({config.quantize}): AUC {q['auc_float32']:.4f} -> {q['auc_quantized']:.4f}, "
+                    f"{q['bytes_float32']:,} -> {q['bytes_quantized']:,} bytes")
+            write_model_json(out_dir, meta)
+
+    seconds = time.monotonic() - t_start
+    log(f"bundle written to {out_dir} ({_fmt_seconds(seconds)})")
+    return TrainResult(bundle_dir=out_dir, meta=meta, history=history, val_scores=val_scores, seconds=seconds)
+
+
+def _quantization_effect(float_bytes: bytes, quant_bytes: bytes, test: Sequence[ClipRef], params: FeatureParams,
+                         norm: MinMaxNorm, frames: int, quant_result: dict[str, Any]) -> dict[str, Any]:
+    """AUC and score change of the float32 vs the quantised model on the test clips."""
+    from edge_monitor.tflite_backend import TFLiteModel
+
+    runner = TFLiteModel.from_bytes(float_bytes)
+    float_scores = []
+    for clip in test:
+        samples = audio_io.read_wav(clip.path, sample_rate=params.sample_rate)
+        windows = audio_io.clip_windows(samples, params.window_samples)
+        s = []
+        for w in windows:
+            x = norm.apply(logmel(w, params)[:, :frames])
+            s.append(window_errors(x, runner.run(x))[0])
+        float_scores.append(float(np.mean(s)))
+    float_scores = np.asarray(float_scores)
+    rel = np.abs(quant_result["scores"] - float_scores) / np.maximum(float_scores, 1e-12)
+    return {
+        "auc_float32": _auc(quant_result["labels"], float_scores),
+        "auc_quantized": float(quant_result["auc"]),
+        "bytes_float32": len(float_bytes),
+        "bytes_quantized": len(quant_bytes),
+        "score_rel_change_mean": float(rel.mean()),
+        "score_rel_change_max": float(rel.max()),
+        "n_clips": len(test),
+    }
