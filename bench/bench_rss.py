@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         d["windows"] = stopped.get("scored", stopped.get("windows"))
         if d["rc"] != 0 or not d["windows"]:
             raise SystemExit(f"simulate failed (rc {d['rc']}):\n{d['stderr_tail']}")
+        if d["windows"] != round(audio_s / 10):
+            log(f"warning: the daemon scored {d['windows']} windows, expected {round(audio_s / 10)}")
         result["runs"]["daemon"] = d
 
         log(f"naive: TensorFlow + librosa + model.predict over the same {len(paths)} files ...")

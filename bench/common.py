@@ -266,9 +266,13 @@ def hour_of_audio(out: Path, seconds: float = 3600.0) -> list[Path]:
     clips = normal_test_clips(out)
     if not clips:
         raise SystemExit(f"no normal test clips under {data_root(out)}: run `bench/common.py prepare` first")
-    import soundfile  # noqa: F401  (librosa's dependency; only to read lengths cheaply)
+    import wave
 
-    lengths = [soundfile.info(str(p)).duration for p in clips]
+    def seconds_of(path: Path) -> float:
+        with wave.open(str(path), "rb") as w:
+            return w.getnframes() / w.getframerate()
+
+    lengths = [seconds_of(p) for p in clips]
     paths: list[Path] = []
     total = 0.0
     i = 0

@@ -144,8 +144,7 @@ def write_model_json(bundle_dir: str | Path, meta: dict[str, Any]) -> Path:
     values are converted to plain JSON numbers.
     """
     bundle_dir = Path(bundle_dir)
-    meta = dict(meta)
-    meta["schema_version"] = SCHEMA_VERSION
+    meta = {"schema_version": SCHEMA_VERSION, **{k: v for k, v in meta.items() if k != "schema_version"}}
     tflite = bundle_dir / MODEL_TFLITE
     if tflite.is_file():
         meta["sha256"] = sha256_file(tflite)

@@ -12,15 +12,62 @@ Interpreter sources, in order of preference:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
+import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 __all__ = ["BACKENDS", "TFLiteError", "TFLiteModel", "load_interpreter_class"]
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+#: What the interpreter's C++ code prints on stderr when it opens a model; it
+#: would break the daemon's one-JSON-object-per-line logs (journald).
+_CHATTER = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _filtered_stderr() -> Iterator[None]:
+    """Capture what native code writes to file descriptor 2, pass on all but :data:`_CHATTER`.
+
+    Other threads' stderr output during the capture is delayed, not lost.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest capture, embedded interpreters
+        yield
+        return
+    with _STDERR_LOCK, _redirect_fd(fd):
+        yield
+
+
+@contextlib.contextmanager
+def _redirect_fd(fd: int) -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            rest = [line for line in text.splitlines() if line.strip() and line.strip() not in _CHATTER]
+            if rest:
+                sys.stderr.write("\n".join(rest) + "\n")
+                sys.stderr.flush()
 
 
 class TFLiteError(Exception):
@@ -71,11 +118,12 @@ class TFLiteModel:
         kwargs: dict[str, Any] = {"num_threads": max(1, int(num_threads))}
         where = str(model_path) if model_path is not None else "<bytes>"
         try:
-            if model_path is not None:
-                self.interpreter = cls(model_path=str(model_path), **kwargs)
-            else:
-                self.interpreter = cls(model_content=model_content, **kwargs)
-            self.interpreter.allocate_tensors()
+            with _filtered_stderr():
+                if model_path is not None:
+                    self.interpreter = cls(model_path=str(model_path), **kwargs)
+                else:
+                    self.interpreter = cls(model_content=model_content, **kwargs)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise TFLiteError(f"{where}: cannot open TFLite model: {exc}") from exc
         inputs = self.interpreter.get_input_details()

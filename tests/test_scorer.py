@@ -95,5 +95,22 @@ def test_runtime_scoring_never_imports_tensorflow(tiny_bundle: Path, synth_datas
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+    # The interpreter's native "Created TensorFlow Lite XNNPACK delegate" line would
+    # break the daemon's JSON log lines.
+    assert "XNNPACK" not in out.stderr
     backend, score = out.stdout.split()
     assert backend == "ai_edge_litert" and float(score) > 0
+
+
+def test_a_model_file_that_is_no_tflite_model_is_a_bundle_error(tiny_bundle: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from edge_monitor.bundle import BundleError, write_model_json
+
+    dest = tmp_path / "b"
+    shutil.copytree(tiny_bundle, dest)
+    (dest / "model.tflite").write_bytes(b"\0" * 64)
+    write_model_json(dest, json.loads((dest / "model.json").read_text()))  # checksum matches the junk
+    with pytest.raises(BundleError, match="model.tflite: cannot open TFLite model"):
+        Scorer(load_bundle(dest))

@@ -82,40 +82,35 @@ def test_daemon_score_equals_trainer_score(tiny_bundle: Path, synth_dataset: Pat
     np.testing.assert_allclose(daemon_scores, trainer_scores, rtol=1e-4)
 
 
-#: The tiny session model (4/8/16 channels, 24 training windows, 30 epochs) on
-#: the fixture's 16 test clips. Measured (docs/model.md): AUC ~0.80 at the
-#: generator's default severity 1, ~0.92 at 2, ~0.98 at 3. Issue 3 asks for
-#: 0.9 at the default severity; this tiny model does not reach it (reported).
-MIN_AUC_DEFAULT_SEVERITY = 0.7
-MIN_AUC_SEVERITY_3 = 0.9
+#: Issue 3: normal test clips score lower than anomalous ones, AUC above 0.9 at
+#: the generator's default severity, from the bundle through the runtime scorer.
+#: The tiny session model measured 1.0 on the fixture's 16 test clips with the
+#: generator of 2026-11-25 12:43 (0.80-0.88 with earlier, subtler versions).
+MIN_AUC_DEFAULT_SEVERITY = 0.9
 
 
-def _auc(scorer: Scorer, normals: list[Path], anomalies: list[Path]) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    scores = [scorer.score_file(p).score for p in normals + anomalies]
-    return float(roc_auc_score([0] * len(normals) + [1] * len(anomalies), scores))
+def _scores(scorer: Scorer, paths: list[Path]) -> np.ndarray:
+    return np.array([scorer.score_file(p).score for p in paths])
 
 
 def test_normal_test_clips_score_lower_than_anomalies(tiny_bundle: Path, synth_dataset: Path,
                                                       tmp_path: Path) -> None:
-    from tests.conftest import SYNTH_COUNTS, SYNTH_IDS
+    from sklearn.metrics import roc_auc_score
 
+    from tests.conftest import SYNTH_COUNTS, SYNTH_IDS
     from trainer.synth import generate_dataset
 
     scorer = Scorer(load_bundle(tiny_bundle))  # the runtime path, from the bundle
     clips = find_clips(synth_dataset, split="test")
-    normals = [c.path for c in clips if c.label == "normal"]
-    anomalies = [c.path for c in clips if c.label == "anomaly"]
-    auc = _auc(scorer, normals, anomalies)
+    normal = _scores(scorer, [c.path for c in clips if c.label == "normal"])
+    anomalous = _scores(scorer, [c.path for c in clips if c.label == "anomaly"])
+    auc = roc_auc_score([0] * len(normal) + [1] * len(anomalous), np.concatenate([normal, anomalous]))
     assert auc > MIN_AUC_DEFAULT_SEVERITY, f"AUC {auc:.3f} at the default severity"
-    # The same anomalies (same seed, ids and clip generators), three times as strong.
+    # The same anomalies (same seed, ids and clip generators) three times as strong score higher.
     generate_dataset(tmp_path, seed=0, machine_ids=SYNTH_IDS, n_train=0, n_test_normal=0,
                      n_test_anomaly=SYNTH_COUNTS["n_test_anomaly"], severity=3.0)
-    strong = sorted((tmp_path / "slider" / "test").glob("anomaly_*.wav"))
-    auc3 = _auc(scorer, normals, strong)
-    assert auc3 > MIN_AUC_SEVERITY_3, f"AUC {auc3:.3f} at severity 3"
-    assert auc3 > auc
+    strong = _scores(scorer, sorted((tmp_path / "slider" / "test").glob("anomaly_*.wav")))
+    assert strong.mean() > anomalous.mean() > normal.mean()
 
 
 def test_dynamic_quantization_is_smaller_and_close(tiny_bundle: Path, synth_dataset: Path) -> None:

@@ -54,9 +54,9 @@ separates the default severity (see ``docs/synth.md``).
 
 * ``rail_damage``: a dent at one rail position (0.47-0.53 of the rail, so the
   clicks are evenly spaced within +-3 %): each time the carriage passes it, a
-  sharp broadband click ringing carriage modes (1.5-7 kHz, 3-10 ms decays)
+  sharp broadband click ringing carriage modes (1.5-7 kHz, 4-12 ms decays)
   plus a low thump (200-700 Hz). At severity 1 one click carries the energy of
-  0.4 s of the machine sound (+8 dB over one 64 ms analysis frame). The
+  0.64 s of the machine sound (+10 dB over one 64 ms analysis frame). The
   clicks therefore repeat at the pass period (exact times in
   ``ClipInfo.damage_times_s``).
 * ``loose_belt``: timing jitter of each stroke (start and duration, std
@@ -67,7 +67,7 @@ separates the default severity (see ``docs/synth.md``).
 * ``missing_grease``: stick-slip squeal while the carriage moves faster than
   30 % of full speed: a narrow-band tone at ``squeal_hz`` (near the machine's
   squeal frequency, 1.2-4.5 kHz, +-8 % per clip) with its 2nd and 3rd
-  harmonics, slight vibrato, coming and going in episodes within each stroke;
+  harmonics, slight vibrato, swelling and fading in episodes within each stroke;
   the running friction also gets rougher.
 
 The anomalous part draws its random numbers from its own stream: with the same
@@ -368,7 +368,7 @@ def carriage_motion(machine: MachineProfile, rng: np.random.Generator, n: int, s
     """The trapezoidal back-and-forth motion of one clip.
 
     ``jitter``: std of stroke start/duration jitter as a fraction of the stroke
-    (the loose belt); ``flutter``: relative speed flutter (3-12 Hz) while moving.
+    (the loose belt); ``flutter``: relative speed flutter (below ~10 Hz) while moving.
     Natural per-stroke jitter of ~2 ms is always there.
     """
     stroke = cycle_s / 2
@@ -558,12 +558,12 @@ def _rail_damage(machine: MachineProfile, motion: Motion, rng: np.random.Generat
     times = times[(times > -0.05) & (times < seconds)]
     # a sharp broadband click (wheel over the dent) ringing the carriage's modes, plus a low thump
     modes_hz = np.concatenate([rng.uniform(1500.0, 7000.0, 4), rng.uniform(200.0, 700.0, 1)])
-    ir = _decaying_modes(sample_rate, modes_hz, np.concatenate([rng.uniform(0.003, 0.010, 4), [0.015]]),
-                         [0.0, -2.0, -4.0, -6.0, -3.0], rng, click=1.5)
-    # level by energy: at severity 1 a click carries 8 dB more energy than 64 ms (one
+    ir = _decaying_modes(sample_rate, modes_hz, np.concatenate([rng.uniform(0.004, 0.012, 4), [0.02]]),
+                         [0.0, -2.0, -4.0, -6.0, -3.0], rng, click=1.0)
+    # level by energy: at severity 1 a click carries 10 dB more energy than 64 ms (one
     # analysis frame) of the machine sound, which has unit power here
     ir /= np.sqrt(np.sum(ir ** 2))
-    amps = strength * np.sqrt(0.064 * sample_rate) * _db(8.0 + rng.normal(0.0, 1.5, len(times)))
+    amps = strength * np.sqrt(0.064 * sample_rate) * _db(10.0 + rng.normal(0.0, 1.5, len(times)))
     out = np.zeros(n)
     _add_events(out, times, amps, lambda i: ir, sample_rate)
     return out, position, times[(times >= 0)]
@@ -602,7 +602,7 @@ def _missing_grease(machine: MachineProfile, motion: Motion, rng: np.random.Gene
     squeal_hz = float(machine.squeal_hz * rng.uniform(0.92, 1.08))
     t = np.arange(n) / sample_rate
     v = motion.speed
-    # episodes: the squeal comes and goes, mostly on during the fast part of each stroke
+    # episodes: the squeal swells and fades within the fast part of each stroke
     episodes = _slow_noise(rng, n, sample_rate, 3.0)
     gate = np.clip((v - 0.3) / 0.3, 0.0, 1.0) * np.clip(0.5 + 0.6 * episodes + 0.8, 0.0, 1.0)
     vibrato = 1.0 + 0.003 * np.sin(2 * np.pi * rng.uniform(4.0, 8.0) * t) \
@@ -624,10 +624,10 @@ def _strength(severity: float) -> float:
     return float(severity) ** 1.5
 
 
-def _soft_limit(x: np.ndarray, knee: float = 0.5, ceiling: float = 0.9) -> np.ndarray:
+def _soft_limit(x: np.ndarray, knee: float = 0.6, ceiling: float = 0.95) -> np.ndarray:
     """Identity below ``knee``; above it, a tanh curve that never exceeds ``ceiling``.
 
-    Only very strong anomalies (loud clicks at severity >= 3) get near it. It
+    Only strong anomalies (loud clicks at severity >= 1.5) reach the knee. It
     keeps them off digital full scale, which the sensor-health checks would
     rightly call clipping (a microphone fault, not a machine fault).
     """
@@ -865,7 +865,9 @@ def render_clip(kind: str | None = "normal", seed: int = 0, machine_id: str | in
                 sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, ClipInfo]:
     """One clip by name, for tests and notebooks: ``kind`` is ``"normal"``/``None`` or an anomaly kind.
 
-    The same clip as test clip ``index`` of that kind in ``generate_dataset(seed=seed)``.
+    The same clip (before 16-bit quantisation) as ``test/<label>_<id>_<index>.wav`` of
+    ``generate_dataset(seed=seed)`` when that file is of this kind (the dataset's
+    anomaly kinds cycle: index ``i`` gets ``kinds[i % len(kinds)]``).
     """
     anomaly = None if kind in (None, "normal") else kind
     mid = normalise_machine_id(machine_id)
