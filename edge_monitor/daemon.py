@@ -348,7 +348,9 @@ class Daemon:
                     self.log.error("evidence not saved", event_id=ev.event_id, error=str(exc))
             if self.explainer is not None:
                 try:
-                    explanation = self.explainer(ws).to_dict()
+                    # The raw samples give exact levels (the model input is clipped to the
+                    # training range, which flattens loud clicks) and reliable impacts.
+                    explanation = self.explainer(ws, samples=mono).to_dict()
                 except Exception as exc:  # noqa: BLE001
                     self.log.warning("no explanation", event_id=ev.event_id, error=str(exc))
         payload = {

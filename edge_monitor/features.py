@@ -329,26 +329,46 @@ class LogMel:
 
 @dataclass(frozen=True)
 class MinMaxNorm:
-    """Per-mel-band scaling of dB values to [0, 1], fitted on training data only.
+    """Per-mel-band scaling of dB values, fitted on training data only.
 
-    ``x01 = clip((db - lo) / (hi - lo), 0, 1)`` band by band. The paper fed
+    ``x = clip((db - lo) / (hi - lo), clip_lo, clip_hi)`` band by band: the
+    band's training range (robust percentiles) maps to 0..1. The paper fed
     z-scores into a sigmoid decoder, which cannot output negative values; a
-    [0, 1] target agrees with the sigmoid (docs/model.md).
+    target whose *normal* range is [0, 1] agrees with the sigmoid
+    (docs/model.md).
+
+    The clip bounds are stored in model.json with the scaling, so the runtime
+    applies exactly what training used. ``clip_hi`` above 1 is headroom: a
+    sound louder than anything in training keeps its excess (the sigmoid
+    output cannot follow it above 1, so its error grows with its loudness)
+    instead of being flattened to the loudest training level. ``None`` means
+    no clipping on that side. Old bundles without the keys mean ``[0, 1]``.
 
     Attributes:
         lo: per-band lower bound in dB, length ``n_mels``.
         hi: per-band upper bound in dB, length ``n_mels``.
+        clip_lo: lower clip of the scaled value (``None``: none).
+        clip_hi: upper clip of the scaled value (``None``: none).
     """
 
     lo: tuple[float, ...] = field(default_factory=tuple)
     hi: tuple[float, ...] = field(default_factory=tuple)
+    clip_lo: float | None = 0.0
+    clip_hi: float | None = 1.0
 
     def __post_init__(self) -> None:
         if len(self.lo) != len(self.hi) or not self.lo:
             raise ValueError("lo and hi must be non-empty and of equal length")
+        for name in ("clip_lo", "clip_hi"):
+            v = getattr(self, name)
+            if v is not None and not np.isfinite(v):
+                raise ValueError(f"{name} must be a finite number or None, got {v!r}")
+        if self.clip_lo is not None and self.clip_hi is not None and self.clip_hi <= self.clip_lo:
+            raise ValueError(f"clip_hi ({self.clip_hi}) must be above clip_lo ({self.clip_lo})")
 
     @classmethod
-    def fit(cls, logmels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5, min_span_db: float = 1.0) -> "MinMaxNorm":
+    def fit(cls, logmels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5, min_span_db: float = 1.0,
+            clip_lo: float | None = 0.0, clip_hi: float | None = 1.0) -> "MinMaxNorm":
         """Fit from training log-mels of shape ``(n_clips, n_mels, frames)`` (dB).
 
         Robust percentiles instead of the raw min/max keep one click in the
@@ -359,26 +379,40 @@ class MinMaxNorm:
         lo = np.percentile(bands, low_pct, axis=1)
         hi = np.percentile(bands, high_pct, axis=1)
         hi = np.maximum(hi, lo + min_span_db)
-        return cls(lo=tuple(float(v) for v in lo), hi=tuple(float(v) for v in hi))
+        return cls(lo=tuple(float(v) for v in lo), hi=tuple(float(v) for v in hi), clip_lo=clip_lo, clip_hi=clip_hi)
 
     def apply(self, db: np.ndarray) -> np.ndarray:
-        """Scale ``(..., n_mels, frames)`` dB to [0, 1], float32."""
+        """Scale ``(..., n_mels, frames)`` dB per band and clip to ``[clip_lo, clip_hi]``; float32."""
         lo = np.asarray(self.lo, dtype=np.float32)[:, None]
         span = (np.asarray(self.hi, dtype=np.float32) - np.asarray(self.lo, dtype=np.float32))[:, None]
-        return np.clip((db - lo) / span, 0.0, 1.0).astype(np.float32, copy=False)
+        x = (db - lo) / span
+        if self.clip_lo is not None or self.clip_hi is not None:
+            x = np.clip(x, self.clip_lo, self.clip_hi)
+        return np.asarray(x, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "minmax", "lo": list(self.lo), "hi": list(self.hi)}
+        return {"kind": "minmax", "lo": list(self.lo), "hi": list(self.hi),
+                "clip_lo": self.clip_lo, "clip_hi": self.clip_hi}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MinMaxNorm":
+        """From :meth:`to_dict`'s dict; missing ``clip_lo``/``clip_hi`` (bundles before them) mean 0 and 1."""
         if data.get("kind", "minmax") != "minmax":
             raise ValueError(f"unsupported normalisation kind {data.get('kind')!r}")
-        return cls(lo=tuple(float(v) for v in data["lo"]), hi=tuple(float(v) for v in data["hi"]))
+
+        def bound(key: str, default: float) -> float | None:
+            v = data.get(key, default)
+            return None if v is None else float(v)
+
+        return cls(lo=tuple(float(v) for v in data["lo"]), hi=tuple(float(v) for v in data["hi"]),
+                   clip_lo=bound("clip_lo", 0.0), clip_hi=bound("clip_hi", 1.0))
 
 
 def to_model_input(samples: np.ndarray, params: FeatureParams, norm: MinMaxNorm, frames: int) -> np.ndarray:
-    """One window of audio to the autoencoder's input, shape ``(n_mels, frames)`` in [0, 1].
+    """One window of audio to the autoencoder's input, shape ``(n_mels, frames)``.
+
+    Values are the band's training range scaled to 0..1, clipped to the
+    norm's ``[clip_lo, clip_hi]``.
 
     The single path from samples to model input, used by the trainer when it
     builds its dataset and by the daemon for every window. The log-mel is

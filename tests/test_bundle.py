@@ -20,6 +20,7 @@ from edge_monitor.bundle import (
     write_model_json,
 )
 from edge_monitor.features import FeatureParams
+from trainer.train import TrainConfig
 
 
 @pytest.fixture()
@@ -72,8 +73,20 @@ def test_model_json_records_provenance(tiny_bundle: Path) -> None:
     fp = meta["training"]["data_fingerprint"]
     assert fp["n_files"] == 16 and len(fp["sha256"]) == 64  # 2 ids x 8 training clips
     assert set(meta["versions"]) >= {"edge_monitor", "tensorflow", "keras"}
-    assert meta["model"]["macs_per_window"] > 0 and meta["model"]["channels"] == [4, 8, 16]
-    assert meta["normalisation"]["kind"] == "minmax"
+    assert meta["model"]["arch"] == TrainConfig().arch  # the fixture follows the default architecture
+    assert meta["model"]["macs_per_window"] > 0
+    assert meta["model"]["channels"] == ([4, 8, 16] if meta["model"]["arch"] == "conv" else None)
+    norm = meta["normalisation"]
+    assert norm["kind"] == "minmax"
+    # The clip bounds training used travel with the bundle; the runtime applies exactly them.
+    assert (norm["clip_lo"], norm["clip_hi"]) == (TrainConfig().clip_lo, TrainConfig().clip_hi)
+    b = load_bundle(tiny_bundle)
+    assert (b.norm.clip_lo, b.norm.clip_hi) == (norm["clip_lo"], norm["clip_hi"])
+    # Per-band training level in dB (before scaling), for the explanations: inside each band's range.
+    level = meta["band_level_db"]
+    mean, std = np.array(level["mean"]), np.array(level["std"])
+    assert mean.shape == std.shape == (128,) and np.all(std >= 0)
+    assert np.all(np.array(norm["lo"]) - 0.01 <= mean) and np.all(mean <= np.array(norm["hi"]) + 0.01)
 
 
 def test_missing_directory_and_files(tmp_path: Path, bundle_copy: Path) -> None:

@@ -115,7 +115,11 @@ class RecordingScorer:
         return ws
 
 
-def start_daemon(tmp_path: Path, model: dict, hop: float, log_stream: io.StringIO, **audio: Any) -> tuple[Any, threading.Thread, RecordingPublisher, RecordingScorer]:
+def start_daemon(tmp_path: Path, model: dict, hop: float, log_stream: io.StringIO, *,
+                 decision: dict | None = None, mqtt: dict | None = None,
+                 **audio: Any) -> tuple[Any, threading.Thread, RecordingPublisher, RecordingScorer]:
+    """The daemon capturing from device ``pulse`` on a thread (``audio``: extra ``audio.*`` keys;
+    ``decision``/``mqtt``: extra keys of those sections; MQTT stays disabled)."""
     import yaml
 
     from edge_monitor import logs
@@ -126,7 +130,8 @@ def start_daemon(tmp_path: Path, model: dict, hop: float, log_stream: io.StringI
 
     cfg = parse_config(yaml.safe_dump({
         "device_id": "live", "model": str(model["dir"]), "state_dir": str(tmp_path / "state"),
-        "mqtt": {"enabled": False}, "evidence": {"enabled": False},
+        "mqtt": {"enabled": False, **(mqtt or {})}, "evidence": {"enabled": False},
+        **({"decision": decision} if decision else {}),
         "audio": {"device": "pulse", "hop_seconds": hop, **audio}}), "live.yaml")
     logs.configure("debug", "json", stream=log_stream)
     log = logs.get_logger("live")

@@ -287,6 +287,22 @@ def test_sensor_fault_is_reported_not_scored(model: dict, tmp_path: Path) -> Non
     assert pub.sensors[0]["event_id"] == pub.sensors[1]["event_id"]
     assert daemon.counters.sensor_faulty == 3
     assert [a["event"] for a in pub.alerts] == ["start"]
+    # The health JSON (<base>/status) carries the sensor state: clean again at the end.
+    last = pub.statuses[-1]
+    assert last["sensor"]["ok"] is True and last["sensor"]["faults"] == []
+    assert last["sensor"]["windows_faulty"] == last["windows_sensor_fault"] == 3
+
+
+def test_health_json_carries_a_current_sensor_fault(model: dict, tmp_path: Path) -> None:
+    normals = synth_clips(model["seed"], model["mid"], None, 1, salt=6)
+    paths = write_clips(tmp_path, normals + [np.zeros(160_000, dtype=np.float32)] * 2, "clip")
+    pub, _, daemon = run_daemon(make_config(tmp_path, model["dir"]), model["scorer"], paths)
+    assert [(s["event"], s["kind"]) for s in pub.sensors] == [("start", "dead_input")]
+    sensor = pub.statuses[-1]["sensor"]  # the last status, sent on shutdown: the fault is still on
+    assert sensor["ok"] is False
+    assert [f["kind"] for f in sensor["faults"]] == ["dead_input"] and sensor["faults"][0]["since"]
+    assert sensor["windows_faulty"] == pub.statuses[-1]["windows_sensor_fault"] == 2
+    assert "sensor: dead_input" in daemon.status_line()
 
 
 def test_hop_longer_than_window_is_a_config_error(model: dict, tmp_path: Path) -> None:
@@ -388,6 +404,7 @@ def test_end_to_end_through_a_real_mosquitto(model: dict, tmp_path: Path) -> Non
     assert len(score_msgs) >= 1  # QoS 0, best effort
     status = [m.json() for m in sub.messages if m.topic == "edge-monitor/rail-e2e/status"]
     assert status and status[-1]["windows_scored"] == len(sequence) and "xruns" in status[-1]
+    assert status[-1]["sensor"]["ok"] is True and status[-1]["sensor"]["windows_faulty"] == 0
     # The outbox is empty: everything was acknowledged before exit.
     import sqlite3
 

@@ -137,6 +137,34 @@ def test_minmax_norm_fit_apply_round_trip() -> None:
         MinMaxNorm(lo=(0.0,), hi=())
 
 
+def test_minmax_norm_clip_bounds_are_stored_and_applied() -> None:
+    rng = np.random.default_rng(3)
+    data = rng.normal(-40, 10, size=(6, 4, 50))
+    loud = np.full((4, 3), 200.0, np.float32)  # far louder than anything in training
+    quiet = np.full((4, 3), -300.0, np.float32)
+    # The default (and every bundle written before the keys existed): [0, 1].
+    old = MinMaxNorm.fit(data)
+    assert (old.clip_lo, old.clip_hi) == (0.0, 1.0)
+    legacy = MinMaxNorm.from_dict({"kind": "minmax", "lo": list(old.lo), "hi": list(old.hi)})
+    assert legacy == old and legacy.apply(loud).max() == 1.0
+    # Headroom: the training range still maps to 0..1, louder sound keeps its excess up to clip_hi.
+    head = MinMaxNorm.fit(data, clip_lo=-1.0, clip_hi=2.0)
+    mid = ((np.array(head.lo) + np.array(head.hi)) / 2)[:, None].astype(np.float32)
+    np.testing.assert_allclose(head.apply(mid), old.apply(mid), atol=1e-6)
+    assert np.all(head.apply(loud) == 2.0) and np.all(head.apply(quiet) == -1.0)
+    above = (np.array(head.hi) + 0.5 * (np.array(head.hi) - np.array(head.lo)))[:, None].astype(np.float32)
+    np.testing.assert_allclose(head.apply(above), 1.5, atol=1e-5)
+    # No bound at all on one side; the choice round-trips through model.json's dict.
+    open_top = MinMaxNorm.fit(data, clip_lo=0.0, clip_hi=None)
+    assert open_top.apply(loud).min() > 2.0 and open_top.apply(quiet).max() == 0.0
+    for norm in (head, open_top):
+        again = MinMaxNorm.from_dict(norm.to_dict())
+        assert again == norm
+        np.testing.assert_array_equal(again.apply(loud), norm.apply(loud))
+    with pytest.raises(ValueError):
+        MinMaxNorm(lo=(0.0,), hi=(1.0,), clip_lo=1.0, clip_hi=0.5)
+
+
 def test_params_round_trip_and_validation() -> None:
     p = FeatureParams(f_max=7600.0)
     assert FeatureParams.from_dict(p.to_dict()) == p

@@ -43,6 +43,16 @@ def events(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
+def _clip_info(model: dict, kind: str, i: int, severity: float, salt: int) -> Any:
+    """The generation parameters (``trainer.synth.ClipInfo``) of ``synth_clips(...)[i]``."""
+    from trainer.synth import FactoryProfile, MachineProfile, synthesize_clip
+
+    prof = MachineProfile.from_seed(model["seed"], model["mid"])
+    code = {None: 0, "rail_damage": 1, "loose_belt": 2, "missing_grease": 3}[kind]
+    return synthesize_clip(prof, np.random.default_rng([4242, salt, code, i]), kind, severity=severity,
+                           factory=FactoryProfile.from_seed(model["seed"]))[1]
+
+
 def test_normal_then_anomalous_raises_exactly_the_rule_s_alerts(model: dict, tmp_path: Path) -> None:
     normals = write_clips(tmp_path / "normal", synth_clips(model["seed"], model["mid"], None, 6, salt=11), "n")
     anomalies = write_clips(tmp_path / "anomalous", synth_clips(model["seed"], model["mid"], "missing_grease", 4,
@@ -62,6 +72,13 @@ def test_normal_then_anomalous_raises_exactly_the_rule_s_alerts(model: dict, tmp
     assert got[1]["score"] == pytest.approx(scores[12], rel=1e-6)
     assert got[1]["peak_score"] == pytest.approx(max(scores[7:13]), rel=1e-6)
     assert Path(got[0]["evidence"]).is_file()
+    # The alert says what changed: the squeal of the clip that opened it, as a tone (issue 10).
+    squeal_hz = _clip_info(model, "missing_grease", 7 - len(normals), severity=5.0, salt=11).squeal_hz
+    ex = got[0]["explanation"]
+    print("explanation:", ex, "generated squeal", squeal_hz)
+    assert ex["kind"] == "tonal" and ex["freq_lo_hz"] <= squeal_hz <= ex["freq_hi_hz"], (ex, squeal_hz)
+    assert ex["text"] and ex["level_change_db"] > 0
+    assert got[1]["explanation"] is None
 
 
 def test_normal_only_is_silent_and_bad_files_are_skipped(model: dict, tmp_path: Path) -> None:
@@ -89,3 +106,47 @@ def test_only_unreadable_files_is_an_error(model: dict, tmp_path: Path) -> None:
     res = simulate(tmp_path, model["dir"], [broken])
     assert res.returncode == 66
     assert "none of the files could be read" in res.stderr
+
+
+# --- microphone faults: a sensor event, never a machine alert (issue 10) ---------------------------
+
+def _faulty_clip(kind: str, clip: np.ndarray) -> np.ndarray:
+    """A 10 s window of ``clip`` with one input-chain fault (shape (n,) or (n, 8))."""
+    sr = 16000
+    if kind == "dead_input":  # digital silence: a pulled cable
+        return np.zeros_like(clip)
+    if kind == "clipping":  # a preamp driven 4x past full scale: ~25 % of the samples at +-1
+        return np.clip(clip * (4.0 / np.max(np.abs(clip))), -1.0, 1.0)
+    if kind == "dropout":  # 20 ms runs of exact zeros inside sound, every 0.5 s (lost USB packets)
+        x = clip.copy()
+        for start in range(sr // 4, x.size - sr // 4, sr // 2):
+            x[start:start + sr * 20 // 1000] = 0.0
+        return x
+    if kind == "dead_channel":  # an 8-channel array with one dead capsule (channel 3)
+        x = np.stack([clip * (0.8 + 0.05 * c) for c in range(8)], axis=1)
+        x[:, 3] = 0.0
+        return x
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["dead_input", "clipping", "dropout", "dead_channel"])
+def test_sensor_fault_raises_a_sensor_event_and_no_machine_alert(model: dict, tmp_path: Path, kind: str) -> None:
+    normal = synth_clips(model["seed"], model["mid"], None, 3, salt=13)
+    bad = audio_io.write_wav(tmp_path / f"0_{kind}.wav", _faulty_clip(kind, normal[0]))
+    raw = audio_io.read_wav_raw(bad)
+    assert raw.samples.shape[1] == (8 if kind == "dead_channel" else 1)
+    good = write_clips(tmp_path / "n", normal[1:], "n")
+    # threshold ~0 with k = n = 3: every scored window is "above", so the two normal windows alone
+    # (2 of 3) open nothing, while the faulty window, had it been scored, would make it 3 of 3.
+    # The 8-channel file comes first, so the stream keeps 8 channels (the normal clips are repeated
+    # across them) and the sensor check sees the dead channel before any downmix.
+    res = simulate(tmp_path, model["dir"], [bad, *good], threshold=1e-9, k=3, n=3, clear_windows=1)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = events(res.stdout)
+    assert [e for e in got if e["topic"] == "alert"] == []
+    sensor = [e for e in got if e["topic"] == "sensor"]
+    assert [(e["event"], e["kind"]) for e in sensor] == [("start", kind), ("end", kind)], sensor
+    assert sensor[0]["event_id"] == sensor[1]["event_id"] and sensor[0]["since"] == sensor[1]["since"]
+    stopped = next(json.loads(line) for line in res.stderr.splitlines()
+                   if line.startswith("{") and json.loads(line).get("event") == "stopped")
+    assert (stopped["scored"], stopped["sensor_faulty"], stopped["alerts"]) == (2, 1, 0)

@@ -160,6 +160,7 @@ def test_cli_train_writes_a_loadable_bundle_deterministically(synth_dataset: Pat
     again = train(tmp_path / "b")
     assert again["training"]["history"] == meta["training"]["history"]
     assert again["validation_scores"] == meta["validation_scores"]
+    assert again["sha256"] == meta["sha256"]  # bit-identical model.tflite for the same seed and data
 
 
 def test_cli_train_reports_bad_data_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,10 +30,14 @@ def _banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
-def _run(cmd: list[str]) -> None:
+def _run(cmd: list[str], stdout: Path | None = None) -> None:
     shown = [Path(cmd[0]).name, *cmd[1:]]
-    print("$ " + shlex.join(shown), flush=True)
-    subprocess.run(cmd, check=True)
+    print("$ " + shlex.join(shown) + (f" > {stdout}" if stdout else ""), flush=True)
+    if stdout is None:
+        subprocess.run(cmd, check=True)
+    else:
+        with stdout.open("w") as fh:
+            subprocess.run(cmd, check=True, stdout=fh)
 
 
 def _config_yaml(out: Path, model: Path, port: int) -> Path:
@@ -81,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     _banner("2/4  Train the convolutional autoencoder on normal sound only")
     _run([train_cli, "train", str(data / "slider"), "--out", str(model), "--epochs", str(args.epochs),
           "--seed", str(args.seed)])
-    print(f"model bundle: {model.resolve()}")
 
     _banner("3/4  Evaluate on held-out normal and anomalous clips (TFLite, the daemon's scorer)")
     _run([train_cli, "evaluate", str(model), str(data / "slider"), "--out", str(report)])
@@ -98,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"broker: {broker.kind} on {broker.host}:{broker.port}")
     try:
         cfg = _config_yaml(out, model, broker.port)
+        events = out / "simulate-events.jsonl"
+        print("Lines below marked ALERT/SENSOR are printed by an MQTT subscriber as messages arrive:")
         with AlertPrinter(broker.host, broker.port, "edge-monitor/demo-rail") as printer:
-            _run([runtime_cli, "simulate", "--config", str(cfg), "--fast", *map(str, stream)])
+            _run([runtime_cli, "simulate", "--config", str(cfg), "--fast", "--log-level", "warning",
+                  *map(str, stream)], stdout=events)
             time.sleep(1.0)  # let the last messages reach the subscriber
         n_alerts = sum(1 for topic, _ in printer.received if topic.endswith("/alert"))
     finally:

@@ -263,7 +263,7 @@ def pick_examples(results: Sequence[ClipResult]) -> list[tuple[str, str, ClipRes
     return picks
 
 
-def _explainer(bundle: ModelBundle) -> Callable[[Any], dict[str, Any] | None]:
+def _explainer(bundle: ModelBundle) -> Callable[..., dict[str, Any] | None]:
     """A function window -> explanation dict for the error maps (``None`` when unavailable).
 
     The dict is the alert's ``explanation`` plus ``bands`` (first, last mel
@@ -274,11 +274,11 @@ def _explainer(bundle: ModelBundle) -> Callable[[Any], dict[str, Any] | None]:
 
         explainer = Explainer.from_bundle(bundle)
     except (ImportError, ValueError):  # no explain module, or a bundle without band statistics
-        return lambda window: None
+        return lambda window, samples=None: None
 
-    def explain(window: Any) -> dict[str, Any] | None:
+    def explain(window: Any, samples: np.ndarray | None = None) -> dict[str, Any] | None:
         try:
-            ex = explainer(window)
+            ex = explainer(window, samples=samples)
         except (ValueError, FloatingPointError):  # the report must not die on an explanation
             return None
         if ex.kind == "none":
@@ -399,12 +399,17 @@ def _reconstruction_examples(scorer: Scorer, results: Sequence[ClipResult]) -> l
     examples = []
     for label, kind, r in pick_examples(results):
         try:
-            cs = scorer.score_file(r.clip.path)
+            samples = audio_io.read_wav(r.clip.path, sample_rate=scorer.features.sample_rate)
+            cs = scorer.score_clip(samples)
         except (audio_io.AudioFileError, OSError, ValueError):
             continue
         k = int(np.argmax([w.score for w in cs.windows]))
         w = cs.windows[k]
-        explanation = explain(w) if label == "anomaly" else None
+        explanation = None
+        if label == "anomaly":
+            # The window's samples (the same cut as score_clip's): exact levels, reliable impacts.
+            windows = audio_io.clip_windows(samples, scorer.window_samples)
+            explanation = explain(w, windows[k] if len(windows) == len(cs.windows) else None)
         examples.append(ReconExample(path=r.clip.path, label=label, kind=kind, clip_score=r.score,
                                      window_index=k, n_windows=len(cs.windows), input=w.input, recon=w.recon,
                                      machine_id=r.group, explanation=explanation))

@@ -32,7 +32,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from trainer.train import ARCHITECTURES  # defined there so the CLI can read it without Keras
+from trainer.defaults import ARCHITECTURES, DEFAULT_CHANNELS  # Keras-free, for the CLI's --help
 
 __all__ = [
     "DEFAULT_CHANNELS",
@@ -43,10 +43,6 @@ __all__ = [
     "count_macs",
     "parse_channels",
 ]
-
-#: Channel widths of the three encoder blocks. ~144 MMAC per window; chosen from
-#: the AUC-versus-MACs table in docs/model.md (the paper's 32/64/128 is ~2.3 GMAC).
-DEFAULT_CHANNELS: tuple[int, int, int] = (8, 16, 32)
 
 
 #: Batch-norm moving-average momentum. Keras' 0.99 needs hundreds of steps before

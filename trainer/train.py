@@ -44,6 +44,8 @@ from edge_monitor.bundle import MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, load_
 from edge_monitor.datasets import ClipRef, DatasetError, find_clips
 from edge_monitor.features import FeatureParams, MinMaxNorm, logmel, model_frames
 from edge_monitor.scorer import window_errors
+from trainer.defaults import (ARCHITECTURES, DEFAULT_ARCH, DEFAULT_CHANNELS, DEFAULT_CLIP_HI, DEFAULT_CLIP_LO,
+                              DEFAULT_THRESHOLD_QUANTILE, DEFAULT_THRESHOLD_RULE)
 
 __all__ = [
     "TrainConfig",
@@ -60,9 +62,6 @@ __all__ = [
 
 Progress = Callable[[str], None]
 
-#: The architectures of trainer.model (repeated here so the CLI need not import Keras).
-ARCHITECTURES = ("conv", "dense")
-
 
 class TrainingError(Exception):
     """Training cannot start or finish; one readable line."""
@@ -75,8 +74,11 @@ class TrainConfig:
     Attributes:
         epochs: maximum epochs (early stopping may end sooner).
         seed: seeds the clip split, weight init and shuffling.
-        arch: ``"conv"`` (default) or ``"dense"`` (trainer.model).
+        arch: ``"conv"`` or ``"dense"`` (trainer.model; default ``trainer.defaults.DEFAULT_ARCH``).
         channels: filters of the three conv encoder blocks.
+        clip_lo, clip_hi: clip bounds of the normalised input
+            (:class:`edge_monitor.features.MinMaxNorm`; ``None``: no clip),
+            stored in model.json's ``normalisation``.
         quantize: ``"none"`` (float32) or ``"dynamic"`` (int8 weights).
         val_split: share of training *clips* held out for validation, early
             stopping and the threshold (at least one clip).
@@ -92,15 +94,17 @@ class TrainConfig:
 
     epochs: int = 15
     seed: int = 0
-    arch: str = "conv"
-    channels: tuple[int, int, int] = (8, 16, 32)
+    arch: str = DEFAULT_ARCH
+    channels: tuple[int, int, int] = DEFAULT_CHANNELS
+    clip_lo: float | None = DEFAULT_CLIP_LO
+    clip_hi: float | None = DEFAULT_CLIP_HI
     quantize: str = "none"
     val_split: float = 0.1
     batch_size: int = 16
     patience: int = 5
     learning_rate: float = 1e-3
-    threshold_rule: str = "gamma"
-    threshold_quantile: float = 0.99
+    threshold_rule: str = DEFAULT_THRESHOLD_RULE
+    threshold_quantile: float = DEFAULT_THRESHOLD_QUANTILE
     machine_ids: tuple[str, ...] | None = None
     features: FeatureParams = field(default_factory=FeatureParams)
     score_test: bool = True
@@ -190,6 +194,18 @@ def data_fingerprint(clips: Sequence[ClipRef]) -> dict[str, Any]:
     lines = sorted(f"{c.machine_id}/{c.path.name}\t{c.path.stat().st_size}\n" for c in clips)
     digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
     return {"n_files": len(lines), "sha256": digest}
+
+
+def band_levels(db: np.ndarray) -> dict[str, Any]:
+    """Per-mel-band mean and standard deviation (dB) of training log-mels ``(n, n_mels, frames)``.
+
+    Stored in model.json as ``band_level_db``: the explanations compare a
+    window's level per band with what training heard.
+    """
+    bands = np.moveaxis(np.asarray(db, dtype=np.float64), -2, 0).reshape(db.shape[-2], -1)
+    return {"mean": [round(float(v), 4) for v in bands.mean(axis=1)],
+            "std": [round(float(v), 4) for v in bands.std(axis=1)],
+            "n_windows": int(db.shape[0]), "source": "training"}
 
 
 def load_logmels(clips: Sequence[ClipRef], params: FeatureParams, frames: int,
@@ -335,7 +351,10 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
 
     db_train = load_logmels(train_clips, params, frames, log)
     db_val = load_logmels(val_clips, params, frames, log)
-    norm = MinMaxNorm.fit(db_train)
+    if config.arch not in ARCHITECTURES:
+        raise TrainingError(f"unknown architecture {config.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    norm = MinMaxNorm.fit(db_train, clip_lo=config.clip_lo, clip_hi=config.clip_hi)
+    band_level_db = band_levels(db_train)
     x_train, x_val = norm.apply(db_train), norm.apply(db_val)
     del db_train, db_val
     log(f"features: {len(x_train)} training and {len(x_val)} validation windows of {input_shape[0]}x{frames} "
@@ -386,6 +405,7 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
         "features": params.to_dict(),
         "input_shape": list(input_shape),
         "normalisation": norm.to_dict(),
+        "band_level_db": band_level_db,
         "model": {
             "file": MODEL_TFLITE,
             "arch": config.arch,
@@ -394,7 +414,7 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
             "macs_per_window": macs,
             "quantize": config.quantize,
             "tflite_bytes": len(tflite),
-            "output": "sigmoid reconstruction in [0, 1]",
+            "output": "sigmoid reconstruction in (0, 1)",
             "score": "mean squared error of the window reconstruction",
         },
         "threshold": thr.to_dict(),

@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="TFLite interpreter threads (default 1)")
 
 
-def _row(path: Path, clip: Any, threshold: float, explainer: Any) -> dict[str, Any]:
+def _row(path: Path, clip: Any, threshold: float, explainer: Any,
+         windows: list[Any] | None = None) -> dict[str, Any]:
     scores = [w.score for w in clip.windows]
     row: dict[str, Any] = {
         "file": str(path),
@@ -59,8 +60,10 @@ def _row(path: Path, clip: Any, threshold: float, explainer: Any) -> dict[str, A
         "window_scores": [float(s) for s in scores],
     }
     if explainer is not None:
-        worst = clip.windows[max(range(len(scores)), key=scores.__getitem__)]
-        row["explanation"] = explainer(worst).to_dict()
+        k = max(range(len(scores)), key=scores.__getitem__)
+        # The window's own samples: exact levels and reliable impacts (the model input is clipped).
+        samples = windows[k] if windows is not None and len(windows) == len(scores) else None
+        row["explanation"] = explainer(clip.windows[k], samples=samples).to_dict()
     return row
 
 
@@ -82,7 +85,7 @@ def _table(rows: list[dict[str, Any]], explain: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_monitor.audio_io import AudioFileError
+    from edge_monitor.audio_io import AudioFileError, clip_windows, read_wav
     from edge_monitor.bundle import BundleError, load_bundle
     from edge_monitor.scorer import Scorer
 
@@ -106,10 +109,16 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            clip = scorer.score_file(path)
+            samples = read_wav(path, sample_rate=bundle.features.sample_rate)
+            try:
+                clip = scorer.score_clip(samples)
+            except ValueError as exc:  # a clip under half a window
+                raise AudioFileError(path, str(exc)) from None
             if not math.isfinite(clip.score):
                 raise AudioFileError(path, f"score is not finite ({clip.score}): the model's output is broken")
-            row = _row(path, clip, scorer.threshold, explainer)
+            # The same windows score_clip scored (audio_io.clip_windows), for the explanation.
+            windows = clip_windows(samples, scorer.window_samples) if explainer is not None else None
+            row = _row(path, clip, scorer.threshold, explainer, windows)
         except (AudioFileError, OSError) as exc:
             failed += 1
             message = str(exc) if isinstance(exc, AudioFileError) else f"{path}: {exc.strerror or exc}"

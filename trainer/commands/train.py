@@ -26,10 +26,9 @@ Example:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # No TensorFlow here: `--help` must stay quick (trainer.model imports Keras).
     from trainer.convert import QUANTIZE_MODES
+    from trainer.defaults import (ARCHITECTURES, DEFAULT_ARCH, DEFAULT_CHANNELS, DEFAULT_CLIP_HI, DEFAULT_CLIP_LO,
+                                  DEFAULT_THRESHOLD_QUANTILE, DEFAULT_THRESHOLD_RULE)
     from trainer.threshold import RULES
-    from trainer.train import ARCHITECTURES, TrainConfig
-
-    DEFAULT_CHANNELS = TrainConfig().channels
 
     parser.add_argument("data_dir", metavar="DATA_DIR", help="machine folder (DCASE or MIMII layout)")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="bundle directory to write (created)")
@@ -37,17 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train on this machine id only (repeatable; default: all ids found)")
     parser.add_argument("--epochs", type=int, default=15, help="maximum epochs (early stopping, patience 5; default 15)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: split, initial weights, shuffling (default 0)")
-    parser.add_argument("--arch", choices=ARCHITECTURES, default="conv",
-                        help="conv: the convolutional autoencoder (default); dense: DCASE-style dense AE on 5 frames")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default=DEFAULT_ARCH,
+                        help="dense: DCASE-style dense autoencoder on 5 stacked frames (~61 MMAC per window); "
+                             "conv: the paper's convolutional autoencoder (default %(default)s; docs/model.md)")
     parser.add_argument("--channels", default=",".join(map(str, DEFAULT_CHANNELS)), metavar="C1,C2,C3",
-                        help="filters of the three encoder blocks (default %(default)s, ~144 MMAC per window)")
+                        help="conv only: filters of the three encoder blocks (default %(default)s, ~144 MMAC)")
+    parser.add_argument("--clip", default=f"{_fmt_bound(DEFAULT_CLIP_LO)},{_fmt_bound(DEFAULT_CLIP_HI)}",
+                        metavar="LO,HI",
+                        help="clip the normalised input (training range = 0..1) to [LO, HI]; 'none' for no bound "
+                             "on that side; stored in model.json (default %(default)s)")
     parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="none",
                         help="none: float32 TFLite (default); dynamic: int8 weights, ~4x smaller")
     parser.add_argument("--val-split", type=float, default=0.1, help="share of training clips for validation (default 0.1)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per step (default 16)")
-    parser.add_argument("--threshold-rule", choices=RULES, default="gamma",
-                        help="gamma: gamma-fit quantile of validation scores (default); percentile: empirical")
-    parser.add_argument("--threshold-quantile", type=float, default=0.99, help="quantile for the threshold (default 0.99)")
+    parser.add_argument("--threshold-rule", choices=RULES, default=DEFAULT_THRESHOLD_RULE,
+                        help="gamma: gamma-fit quantile of validation scores; percentile: empirical "
+                             "(default %(default)s)")
+    parser.add_argument("--threshold-quantile", type=float, default=DEFAULT_THRESHOLD_QUANTILE,
+                        help="quantile for the threshold (default %(default)s)")
     parser.add_argument("--no-test-auc", action="store_true", help="do not score the held-out test clips")
     parser.add_argument("--quiet", action="store_true", help="print only the bundle path")
 
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         channels = parse_channels(args.channels)
+        clip_lo, clip_hi = parse_clip(args.clip)
     except ValueError as exc:
         print(f"edge-monitor-train train: {exc}", file=sys.stderr)
         return 2
@@ -74,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         print("edge-monitor-train train: --threshold-quantile must be between 0 and 1", file=sys.stderr)
         return 2
     config = TrainConfig(
-        epochs=args.epochs, seed=args.seed, arch=args.arch, channels=channels, quantize=args.quantize,
+        epochs=args.epochs, seed=args.seed, arch=args.arch, channels=channels, clip_lo=clip_lo, clip_hi=clip_hi,
+        quantize=args.quantize,
         val_split=args.val_split, batch_size=args.batch_size, threshold_rule=args.threshold_rule,
         threshold_quantile=args.threshold_quantile,
         machine_ids=tuple(args.machine_ids) if args.machine_ids else None, score_test=not args.no_test_auc,
@@ -92,6 +100,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"held-out test AUC {meta['test']['auc']:.4f}")
     print(f"model bundle: {result.bundle_dir}")
     return 0
+
+
+def _fmt_bound(v: float | None) -> str:
+    return "none" if v is None else f"{v:g}"
+
+
+def parse_clip(text: str) -> tuple[float | None, float | None]:
+    """``"-1,2"`` -> ``(-1.0, 2.0)``; ``"none"`` on a side means no bound there."""
+    parts = [p.strip().lower() for p in text.split(",")]
+    if len(parts) != 2:
+        raise ValueError(f"--clip must be LO,HI (e.g. 0,1 or -1,2 or 0,none), got {text!r}")
+    try:
+        lo, hi = (None if p in ("none", "") else float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"--clip must be two numbers or 'none', got {text!r}") from None
+    if lo is not None and hi is not None and hi <= lo:
+        raise ValueError(f"--clip: HI must be above LO, got {text!r}")
+    return lo, hi
 
 
 def _stderr(line: str) -> None:
