@@ -7,8 +7,8 @@
 Generates a synthetic DCASE-layout dataset with the *current* generator
 (``trainer.synth.generate_dataset``: per id ``--n-train`` normal training clips,
 ``--n-test`` normal and ``--n-test`` anomalous test clips, the anomalies cycling
-through the three kinds) plus the same test clips at severity 4 ("loud":
-the same events, louder), trains every candidate with
+through the three kinds) plus the same test clips at severity 0.5 ("subtle":
+the same events at half strength), trains every candidate with
 ``trainer.train.train_bundle`` (the same code as ``edge-monitor-train train``)
 and scores the held-out clips through the runtime path
 (``MinMaxNorm.apply`` of the bundle + :class:`edge_monitor.scorer.Scorer`), so
@@ -16,13 +16,13 @@ every number is what the daemon would see. Prints a markdown table:
 
 - AUC pooled over the ids and the mean of per-id AUCs (the DCASE convention),
   pAUC (``roc_auc_score(max_fpr=0.1)``, McClish-standardised), AUC per kind;
-- recall (TPR) at the bundle's own threshold at severity 1 and 4, and the
+- recall (TPR) at the bundle's own threshold at severity 1 and 0.5, and the
   false-alarm rate (FPR) on the held-out normals;
 - MMAC per window (``trainer.model.count_macs``) and TFLite ms per window
   (1 thread, median of 40 runs; the log-mel adds ~1-2 ms).
 
-About 8-10 minutes on 2 cores with the defaults. One seed: with 45 + 45 test
-clips, AUC differences of a few hundredths are noise.
+About 6 minutes on 2 cores with the defaults (two seeds, 8 candidates). With 45 + 45 test
+clips per seed, AUC differences of a few hundredths are noise.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ CANDIDATES: list[tuple[str, dict]] = [
     ("conv 4/8/16, clip [-1, 2]", dict(arch="conv", channels=(4, 8, 16), clip_lo=-1.0, clip_hi=2.0)),
     ("dense 5 frames, clip [0, 1]", dict(arch="dense", clip_lo=0.0, clip_hi=1.0)),
     ("dense 5 frames, clip [-1, 2]", dict(arch="dense", clip_lo=-1.0, clip_hi=2.0)),
+    ("dense 5 frames, clip [0, 2]", dict(arch="dense", clip_lo=0.0, clip_hi=2.0)),
+    ("dense 5 frames, no clip", dict(arch="dense", clip_lo=None, clip_hi=None)),
 ]
 
 
@@ -58,16 +60,16 @@ def log(line: str) -> None:
 
 
 def make_data(out: Path, seed: int, ids: tuple[str, ...], n_train: int, n_test: int) -> tuple[Path, Path]:
-    """``(machine folder at severity 1, test-only machine folder at severity 4)``; reused when present."""
+    """``(machine folder at severity 1, test-only machine folder at severity 0.5)``; reused when present."""
     from trainer.synth import generate_dataset
 
-    main, loud = out / "data", out / "data_loud"
+    main, subtle = out / "data", out / "data_subtle"
     if not (main / "slider" / "metadata.csv").exists():
         generate_dataset(main, seed, machine_ids=ids, n_train=n_train, n_test_normal=n_test, n_test_anomaly=n_test)
-    if not (loud / "slider" / "metadata.csv").exists():
-        generate_dataset(loud, seed, machine_ids=ids, n_train=0, n_test_normal=n_test, n_test_anomaly=n_test,
-                         severity=4.0)
-    return main / "slider", loud / "slider"
+    if not (subtle / "slider" / "metadata.csv").exists():
+        generate_dataset(subtle, seed, machine_ids=ids, n_train=0, n_test_normal=n_test, n_test_anomaly=n_test,
+                         severity=0.5)
+    return main / "slider", subtle / "slider"
 
 
 def test_logmels(root: Path, frames: int) -> tuple[list, np.ndarray, np.ndarray, list[str]]:
@@ -130,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "model_choice")
     ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--seed", type=int, default=0, help="data and training seed")
+    ap.add_argument("--seeds", default="0,1", help="comma-separated seeds; each seed generates its own data "
+                    "and trains every candidate (default %(default)s)")
     ap.add_argument("--ids", default="id_00,id_02,id_04")
     ap.add_argument("--n-train", type=int, default=40)
     ap.add_argument("--n-test", type=int, default=15, help="normal and anomalous test clips per id")
-    ap.add_argument("--only", help="comma-separated substrings: run only matching candidates")
+    ap.add_argument("--only", help="';'-separated substrings of candidate names: run only those")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
 
@@ -145,47 +148,65 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.monotonic()
     ids = tuple(s.strip() for s in args.ids.split(",") if s.strip())
-    root, loud_root = make_data(args.out, args.seed, ids, args.n_train, args.n_test)
+    seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
     frames = model_frames(FeatureParams().window_frames)
-    test = test_logmels(root, frames)
-    loud = test_logmels(loud_root, frames)
-    log(f"data ready: {root} ({time.monotonic() - t_start:.0f} s)")
-
     candidates = CANDIDATES
     if args.only:
-        keys = [k.strip() for k in args.only.split(",")]
+        keys = [k.strip() for k in args.only.split(";") if k.strip()]
         candidates = [c for c in CANDIDATES if any(k in c[0] for k in keys)]
+
     rows = []
-    for label, overrides in candidates:
-        cfg = TrainConfig(epochs=args.epochs, seed=args.seed, score_test=False, **overrides)
-        slug = label.replace(" ", "_").replace("/", "-").replace(",", "").replace("[", "").replace("]", "")
-        t0 = time.monotonic()
-        res = train_bundle(root, args.out / "bundles" / slug, cfg, progress=None)
-        train_s = time.monotonic() - t0
-        scorer = Scorer(load_bundle(res.bundle_dir), num_threads=1)
-        thr = scorer.threshold
-        m = metrics(clip_scores(scorer, test[0]), *test[1:], thr)
-        ml = metrics(clip_scores(scorer, loud[0]), *loud[1:], thr)
-        ms = tflite_ms(scorer, scorer.norm.apply(test[0][0][0]))
-        row = {"model": label, **overrides, "channels": list(overrides.get("channels", [])),
-               "macs": res.meta["model"]["macs_per_window"], "ms": ms, "train_s": train_s,
-               "epochs_run": res.meta["training"]["epochs_run"], "threshold": thr, "sev1": m, "sev4": ml}
-        rows.append(row)
-        log(f"{label}: AUC {m['auc']:.3f} (per id {m['auc_per_id']:.3f}), pAUC {m['pauc']:.3f}, "
-            f"TPR/FPR {m['tpr']:.2f}/{m['fpr']:.2f}, loud TPR {ml['tpr']:.2f}, {train_s:.0f} s")
+    for seed in seeds:
+        root, subtle_root = make_data(args.out / f"seed{seed}", seed, ids, args.n_train, args.n_test)
+        test = test_logmels(root, frames)
+        subtle = test_logmels(subtle_root, frames)
+        log(f"seed {seed}: data ready: {root} ({time.monotonic() - t_start:.0f} s)")
+        for label, overrides in candidates:
+            cfg = TrainConfig(epochs=args.epochs, seed=seed, score_test=False, **overrides)
+            slug = label.replace(" ", "_").replace("/", "-").replace(",", "").replace("[", "").replace("]", "")
+            t0 = time.monotonic()
+            res = train_bundle(root, args.out / f"seed{seed}" / "bundles" / slug, cfg, progress=None)
+            train_s = time.monotonic() - t0
+            scorer = Scorer(load_bundle(res.bundle_dir), num_threads=1)
+            thr = scorer.threshold
+            m = metrics(clip_scores(scorer, test[0]), *test[1:], thr)
+            ml = metrics(clip_scores(scorer, subtle[0]), *subtle[1:], thr)
+            ms = tflite_ms(scorer, scorer.norm.apply(test[0][0][0]))
+            rows.append({"model": label, "seed": seed, **overrides, "channels": list(overrides.get("channels", [])),
+                         "macs": res.meta["model"]["macs_per_window"], "ms": ms, "train_s": train_s,
+                         "epochs_run": res.meta["training"]["epochs_run"], "threshold": thr, "sev1": m, "sev05": ml})
+            log(f"seed {seed} {label}: AUC {m['auc']:.3f} (per id {m['auc_per_id']:.3f}), pAUC {m['pauc']:.3f}, "
+                f"TPR/FPR {m['tpr']:.2f}/{m['fpr']:.2f}, AUC sev 0.5 {ml['auc']:.3f}, {train_s:.0f} s")
 
     kinds = list(rows[0]["sev1"]["auc_by_kind"]) if rows else []
-    print(f"\nHeld-out results: {len(ids)} ids x {args.n_train} training clips, {args.n_test} normal + "
-          f"{args.n_test} anomalous test clips per id, {args.epochs} epochs, seed {args.seed}\n")
+    print(f"\nHeld-out results, mean over seeds {', '.join(map(str, seeds))} (each seed: its own data and "
+          f"weights): {len(ids)} ids x {args.n_train} training clips, {args.n_test} normal + {args.n_test} "
+          f"anomalous test clips per id, {args.epochs} epochs; TPR/FPR at the bundle's own threshold "
+          f"(gamma 0.99 of the validation scores)\n")
     print("| model | MMAC | ms | train s | AUC pooled | AUC per id | pAUC 0.1 | AUC " + " / ".join(kinds)
-          + " | TPR / FPR at threshold | TPR sev 4 / FPR | AUC sev 4 |")
+          + " | TPR / FPR | AUC sev 0.5 | TPR sev 0.5 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        m, ml = r["sev1"], r["sev4"]
-        print(f"| {r['model']} | {r['macs'] / 1e6:.1f} | {r['ms']:.1f} | {r['train_s']:.0f} | {m['auc']:.3f} | "
-              f"{m['auc_per_id']:.3f} | {m['pauc']:.3f} | "
-              + " / ".join(f"{m['auc_by_kind'][k]:.2f}" for k in kinds)
-              + f" | {m['tpr']:.2f} / {m['fpr']:.2f} | {ml['tpr']:.2f} / {ml['fpr']:.2f} | {ml['auc']:.3f} |")
+
+    def mean(sel, f):
+        return float(np.mean([f(r) for r in sel]))
+
+    for label, _ in candidates:
+        sel = [r for r in rows if r["model"] == label]
+        print(f"| {label} | {sel[0]['macs'] / 1e6:.1f} | {mean(sel, lambda r: r['ms']):.1f} | "
+              f"{mean(sel, lambda r: r['train_s']):.0f} | {mean(sel, lambda r: r['sev1']['auc']):.3f} | "
+              f"{mean(sel, lambda r: r['sev1']['auc_per_id']):.3f} | {mean(sel, lambda r: r['sev1']['pauc']):.3f} | "
+              + " / ".join(f"{mean(sel, lambda r: r['sev1']['auc_by_kind'][k]):.2f}" for k in kinds)
+              + f" | {mean(sel, lambda r: r['sev1']['tpr']):.2f} / {mean(sel, lambda r: r['sev1']['fpr']):.2f} | "
+              f"{mean(sel, lambda r: r['sev05']['auc']):.3f} | {mean(sel, lambda r: r['sev05']['tpr']):.2f} |")
+    print("\nPer seed: AUC pooled / pAUC / TPR / FPR\n")
+    print("| model | " + " | ".join(f"seed {s}" for s in seeds) + " |")
+    print("|---|" + "---|" * len(seeds))
+    for label, _ in candidates:
+        cells = []
+        for seed in seeds:
+            r = next(r for r in rows if r["model"] == label and r["seed"] == seed)["sev1"]
+            cells.append(f"{r['auc']:.3f} / {r['pauc']:.3f} / {r['tpr']:.2f} / {r['fpr']:.2f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
     print(f"\n({time.monotonic() - t_start:.0f} s in all)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

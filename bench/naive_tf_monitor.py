@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     n_mels_in, frames = meta["input_shape"]
     lo = np.asarray(meta["normalisation"]["lo"], dtype=np.float32)[:, None]
     hi = np.asarray(meta["normalisation"]["hi"], dtype=np.float32)[:, None]
+    # The clip bounds training used (model.json; bundles without them: [0, 1]; null: no bound).
+    clip_lo = meta["normalisation"].get("clip_lo", 0.0)
+    clip_hi = meta["normalisation"].get("clip_hi", 1.0)
     if meta["model"].get("arch") == "dense":
         import trainer.model  # noqa: F401  (registers the dense model's custom layer)
     model = keras.models.load_model(args.bundle / "model.keras", compile=False)
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         y, _ = librosa.load(path, sr=sr, mono=True)
         for start in range(0, len(y) - window + 1, window):
             db = features(y[start:start + window])[:n_mels_in, :frames]
-            x = np.clip((db - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)[None, :, :, None]
+            x = np.clip((db - lo) / (hi - lo), clip_lo, clip_hi).astype(np.float32)[None, :, :, None]
             recon = model(x, training=False).numpy() if args.call else model.predict(x, verbose=0)
             score = float(np.mean((recon - x) ** 2))
             scores.append(score)

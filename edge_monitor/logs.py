@@ -1,9 +1,10 @@
 """Logging for the daemon and the CLI: structlog, human on a terminal, JSON lines otherwise.
 
-``configure(level, fmt)`` sets it up once per process. Output goes to stderr
-(journald captures it like stdout; stdout stays free for command output such
-as ``simulate``'s alert lines). ``fmt="auto"`` picks a console renderer when
-stderr is a TTY and JSON lines otherwise, which is what ``journalctl -o cat``
+``configure(level, fmt, stream)`` sets it up once per process. Output goes to
+stderr by default, so that stdout stays free for command output such as
+``simulate``'s alert lines; ``edge-monitor run`` (the service) logs to stdout,
+which systemd hands to journald. ``fmt="auto"`` picks a console renderer when
+the stream is a TTY and JSON lines otherwise, which is what ``journalctl -o cat``
 shows cleanly.
 
 Secrets never reach the output: any event key that looks like a password,

@@ -1,7 +1,8 @@
 """Window -> anomaly score: log-mel, normalise, reconstruct with TFLite, measure the error.
 
 The score of a window is the mean squared error between the model input
-(per-band scaled log-mel, ``(n_mels, frames)`` in [0, 1]) and its
+(per-band scaled log-mel, ``(n_mels, frames)``: each band's training range
+scaled to 0..1, clipped to the bundle's ``clip_lo``..``clip_hi``) and its
 reconstruction. The per-band ``(n_mels,)`` and per-frame ``(frames,)`` means
 of the squared error are kept for explanations and reports. The trainer's
 evaluation, ``edge-monitor score`` and the daemon all score through this
@@ -28,10 +29,10 @@ class WindowScore:
     """The score of one window.
 
     Attributes:
-        score: reconstruction MSE (unitless; inputs are in [0, 1]).
+        score: reconstruction MSE (unitless; the training range of each band is 0..1).
         band_error: ``(n_mels,)`` mean squared error per mel band.
         frame_error: ``(frames,)`` mean squared error per frame (hop seconds apart).
-        input: ``(n_mels, frames)`` the model input in [0, 1].
+        input: ``(n_mels, frames)`` the model input (training range 0..1).
         recon: ``(n_mels, frames)`` its reconstruction.
     """
 
@@ -99,7 +100,7 @@ class Scorer:
         return self.bundle.threshold
 
     def score_input(self, inp: np.ndarray) -> WindowScore:
-        """Score an already computed model input ``(n_mels, frames)`` in [0, 1]."""
+        """Score an already computed model input ``(n_mels, frames)`` (``features.to_model_input``)."""
         recon = self.model.run(inp)
         score, band, frame = window_errors(inp, recon)
         return WindowScore(score=score, band_error=band, frame_error=frame, input=inp, recon=recon)

@@ -323,6 +323,11 @@ class _Episode:
     started: bool = False
 
 
+# A fault that keeps another one's episode open: a dropout that becomes total
+# silence is still the same loss of signal, and must not end and restart.
+_CONTINUES: dict[str, frozenset[str]] = {"dropout": frozenset({"dead_input"})}
+
+
 class SensorMonitor:
     """Per-window :class:`SensorStatus` -> ``start``/``end`` events with hysteresis.
 
@@ -366,6 +371,9 @@ class SensorMonitor:
             ep = self._episodes[kind]
             if not ep.started:
                 del self._episodes[kind]  # a blip shorter than start_after: forget it
+                continue
+            if _CONTINUES.get(kind, frozenset()) & present.keys():
+                ep.clean = 0
                 continue
             ep.clean += 1
             if ep.clean >= self.end_after:

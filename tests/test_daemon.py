@@ -238,6 +238,15 @@ def test_pipeline_scores_equal_score_file_and_alerts_follow_the_rule(model: dict
     assert ev.parent == tmp_path / "state" / "evidence" and ev.is_file()
     np.testing.assert_allclose(audio_io.read_wav(ev), audio_io.read_wav(sequence[6]), atol=1.5 / 32768)
     assert end["evidence"] is None
+    # The explanation is worked out from the window's own samples (exact levels, reliable impacts),
+    # not only from the clipped model input: the same as explaining the played clip directly.
+    from edge_monitor.explain import Explainer
+
+    x = audio_io.read_wav(sequence[6])
+    ex = Explainer.from_bundle(model["bundle"])
+    assert start["explanation"] == ex(model["scorer"].score_window(x), samples=x).to_dict()
+    assert start["explanation"]["kind"] in ("broadband", "impact")  # a loose belt
+    assert end["explanation"] is None
     # Windows are back to back in stream time.
     starts = [s["window_start"] for s in pub.scores]
     assert len(set(starts)) == len(starts)

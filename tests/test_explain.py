@@ -291,3 +291,26 @@ def test_explain_window_matches_the_explainer(tiny, tiny_bundle: Path) -> None:
     samples, _ = next(_clips("missing_grease", 1.0, 1))
     ws = scorer.score_window(samples)
     assert explain_window(ws, load_bundle(tiny_bundle), samples=samples) == explainer(ws, samples=samples)
+
+
+def test_score_explain_uses_the_worst_window_s_samples(tiny, tiny_bundle: Path, tmp_path: Path) -> None:
+    """``edge-monitor score --explain`` explains the highest-scoring window from its own samples."""
+    import contextlib
+    import io
+
+    from edge_monitor import audio_io
+    from edge_monitor.cli import main
+
+    scorer, explainer = tiny[0], tiny[1]
+    clip = np.concatenate([next(_clips("rail_damage", 3.0, n=1))[0], next(_clips(None, 1.0, n=1))[0][:80_000]])
+    path = audio_io.write_wav(tmp_path / "long.wav", clip)  # 15 s: windows at 0 s and 5 s
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["score", str(tiny_bundle), str(path), "--json", "--explain"]) == 0
+    row = json.loads(out.getvalue())
+    x = audio_io.read_wav(path)
+    windows = audio_io.clip_windows(x, scorer.window_samples)
+    scores = [scorer.score_window(w) for w in windows]
+    k = int(np.argmax([w.score for w in scores]))
+    assert row["windows"] == len(windows) == 2
+    assert row["explanation"] == explainer(scores[k], samples=windows[k]).to_dict()

@@ -52,6 +52,32 @@ def test_score_clip_uses_the_clip_window_rule(scorer: Scorer, synth_dataset: Pat
     assert scorer.score_file(_clip(synth_dataset)).score == pytest.approx(cs.windows[0].score)
 
 
+def test_the_bundles_clip_bounds_are_what_the_runtime_applies(tiny_bundle: Path, synth_dataset: Path,
+                                                               tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    # A rail 20 dB louder than anything in training (a new, much louder noise source).
+    loud = np.clip(audio_io.read_wav(_clip(synth_dataset)) * 10.0, -1.0, 1.0)
+    variants = {}
+    for name, (lo, hi) in {"unit": (0.0, 1.0), "headroom": (-1.0, 2.0)}.items():
+        dest = tmp_path / name
+        shutil.copytree(tiny_bundle, dest)
+        meta = json.loads((dest / "model.json").read_text())
+        meta["normalisation"].update(clip_lo=lo, clip_hi=hi)  # model.tflite (and its checksum) unchanged
+        (dest / "model.json").write_text(json.dumps(meta))
+        sc = Scorer(load_bundle(dest))
+        assert (sc.norm.clip_lo, sc.norm.clip_hi) == (lo, hi)
+        variants[name] = sc.score_window(loud)
+    unit, head = variants["unit"], variants["headroom"]
+    assert unit.input.max() == 1.0 and head.input.max() == 2.0
+    # Where the input is inside the training range both see the same value; above it, only
+    # the headroom keeps the excess, which the sigmoid cannot follow: a larger error.
+    inside = unit.input < 1.0
+    np.testing.assert_array_equal(head.input[inside & (head.input >= 0)], unit.input[inside & (head.input >= 0)])
+    assert head.score > unit.score
+
+
 def test_bad_input_is_refused_clearly(scorer: Scorer, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="160000 samples"):
         scorer.score_window(np.zeros(1000, dtype=np.float32))

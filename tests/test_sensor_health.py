@@ -218,6 +218,14 @@ def test_monitor_start_and_end_with_hysteresis() -> None:
     }
 
 
+def test_a_dropout_that_becomes_total_silence_is_one_episode() -> None:
+    # A paused stream: partly silent window, wholly silent windows, partly silent, clean.
+    mon = SensorMonitor(start_after=1, end_after=2)
+    seq = [_st("dropout"), _st("dead_input"), _st("dead_input"), _st("dead_input"), _st("dropout"), _st(), _st()]
+    events = [(e.event, e.kind) for i, s in enumerate(seq) for e in mon.update(s, float(i))]
+    assert events == [("start", "dropout"), ("start", "dead_input"), ("end", "dead_input"), ("end", "dropout")]
+
+
 def test_monitor_forgets_a_blip_shorter_than_start_after() -> None:
     mon = SensorMonitor(start_after=2, end_after=1)
     assert mon.update(_st("xrun"), 0.0) == []

@@ -75,7 +75,6 @@ def test_normal_then_anomalous_raises_exactly_the_rule_s_alerts(model: dict, tmp
     # The alert says what changed: the squeal of the clip that opened it, as a tone (issue 10).
     squeal_hz = _clip_info(model, "missing_grease", 7 - len(normals), severity=5.0, salt=11).squeal_hz
     ex = got[0]["explanation"]
-    print("explanation:", ex, "generated squeal", squeal_hz)
     assert ex["kind"] == "tonal" and ex["freq_lo_hz"] <= squeal_hz <= ex["freq_hi_hz"], (ex, squeal_hz)
     assert ex["text"] and ex["level_change_db"] > 0
     assert got[1]["explanation"] is None

@@ -38,6 +38,7 @@ def test_count_macs_and_default_cost() -> None:
     for channels in [(4, 8, 16), DEFAULT_CHANNELS, (32, 64, 128)]:
         assert count_macs(build_conv_autoencoder((128, 312), channels)) == _conv_macs_by_hand(*channels)
     assert count_macs(build_conv_autoencoder((128, 312), DEFAULT_CHANNELS)) <= 200e6  # issue 8's budget
+    assert count_macs(build_autoencoder(TrainConfig().arch, (128, 312))) <= 200e6  # the default model too
     assert count_macs(build_conv_autoencoder((128, 312), (32, 64, 128))) > 2e9  # the paper's size
     model = build_conv_autoencoder((128, 312), (4, 8, 16))
     assert model.output_shape == (None, 128, 312, 1)
@@ -218,3 +219,46 @@ def test_threshold_rules() -> None:
     assert flat.rule == "percentile" and flat.value == pytest.approx(0.02)
     with pytest.raises(ValueError):
         fit_threshold(np.array([0.1]))
+
+
+def test_train_help_needs_no_keras_and_clip_parses() -> None:
+    import subprocess
+    import sys
+
+    from trainer.train import TrainConfig
+
+    # `edge-monitor-train train --help` builds its parser from trainer.defaults: no TensorFlow import.
+    code = ("import argparse, sys\nimport trainer.commands.train as t\n"
+            "p = argparse.ArgumentParser(); t.add_arguments(p)\n"
+            "a = p.parse_args(['data', '--out', 'm'])\n"
+            "print(a.arch, a.clip, 'tensorflow' in sys.modules or 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    assert out == [TrainConfig().arch, "-1,2", "False"]
+    from trainer.commands.train import parse_clip
+
+    assert parse_clip("-1,2") == (-1.0, 2.0) and parse_clip("0,none") == (0.0, None)
+    assert parse_clip("none,none") == (None, None)
+    for bad in ("1", "2,1", "a,b"):
+        with pytest.raises(ValueError, match="--clip"):
+            parse_clip(bad)
+
+
+def test_conv_bundle_tflite_equals_keras(synth_dataset: Path, real_samples: Path, tmp_path: Path) -> None:
+    """The conv model (``--arch conv``; not the default) keeps its own trained round trip:
+    Keras 3 + UpSampling2D is the case the batch-1 conversion exists for."""
+    from trainer.train import TrainConfig, train_bundle
+
+    out = tmp_path / "conv"
+    train_bundle(synth_dataset, out, TrainConfig(arch="conv", channels=(2, 4, 8), epochs=3, seed=0, batch_size=4,
+                                                 val_split=0.25, machine_ids=("id_00",), score_test=False),
+                 progress=None)
+    bundle = load_bundle(out)
+    assert bundle.meta["model"]["arch"] == "conv" and bundle.meta["model"]["channels"] == [2, 4, 8]
+    scorer, model = Scorer(bundle), _keras_model(out)
+    wavs = sorted((synth_dataset / "test").glob("anomaly_*.wav"))[:1] + sorted(real_samples.rglob("*.wav"))[:2]
+    for wav in wavs:
+        window = audio_io.clip_windows(audio_io.read_wav(wav), bundle.features.window_samples)[0]
+        x = to_model_input(window, bundle.features, bundle.norm, 312)
+        expected = model(x[None, ..., None], training=False).numpy()[0, ..., 0]
+        np.testing.assert_allclose(scorer.score_input(x).recon, expected, atol=1e-4, err_msg=str(wav))

@@ -17,10 +17,13 @@ DEFAULT_ARCH = "dense"
 DEFAULT_CHANNELS: tuple[int, int, int] = (8, 16, 32)
 
 #: Clip bounds of the normalised input (:class:`edge_monitor.features.MinMaxNorm`):
-#: the training range maps to 0..1; values above 1 are kept up to ``DEFAULT_CLIP_HI``
-#: (headroom for louder-than-training sound). Stored in model.json.
-DEFAULT_CLIP_LO: float | None = 0.0
-DEFAULT_CLIP_HI: float | None = 1.0
+#: each band's training range maps to 0..1 and one more range of headroom is kept
+#: on either side, so sound louder (or quieter) than anything in training raises
+#: the error, which the sigmoid output cannot follow, instead of being flattened
+#: onto the training range. Bounded, so one extreme event cannot dominate a
+#: window's score without limit. Stored in model.json (bundles without the keys: [0, 1]).
+DEFAULT_CLIP_LO: float | None = -1.0
+DEFAULT_CLIP_HI: float | None = 2.0
 
 #: Threshold rule and quantile of the validation (normal) scores.
 DEFAULT_THRESHOLD_RULE = "gamma"

@@ -2,16 +2,16 @@
 
 Two architectures:
 
-``conv`` (default)
+``conv``
     The paper's convolutional autoencoder on one whole window, input
-    ``(n_mels, frames, 1)`` = ``(128, 312, 1)`` scaled to [0, 1] per mel band
-    (:class:`edge_monitor.features.MinMaxNorm`). Encoder: three blocks of
+    ``(n_mels, frames, 1)`` = ``(128, 312, 1)``, each mel band's training range
+    scaled to 0..1 (:class:`edge_monitor.features.MinMaxNorm`). Encoder: three blocks of
     ``Conv2D 3x3 -> BatchNorm -> ReLU -> MaxPool 2x2``; decoder mirrors it with
     ``UpSampling2D 2x2 -> Conv2D 3x3 -> BatchNorm -> ReLU``; a final
-    ``Conv2D 3x3 -> 1`` with a sigmoid gives the reconstruction in [0, 1],
-    the same range as the input (docs/model.md explains why this matters).
+    ``Conv2D 3x3 -> 1`` with a sigmoid gives the reconstruction in (0, 1),
+    the range of normal input (docs/model.md explains why this matters).
 
-``dense``
+``dense`` (default, ``trainer.defaults.DEFAULT_ARCH``; docs/model.md says why)
     A DCASE-2020-baseline-style dense autoencoder applied to every frame
     position: its input is 5 stacked frames (5 x 128 = 640 values) and it
     reconstructs them. Written as ``Conv2D`` layers whose kernels span the

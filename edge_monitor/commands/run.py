@@ -33,8 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
 
 
-def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any, Any] | int:
-    """Config, logger, bundle and scorer for ``args``; an exit status on failure (one line on stderr)."""
+def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any, Any, Any] | int:
+    """Config, logger, bundle and scorer for ``args``; an exit status on failure (one line on stderr).
+
+    Logs go to ``log_stream`` (default stderr, keeping stdout for command output).
+    """
     from edge_monitor import logs
     from edge_monitor.bundle import BundleError, load_bundle
     from edge_monitor.config import EX_CONFIG, ConfigError, load_config
@@ -44,7 +47,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any, Any] | int:
     except ConfigError as exc:
         print(f"edge-monitor: config error: {exc}", file=sys.stderr)
         return EX_CONFIG
-    logs.configure(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
+    logs.configure(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format, stream=log_stream)
     log = logs.get_logger("edge_monitor.daemon")
     try:
         bundle = load_bundle(cfg.model)
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from edge_monitor.mqtt_config import MqttConfigError
     from edge_monitor.daemon import Daemon, make_publisher
 
-    prepared = prepare(args)
+    # The service logs to stdout, which systemd hands to journald; `run` prints nothing else there.
+    prepared = prepare(args, log_stream=sys.stdout)
     if isinstance(prepared, int):
         return prepared
     cfg, log, bundle, scorer = prepared

@@ -7,8 +7,8 @@ import sys
 
 HELP = "train an autoencoder on normal clips and write a model bundle"
 DESCRIPTION = """\
-Train the convolutional autoencoder on the normal training clips of one machine
-type and write a model bundle (model.tflite, model.json, model.keras,
+Train an autoencoder (default: the dense 5-frame model; --arch conv for the
+convolutional one) on the normal training clips of one machine type and write a model bundle (model.tflite, model.json, model.keras,
 training_curve.png) that `edge-monitor run` loads.
 
 DATA_DIR is a machine folder in the DCASE 2020 layout (train/normal_id_XX_*.wav,
