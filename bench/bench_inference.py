@@ -73,7 +73,8 @@ def child(args: argparse.Namespace) -> dict:
     xb = x[None, :, :, None]
 
     tfl = TFLiteModel(bundle.tflite_path, num_threads=n, prefer="ai_edge_litert")
-    model = keras.models.load_model(bundle.path / "model.keras", compile=False)
+    from trainer.model import load_keras_model  # registers the custom layers
+    model = load_keras_model(bundle.path / "model.keras")
     scorer = Scorer(bundle, num_threads=n)
 
     out_tfl = tfl.run(x)

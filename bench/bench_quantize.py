@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     bundle = load_bundle(bundle_dir(args.data_out))
     float_bytes = bundle.tflite_path.read_bytes()
     log("converting model.keras with dynamic-range quantisation ...")
-    model = keras.models.load_model(bundle.path / "model.keras", compile=False)
+    from trainer.model import load_keras_model  # registers the custom layers
+    model = load_keras_model(bundle.path / "model.keras")
     int8_bytes = to_tflite(model, "dynamic")
     qdir = Path(args.data_out) / "quantize"
     qdir.mkdir(parents=True, exist_ok=True)

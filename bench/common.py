@@ -317,18 +317,23 @@ def prepare(out: Path, *, n_train: int | None = None, epochs: int | None = None,
     reuse = False
     if not force and meta_path.is_file() and (bdir / "model.keras").is_file():
         meta = json.loads(meta_path.read_text())
-        reuse = (meta.get("model", {}).get("channels") == list(config.channels)
-                 and meta.get("training", {}).get("epochs") == config.epochs)
+        model_meta = meta.get("model", {})
+        same_model = model_meta.get("arch", "conv") == config.arch and (
+            config.arch != "conv" or model_meta.get("channels") == list(config.channels))
+        norm = meta.get("normalisation", meta.get("norm", {}))
+        same_clip = (norm.get("clip_lo", 0.0), norm.get("clip_hi", 1.0)) == (config.clip_lo, config.clip_hi)
+        reuse = same_model and same_clip and meta.get("training", {}).get("epochs") == config.epochs
     if reuse:
         log(f"reusing the bundle in {bdir}")
     else:
         t1 = time.perf_counter()
-        log(f"training the bench bundle (channels {config.channels}, up to {config.epochs} epochs) ...")
+        log(f"training the bench bundle ({config.arch}, up to {config.epochs} epochs) ...")
         train_bundle(root.parent, bdir, config)
         info["train_seconds"] = round(time.perf_counter() - t1, 1)
     meta = json.loads(meta_path.read_text())
     info.update({
         "bundle": str(bdir),
+        "arch": meta["model"].get("arch", "conv"),
         "channels": meta["model"].get("channels"),
         "macs_per_window": meta["model"].get("macs_per_window"),
         "parameters": meta["model"].get("parameters"),

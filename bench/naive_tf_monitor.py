@@ -54,9 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     # The clip bounds training used (model.json; bundles without them: [0, 1]; null: no bound).
     clip_lo = meta["normalisation"].get("clip_lo", 0.0)
     clip_hi = meta["normalisation"].get("clip_hi", 1.0)
-    if meta["model"].get("arch") == "dense":
-        import trainer.model  # noqa: F401  (registers the dense model's custom layer)
-    model = keras.models.load_model(args.bundle / "model.keras", compile=False)
+    from trainer.model import load_keras_model  # registers the custom layers
+    model = load_keras_model(args.bundle / "model.keras")
 
     if args.features == "edge_monitor":
         from edge_monitor.features import FeatureParams, logmel

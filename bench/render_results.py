@@ -117,8 +117,11 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
     macs = model.get("macs_per_window") or (prep or {}).get("macs_per_window")
     if prep or model:
         ch = model.get("channels") or (prep or {}).get("channels")
+        arch = model.get("arch") or (prep or {}).get("arch") or "conv"
+        desc = (f"Conv autoencoder, channels {'/'.join(map(str, ch)) if ch else 'n/a'}" if arch == "conv"
+                else "Dense autoencoder on 5 stacked frames (DCASE-baseline style)")
         L += ["## The bench model", "",
-              f"Conv autoencoder, channels {'/'.join(map(str, ch)) if ch else 'n/a'}, "
+              f"{desc}, "
               f"{f(model.get('parameters') or (prep or {}).get('parameters'), 0)} parameters, "
               f"**{f(macs / 1e6 if macs else None, 1)} MMAC per 10 s window** (128 x 312 input), "
               f"TFLite float32 {f(model.get('tflite_bytes') or (prep or {}).get('tflite_bytes'), 0)} bytes. "

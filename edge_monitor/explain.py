@@ -34,9 +34,11 @@ or the one-shot :func:`explain_window`. Pure NumPy (plus the front end's
 
 Inputs. The model input is per-band min/max scaled dB
 (:class:`edge_monitor.features.MinMaxNorm`), so levels in dB are recovered as
-``lo + x * (hi - lo)``; that is clipped to the training range, so a tone
-louder than anything in training reads as *at least* its level, and a click
-train louder than training is flattened. Pass the window's samples
+``lo + x * (hi - lo)``; ``x`` is clipped to the bundle's ``[clip_lo, clip_hi]``
+(``[-1, 2]`` for new bundles: one training range of headroom on either side;
+``[0, 1]`` for old ones; ``None`` = no bound on that side). A level that hit
+the clip reads as *at least* its value ("at least N dB"), and a click train
+louder than the clip is flattened. Pass the window's samples
 (``samples=``) or unclipped log-mel (``db=``) for exact levels and reliable
 impacts. The training level per
 band comes from the bundle's ``band_level_db.mean`` when present, else from the
@@ -71,8 +73,8 @@ class _WindowScoreLike(Protocol):
     score: float
     band_error: np.ndarray  # (n_mels,)
     frame_error: np.ndarray  # (frames,)
-    input: np.ndarray  # (n_mels, frames) in [0, 1]
-    recon: np.ndarray  # (n_mels, frames) in [0, 1]
+    input: np.ndarray  # (n_mels, frames), scaled, clipped to [norm.clip_lo, norm.clip_hi]
+    recon: np.ndarray  # (n_mels, frames) in (0, 1) (sigmoid)
 
 
 @dataclass(frozen=True)
@@ -372,16 +374,17 @@ class Explainer:
 
         Args:
             ws: the window's score (``input``, ``recon`` of shape
-                ``(n_mels, frames)`` in [0, 1]; ``score``). A ``db`` attribute
+                ``(n_mels, frames)``, scaled as by the bundle's
+                normalisation; ``score``). A ``db`` attribute
                 on it, when present and not ``None``, is used as ``db``.
             db: the window's unclipped log-mel in dB, shape ``(n_mels, >= frames)``.
             samples: or the window's mono samples (float, full scale 1.0, at the
                 bundle's sample rate); its log-mel is computed here (~10 ms).
 
         Give ``db`` or ``samples`` whenever you can: the model input is clipped
-        to the training range, so without them anything louder than training
-        (a squeal, a click) reads as only as loud as the loudest training
-        sound, and impacts are found far less reliably.
+        to ``[norm.clip_lo, norm.clip_hi]``, so without them anything beyond
+        the clip (a loud squeal, a click) reads as only as loud as the clip,
+        and impacts are found far less reliably.
         """
         s = self.settings
         if db is None:
@@ -404,8 +407,10 @@ class Explainer:
                 raise ValueError(f"db must be ({n_mels}, >= {frames}) dB, got {db.shape}")
         in_db = self.lo[:, None] + x * self.span[:, None] if db is None else db[:, :frames]
         ref_db = self.lo[:, None] + y * self.span[:, None]
-        # Cells pinned at the top of the training range: their level is a lower bound.
-        capped = (x >= 0.999) if db is None else np.zeros_like(x, dtype=bool)
+        # Cells pinned at a clip bound of the model input: their level is a bound,
+        # not a value. Only the clipped input has them (``db`` is exact).
+        capped_hi, capped_lo = self._pinned(x) if db is None else (np.zeros_like(x, dtype=bool),) * 2
+        capped = (capped_hi, capped_lo)
 
         score = float(getattr(ws, "score", float(err.mean())))
         above = self.threshold is not None and score > self.threshold
@@ -416,12 +421,12 @@ class Explainer:
         exact = self.band_level_db is not None and db is not None
         shift = self._level_shift(in_db if exact else self.lo[:, None] + x * self.span[:, None])
         if shift is not None:
-            pinned = (x >= 0.999) if shift > 0 else (x <= 0.001)
+            pinned = capped_hi if shift > 0 else capped_lo
             if db is not None and not exact:
                 # Size it from the unclipped levels: the median change over the bands.
                 ref = self.lo + 0.5 * self.span
                 shift = float(np.median((in_db.mean(axis=1) - ref)[self.span > 1.5]))
-            return self._explain_shift(shift, at_least=db is None and float(pinned.mean()) >= 0.1)
+            return self._explain_shift(shift, at_least=float(pinned.mean()) >= 0.1)
 
         imp = self._impacts(in_db - ref_db)
         prominence = -np.inf if imp is None or imp["hits"].size == 0 else float(imp["prominence"])
@@ -502,7 +507,7 @@ class Explainer:
         )
 
     def _tonal(self, sig: np.ndarray, z: np.ndarray, err: np.ndarray, in_db: np.ndarray, ref_db: np.ndarray,
-               capped: np.ndarray) -> Explanation | None:
+               capped: tuple[np.ndarray, np.ndarray]) -> Explanation | None:
         """A steady tone (with its harmonics) where the model errs, or None.
 
         Two ways to find the tone's band: the sharpest peak of the level rise
@@ -688,14 +693,24 @@ class Explainer:
         """Width of bands ``a..b`` in octaves (filter edges)."""
         return float(np.log2(max(self.edges[b + 2], 1.0) / max(self.edges[a], 1.0)))
 
-    def _level(self, in_db: np.ndarray, ref_db: np.ndarray, capped: np.ndarray, a: int, b: int,
+    def _pinned(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cells of the model input ``x`` at its upper / lower clip bound (all False for a ``None`` bound)."""
+        # The clip sets values to the bound exactly; the margin covers float32 rounding.
+        hi, lo = self.norm.clip_hi, self.norm.clip_lo
+        at_hi = x >= hi - 1e-3 if hi is not None else np.zeros_like(x, dtype=bool)
+        at_lo = x <= lo + 1e-3 if lo is not None else np.zeros_like(x, dtype=bool)
+        return at_hi, at_lo
+
+    def _level(self, in_db: np.ndarray, ref_db: np.ndarray, capped: tuple[np.ndarray, np.ndarray], a: int, b: int,
                frames_idx: np.ndarray | None, stat: str) -> tuple[float, bool]:
         """Level change in bands ``a..b`` against normal (dB), and whether it is a lower bound.
 
         Per frame the bands' powers are summed; ``stat`` ("mean" of power or
         "median") combines the frames ``frames_idx`` (all when ``None``). The
         normal level is the bundle's training level when known, else the
-        reconstruction of the same frames.
+        reconstruction of the same frames. ``capped`` are the cells pinned at
+        the upper and lower clip bound: when a quarter of the cells used sit at
+        the bound on the side of the change, the change is a lower bound.
         """
         sl = slice(a, b + 1)
         cols = np.arange(in_db.shape[1]) if frames_idx is None or len(frames_idx) == 0 else np.asarray(frames_idx)
@@ -710,7 +725,8 @@ class Explainer:
             change = 10.0 * math.log10(float(np.mean(10.0 ** (now / 10.0)))) - 10.0 * math.log10(
                 float(np.mean(10.0 ** (ref / 10.0)))
             )
-        at_least = bool(change > 0 and float(np.mean(capped[sl][:, cols])) >= 0.25)
+        pinned = capped[0] if change > 0 else capped[1]
+        at_least = bool(change != 0 and float(np.mean(pinned[sl][:, cols])) >= 0.25)
         return change, at_least
 
     def _tone_hz(self, in_db: np.ndarray, ref_db: np.ndarray, a: int, b: int) -> float:

@@ -69,7 +69,8 @@ def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_bundle(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model bundle trained on :func:`synth_dataset` with a tiny model (seconds on 2 cores).
 
-    Channels 4/8/16 (~37 MMAC per window), float32 TFLite, seed 0. Returns the
+    The default architecture (``trainer.defaults.DEFAULT_ARCH``; ``channels``
+    only matters for ``arch="conv"``), float32 TFLite, seed 0. Returns the
     bundle directory (``model.tflite``, ``model.json``, ``model.keras``,
     ``training_curve.png``). Treat it as read-only: copy it
     (``shutil.copytree``) before changing anything.

@@ -160,6 +160,55 @@ def test_unclipped_db_gives_the_true_level(explainer: Explainer) -> None:
     assert "at least" not in exact.text
 
 
+def _explainer_with(norm: MinMaxNorm, like: Explainer) -> Explainer:
+    stats = {"mean": like.err_mean, "p99": like.err_mean + like.err_spread}
+    return Explainer(PARAMS, norm, stats, threshold=like.threshold)
+
+
+@pytest.mark.parametrize(
+    ("clip_lo", "clip_hi", "rise_db", "at_least"),
+    [
+        (-1.0, 2.0, 30.0, False),  # x ~ 1.25: above the training range, inside the headroom: exact
+        (-1.0, 2.0, 70.0, True),  # x ~ 2.25 pinned at 2: a lower bound
+        (None, None, 70.0, False),  # no clip: never a bound
+        (0.0, 1.0, 30.0, True),  # an old [0, 1] bundle: pinned at 1
+    ],
+)
+def test_at_least_only_when_the_input_hit_the_bundle_s_clip(
+    explainer: Explainer, clip_lo: float | None, clip_hi: float | None, rise_db: float, at_least: bool
+) -> None:
+    norm = MinMaxNorm(lo=NORM.lo, hi=NORM.hi, clip_lo=clip_lo, clip_hi=clip_hi)
+    ex_er = _explainer_with(norm, explainer)
+    db = -80.0 + 40.0 * _normal_input(np.random.default_rng(7))
+    db[70] += rise_db  # a tone above the training range
+    ex = ex_er(_window(norm.apply(db).astype(np.float64), RECON))
+    assert ex.kind == "tonal"
+    assert ("at least" in ex.text) is at_least
+    if not at_least:  # the model input still holds the true level
+        assert ex.level_change_db == pytest.approx(rise_db, abs=2.0)
+
+
+def test_old_bundles_without_clip_keys_keep_the_0_1_cap(explainer: Explainer) -> None:
+    old = MinMaxNorm.from_dict({"kind": "minmax", "lo": list(NORM.lo), "hi": list(NORM.hi)})
+    assert (old.clip_lo, old.clip_hi) == (0.0, 1.0)
+    db = -80.0 + 40.0 * _normal_input(np.random.default_rng(7))
+    db[70] += 30.0
+    ex = _explainer_with(old, explainer)(_window(old.apply(db).astype(np.float64), RECON))
+    assert ex.kind == "tonal" and "at least" in ex.text
+
+
+def test_a_level_shift_in_the_headroom_is_exact(explainer: Explainer) -> None:
+    norm = MinMaxNorm(lo=NORM.lo, hi=NORM.hi, clip_lo=-1.0, clip_hi=2.0)
+    db = -80.0 + 40.0 * _normal_input(np.random.default_rng(6)) + 20.0  # +20 dB everywhere: x ~ 1.0
+    ex = _explainer_with(norm, explainer)(_window(norm.apply(db).astype(np.float64), RECON))
+    assert ex.kind == "level_shift" and "at least" not in ex.text
+    assert ex.level_change_db == pytest.approx(20.0, abs=1.0)
+    # The same shift under an old [0, 1] clip pins the top of many bands: a lower bound.
+    old = MinMaxNorm(lo=NORM.lo, hi=NORM.hi)
+    ex_old = _explainer_with(old, explainer)(_window(old.apply(db).astype(np.float64), RECON))
+    assert ex_old.kind == "level_shift" and "at least" in ex_old.text
+
+
 def test_to_dict_is_the_alert_payload(explainer: Explainer) -> None:
     rng = np.random.default_rng(8)
     x = _normal_input(rng)
@@ -203,7 +252,7 @@ def test_explanation_is_frozen_and_kinds_are_documented() -> None:
 #
 # Fresh clips of machine id_00 of the fixture's dataset (seed 0), scored by the
 # runtime Scorer; the explanation gets the window's samples (unclipped levels),
-# as the daemon gives them. The tiny model (4/8/16 channels, 16 clips) sees a
+# as the daemon gives them. The tiny model (default architecture and clip) sees a
 # squeal at the default severity; a rail-damage click train at severity 3 (at
 # severity 1 the tiny model scores most such windows below its threshold).
 

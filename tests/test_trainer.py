@@ -20,7 +20,9 @@ keras = pytest.importorskip("keras", reason="the trainer needs TensorFlow/Keras 
 
 from trainer import cli  # noqa: E402
 from trainer.convert import to_tflite  # noqa: E402
-from trainer.model import DEFAULT_CHANNELS, build_autoencoder, build_conv_autoencoder, count_macs  # noqa: E402
+from trainer.model import (  # noqa: E402
+    DEFAULT_CHANNELS, build_autoencoder, build_conv_autoencoder, count_macs, load_keras_model,
+)
 from trainer.train import keras_window_scores, load_logmels  # noqa: E402
 
 
@@ -54,7 +56,7 @@ def test_training_inputs_are_the_runtime_inputs(tiny_bundle: Path, synth_dataset
 
 
 def _keras_model(bundle_dir: Path):
-    return keras.models.load_model(bundle_dir / "model.keras")
+    return load_keras_model(bundle_dir / "model.keras")
 
 
 def test_tflite_equals_keras_on_synthetic_and_real_features(tiny_bundle: Path, synth_dataset: Path,

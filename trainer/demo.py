@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     _run([train_cli, "synth", str(data), "--seed", str(args.seed), "--train", str(args.train),
           "--test-normal", "12", "--test-anomaly", "12"])
 
-    _banner("2/4  Train the convolutional autoencoder on normal sound only")
+    _banner("2/4  Train the autoencoder on normal sound only (no faults needed)")
     _run([train_cli, "train", str(data / "slider"), "--out", str(model), "--epochs", str(args.epochs),
           "--seed", str(args.seed)])
 

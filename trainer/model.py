@@ -27,6 +27,8 @@ mean squared error against the input (``edge_monitor.scorer``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Sequence
 
 import keras
@@ -180,6 +182,15 @@ def build_autoencoder(arch: str, input_shape: tuple[int, int], channels: Sequenc
     if arch == "dense":
         return build_dense_autoencoder(input_shape, batch_size=batch_size)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+def load_keras_model(path: str | Path) -> keras.Model:
+    """Load a bundle's ``model.keras`` (workstation only).
+
+    Goes through this module so that its custom layers (the dense model's
+    overlap-averaging layer) are registered before Keras deserialises them.
+    """
+    return keras.models.load_model(Path(path), compile=False)
 
 
 def count_macs(model: keras.Model) -> int:
