@@ -152,8 +152,10 @@ class DecisionConfig:
         threshold: anomaly-score threshold; ``None`` = the bundle's.
         k, n: an alert opens when ``k`` of the last ``n`` windows exceed it.
         clear_windows: it closes after this many consecutive windows below
-            ``clear_ratio * threshold`` (hysteresis).
-        clear_ratio: the clear level as a fraction of the threshold.
+            the clear level (hysteresis; see ``clear_ratio``).
+        clear_ratio: where the clear level sits between the typical normal
+            score B (the bundle's median validation score) and the threshold T:
+            ``B + clear_ratio * (T - B)``.
         cooldown_seconds: after an alert closes, no new one opens for this
             long (window time, s).
     """
@@ -162,7 +164,7 @@ class DecisionConfig:
     k: int = _opt(2, min=1, max=1000)
     n: int = _opt(3, min=1, max=1000)
     clear_windows: int = _opt(3, min=1, max=1000)
-    clear_ratio: float = _opt(0.9, gt=0, max=1.0)
+    clear_ratio: float = _opt(0.5, gt=0, max=1.0)
     cooldown_seconds: float = _opt(60.0, min=0, max=86400)
 
 

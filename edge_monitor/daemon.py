@@ -45,7 +45,7 @@ import numpy as np
 
 from edge_monitor import audio_io
 from edge_monitor.config import Config, ConfigError
-from edge_monitor.decision import AlertEvent, Decider, DecisionRule
+from edge_monitor.decision import AlertEvent, Decider, DecisionRule, typical_normal_score
 from edge_monitor.evidence import EvidenceStore
 from edge_monitor.ring_buffer import RingBuffer, Window
 
@@ -177,7 +177,8 @@ class Daemon:
                               file=str(cfg.source) if cfg.source else None, key="audio.hop_seconds")
         self.threshold = float(cfg.decision.threshold if cfg.decision.threshold is not None else self.bundle.threshold)
         d = cfg.decision
-        self.rule = DecisionRule(self.threshold, d.k, d.n, d.clear_windows, d.clear_ratio, d.cooldown_seconds)
+        self.rule = DecisionRule(self.threshold, d.k, d.n, d.clear_windows, d.clear_ratio, d.cooldown_seconds,
+                                 baseline=typical_normal_score(self.bundle.meta, self.threshold))
         self.decider = Decider(self.rule, id_factory)
         self.evidence = (EvidenceStore(cfg.evidence_dir, int(cfg.evidence.max_mb * 1_000_000))
                          if cfg.evidence.enabled else None)
@@ -349,7 +350,8 @@ class Daemon:
             if self.explainer is not None:
                 try:
                     # The raw samples give exact levels (the model input is clipped to the
-                    # training range, which flattens loud clicks) and reliable impacts.
+                    # bundle's [clip_lo, clip_hi], which can flatten very loud clicks) and
+                    # reliable impacts.
                     explanation = self.explainer(ws, samples=mono).to_dict()
                 except Exception as exc:  # noqa: BLE001
                     self.log.warning("no explanation", event_id=ev.event_id, error=str(exc))

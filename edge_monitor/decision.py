@@ -9,7 +9,9 @@ Rule, for threshold ``T``:
   window that makes ``k`` of the last ``n`` windows score ``> T``. It gets a
   new event id (UUID4) that its ``end`` event repeats.
 * **close**: an open alert closes on the ``clear_windows``-th consecutive
-  window scoring ``< clear_ratio * T`` (hysteresis: a score between the clear
+  window scoring below the clear level ``B + clear_ratio * (T - B)``, ``B`` being
+  the typical normal score (the bundle's median validation score; 0 when
+  unknown) (hysteresis: a score between the clear
   level and ``T`` neither counts towards closing nor resets the peak).
   A window at or above the clear level restarts the count.
 * **cooldown**: after a close, no alert opens until a window *ends* at least
@@ -25,7 +27,23 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-__all__ = ["DecisionRule", "AlertEvent", "Decider"]
+__all__ = ["DecisionRule", "AlertEvent", "Decider", "typical_normal_score"]
+
+
+def typical_normal_score(meta: dict, threshold: float) -> float:
+    """The median normal window score recorded in a bundle's model.json.
+
+    Prefers the on-site ``calibration_scores`` (written by ``calibrate``) over
+    the training ``validation_scores``. Returns 0 (a clear level relative to
+    zero) when neither is there or the median is not below ``threshold``.
+    """
+    for key in ("calibration_scores", "validation_scores"):
+        try:
+            median = float(meta[key]["percentiles"]["50"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        return median if 0 <= median < threshold else 0.0
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -36,8 +54,9 @@ class DecisionRule:
     k: int = 2
     n: int = 3
     clear_windows: int = 3
-    clear_ratio: float = 0.9
+    clear_ratio: float = 0.5
     cooldown_seconds: float = 0.0
+    baseline: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.threshold > 0:
@@ -50,10 +69,20 @@ class DecisionRule:
             raise ValueError("clear_ratio must be in (0, 1]")
         if self.cooldown_seconds < 0:
             raise ValueError("cooldown_seconds must not be negative")
+        if not 0 <= self.baseline < self.threshold:
+            raise ValueError(f"baseline must be in [0, threshold), got {self.baseline}")
 
     @property
     def clear_level(self) -> float:
-        return self.threshold * self.clear_ratio
+        """``baseline + clear_ratio * (threshold - baseline)``.
+
+        Reconstruction errors of normal sound sit on a floor far above zero
+        (typically within 10 % of the threshold), so a level that is a
+        fraction of the threshold alone can lie below every normal window and
+        an alert would never close. Measured from the typical normal score
+        (``baseline``), the gap scales with the spread of normal scores.
+        """
+        return self.baseline + self.clear_ratio * (self.threshold - self.baseline)
 
 
 @dataclass(frozen=True)

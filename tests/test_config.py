@@ -69,7 +69,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert cfg.state_dir == p.parent / "state"
     assert cfg.evidence_dir == p.parent / "state" / "evidence"
     assert cfg.audio.device == "USB"
-    assert cfg.decision.clear_ratio == 0.9 and cfg.decision.cooldown_seconds == 60
+    assert cfg.decision.clear_ratio == 0.5 and cfg.decision.cooldown_seconds == 60
     assert load_config(_write(tmp_path, MINIMAL + "audio: {device: 3}\n")).audio.device == 3
 
 

@@ -51,7 +51,8 @@ CASES = [
 
 @pytest.mark.parametrize("name,kwargs,scores,expected", CASES, ids=[c[0] for c in CASES])
 def test_rule_table(name: str, kwargs: dict, scores: list[float], expected: list) -> None:
-    rule = DecisionRule(threshold=T, **{"cooldown_seconds": 0.0, **kwargs})
+    # The table is written for a clear level of 0.9 T (no baseline).
+    rule = DecisionRule(threshold=T, **{"cooldown_seconds": 0.0, "clear_ratio": 0.9, **kwargs})
     assert run(rule, scores) == expected
 
 
@@ -68,7 +69,7 @@ def test_events_carry_scores_peak_and_times() -> None:
 
 
 def test_default_ids_are_unique_uuids() -> None:
-    rule = DecisionRule(threshold=T, k=1, n=1, clear_windows=1, cooldown_seconds=0)
+    rule = DecisionRule(threshold=T, k=1, n=1, clear_windows=1, clear_ratio=0.9, cooldown_seconds=0)
     d = Decider(rule)
     ids = set()
     for i in range(10):
@@ -84,3 +85,24 @@ def test_default_ids_are_unique_uuids() -> None:
 def test_invalid_rules_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         DecisionRule(**kwargs)
+
+
+def test_clear_level_is_measured_from_the_typical_normal_score() -> None:
+    # Normal scores sit on a floor near the threshold: a level that is a fraction of the threshold
+    # alone would lie below them and the alert would never close.
+    rule = DecisionRule(threshold=0.0222, clear_ratio=0.5, baseline=0.0204, cooldown_seconds=0)
+    assert abs(rule.clear_level - 0.0213) < 1e-9
+    normal, anomalous = 0.0206, 0.030
+    events = run(rule, [normal] * 3 + [anomalous] * 3 + [normal] * 3)
+    assert [e[1] for e in events] == ["start", "end"]
+    assert DecisionRule(threshold=1.0, clear_ratio=0.5).clear_level == 0.5  # no baseline: a fraction of T
+
+
+def test_typical_normal_score_prefers_calibration() -> None:
+    from edge_monitor.decision import typical_normal_score
+
+    meta = {"validation_scores": {"percentiles": {"50": 0.02}}, "calibration_scores": {"percentiles": {"50": 0.03}}}
+    assert typical_normal_score(meta, 0.04) == 0.03
+    assert typical_normal_score({"validation_scores": {"percentiles": {"50": 0.02}}}, 0.04) == 0.02
+    assert typical_normal_score({}, 0.04) == 0.0
+    assert typical_normal_score(meta, 0.025) == 0.0  # a median above an overridden threshold: ignore it

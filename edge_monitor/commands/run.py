@@ -10,8 +10,8 @@ HELP = "listen to the microphone, score every window, publish alerts (the daemon
 DESCRIPTION = """\
 Run the monitor: capture from the configured input device, score a window of
 the model's length every audio.hop_seconds, decide (k of n windows above the
-threshold opens an alert, clear_windows below clear_ratio * threshold close
-it) and publish alerts, scores and health over MQTT.
+threshold opens an alert, clear_windows below the clear level close it;
+see deploy/config.example.yaml) and publish alerts, scores and health over MQTT.
 
 Exit status: 0 after SIGTERM/SIGINT (the window in flight is finished and the
 outbox flushed), 78 for a bad configuration or model (systemd does not
