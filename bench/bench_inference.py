@@ -33,7 +33,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, bundle_dir, interleaved, log, machine_info, normal_test_clips, write_json  # noqa: E402
+from common import REPO, bundle_dir, interleaved, log, finish, normal_test_clips  # noqa: E402
 
 MOBILENET_V1_MACS = 569_000_000  # Howard et al. 2017, Table 8 (1.0 MobileNet-224: 569 million mult-adds)
 
@@ -229,10 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args)))
         return 0
     result = parent(args)
-    result["machine"] = machine_info()
-    if args.out:
-        write_json(args.out, result)
-    return 0
+    return finish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, bundle_dir, interleaved, log, machine_info, test_clips, write_json  # noqa: E402
+from common import REPO, bundle_dir, interleaved, log, finish, test_clips  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in rows.items():
         print(f"| {name} | {r['bytes']:,} | {r['median_ms']:.2f} | {r['p10_ms']:.2f} | {r['auc']:.4f} |")
     print(f"\nscores move by {rel.mean():.2%} on average (max {rel.max():.2%})")
-    result["machine"] = machine_info()
-    if args.out:
-        write_json(args.out, result)
-    return 0
+    return finish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, bundle_dir, hour_of_audio, log, machine_info, run_measured, simulate_config, write_json  # noqa: E402
+from common import REPO, bundle_dir, hour_of_audio, log, finish, run_measured, simulate_config  # noqa: E402
 
 TARGET_RSS_MB = 150.0
 HOUR = 3600.0
@@ -115,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {r['peak_rss_mb']:.1f} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {extra} |")
     print(f"\nnaive / daemon: RSS {result['ratios']['peak_rss_naive_over_daemon']:.1f}x, "
           f"CPU {result['ratios']['cpu_naive_over_daemon']:.1f}x, wall {result['ratios']['wall_naive_over_daemon']:.1f}x")
-    result["machine"] = machine_info()
-    if args.out:
-        write_json(args.out, result)
-    return 0
+    return finish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, bundle_dir, log, machine_info, normal_test_clips, simulate_config, write_json  # noqa: E402
+from common import REPO, bundle_dir, log, finish, normal_test_clips, simulate_config  # noqa: E402
 
 
 def time_to_lines(cmd: list[str], marks: dict[str, str], stream: str, env: dict[str, str],
@@ -111,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {s['first_window']['median_s']:.2f} | {s['first_window']['min_s']:.2f} | "
               f"{'' if loaded is None else f'{loaded:.2f}'} |")
     print(f"\nnaive / daemon: {ratio:.1f}x")
-    result["machine"] = machine_info()
-    if args.out:
-        write_json(args.out, result)
-    return 0
+    return finish(result, args.out)
 
 
 if __name__ == "__main__":

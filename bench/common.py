@@ -163,6 +163,14 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def finish(result: dict[str, Any], out: Path | None) -> int:
+    """Stamp ``result`` with the machine it ran on, write it to ``out`` (if given); exit status 0."""
+    result["machine"] = machine_info()
+    if out:
+        write_json(out, result)
+    return 0
+
+
 def write_json(path: Path, result: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

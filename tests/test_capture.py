@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import require, require_binary  # noqa: E402
+from conftest import require_binary  # noqa: E402
 from test_daemon import Notes, RecordingPublisher, bundle_and_profile, synth_clips  # noqa: E402
 
 from edge_monitor import audio_io  # noqa: E402
@@ -96,7 +96,6 @@ def pulse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bundle_dir, seed, mid = bundle_and_profile(request, tmp_path_factory)
     from edge_monitor.bundle import load_bundle
-    from edge_monitor.scorer import Scorer
 
     return {"dir": bundle_dir, "seed": seed, "mid": mid, "bundle": load_bundle(bundle_dir)}
 

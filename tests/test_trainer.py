@@ -12,7 +12,7 @@ import pytest
 from edge_monitor import audio_io
 from edge_monitor.bundle import MODEL_JSON, load_bundle
 from edge_monitor.datasets import find_clips
-from edge_monitor.features import FeatureParams, logmel, to_model_input
+from edge_monitor.features import FeatureParams, to_model_input
 from edge_monitor.scorer import Scorer
 from trainer.threshold import fit_threshold
 
