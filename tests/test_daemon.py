@@ -166,6 +166,9 @@ def write_clips(folder: Path, clips: list[np.ndarray], prefix: str) -> list[Path
     return [audio_io.write_wav(folder / f"{prefix}_{i:02d}.wav", c) for i, c in enumerate(clips)]
 
 
+from edge_monitor.decision import typical_normal_score  # noqa: E402
+
+
 def separating_rule(scorer: Any, normals: list[Path], anomalies: list[Path]) -> dict[str, float]:
     """A threshold between the normal and the anomalous clips, and a clear level above every normal.
 
@@ -179,7 +182,17 @@ def separating_rule(scorer: Any, normals: list[Path], anomalies: list[Path]) -> 
     assert min(a) > max(n), f"the test model does not separate the clips: normal {n}, anomalous {a}"
     threshold = (max(n) + min(a)) / 2
     clear_level = max(n) + 0.25 * (threshold - max(n))
-    return {"threshold": threshold, "clear_ratio": clear_level / threshold}
+    # The daemon measures the clear level from the bundle's typical normal score.
+    baseline = typical_normal_score(scorer.bundle.meta, threshold)
+    return {"threshold": threshold, "clear_ratio": (clear_level - baseline) / (threshold - baseline)}
+
+
+def clear_level_of(rule: dict[str, float], scorer: Any) -> float:
+    """The clear level the daemon derives from ``rule`` and the bundle."""
+    from edge_monitor.decision import DecisionRule
+
+    baseline = typical_normal_score(scorer.bundle.meta, rule["threshold"])
+    return DecisionRule(rule["threshold"], clear_ratio=rule["clear_ratio"], baseline=baseline).clear_level
 
 
 def make_config(tmp_path: Path, model_dir: Path, **decision: float) -> Any:
@@ -219,7 +232,7 @@ def test_pipeline_scores_equal_score_file_and_alerts_follow_the_rule(model: dict
     got_scores = [s["score"] for s in pub.scores]
     np.testing.assert_allclose(got_scores, expected_scores, rtol=1e-6)
 
-    expected = reference_events(expected_scores, rule["threshold"], 2, 3, 3, rule["threshold"] * rule["clear_ratio"])
+    expected = reference_events(expected_scores, rule["threshold"], 2, 3, 3, clear_level_of(rule, model["scorer"]))
     assert expected == [(6, "start"), (12, "end")]  # second anomaly opens; third normal after them closes
     got = [(pub.scores.index(next(s for s in pub.scores if s["window_start"] == a["window_start"])), a["event"])
            for a in pub.alerts]
@@ -399,7 +412,7 @@ def test_end_to_end_through_a_real_mosquitto(model: dict, tmp_path: Path) -> Non
             sub.wait_for(lambda ms: any(m.topic.endswith("/availability") and m.text == "offline" for m in ms),
                          what="offline on shutdown")
     scores = [model["scorer"].score_file(p).score for p in sequence]
-    expected = reference_events(scores, rule["threshold"], 2, 3, 3, rule["threshold"] * rule["clear_ratio"])
+    expected = reference_events(scores, rule["threshold"], 2, 3, 3, clear_level_of(rule, model["scorer"]))
     assert [e for _, e in expected] == [a.json()["event"] for a in alerts] == ["start", "end"]
     assert all(a.qos == 1 and not a.retain for a in alerts)
     start, end = (a.json() for a in alerts)

@@ -14,7 +14,9 @@ import pytest
 from edge_monitor import audio_io
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_daemon import bundle_and_profile, reference_events, separating_rule, synth_clips, write_clips  # noqa: E402
+from test_daemon import (  # noqa: E402
+    bundle_and_profile, clear_level_of, reference_events, separating_rule, synth_clips, write_clips,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +65,7 @@ def test_normal_then_anomalous_raises_exactly_the_rule_s_alerts(model: dict, tmp
     assert res.returncode == 0, res.stderr[-2000:]
     order = normals + anomalies + normals[:3]
     scores = [model["scorer"].score_file(p).score for p in order]
-    expected = reference_events(scores, rule["threshold"], 2, 3, 3, rule["threshold"] * rule["clear_ratio"])
+    expected = reference_events(scores, rule["threshold"], 2, 3, 3, clear_level_of(rule, model["scorer"]))
     assert expected == [(7, "start"), (12, "end")]
     got = [e for e in events(res.stdout) if e["topic"] == "alert"]
     assert [e["event"] for e in got] == ["start", "end"]

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edge_monitor import audio_io, logs
-    from edge_monitor.capture import MicrophoneSource
+    from edge_monitor.capture import DeviceError, MicrophoneSource, find_input_device
     from edge_monitor.config import EX_CONFIG, AudioConfig, ConfigError, load_config
     from edge_monitor.ring_buffer import RingBuffer
 
@@ -53,6 +53,16 @@ def run(args: argparse.Namespace) -> int:
             return EX_CONFIG
     if args.device is not None:
         audio = dataclasses.replace(audio, device=args.device)
+    try:
+        # Resolve the device first: a wrong name is one clear line (which inputs exist), not a
+        # capture warning promising a retry that `record` never makes; and no empty --out is left.
+        find_input_device(audio.device)
+    except DeviceError as exc:
+        print(f"edge-monitor: record: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - PortAudio missing or broken
+        print(f"edge-monitor: record: cannot list audio devices: {exc}", file=sys.stderr)
+        return 1
     logs.configure("info", "auto")
     log = logs.get_logger("edge_monitor.record")
     out = Path(args.out)
