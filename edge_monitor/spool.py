@@ -18,6 +18,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,25 +83,30 @@ class Outbox:
 
     def put(self, kind: str, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
         """Commit one message and return its id (0 when a ``score`` was refused for room)."""
+        with self._transaction("write to"):
+            count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            if count >= self.max_messages and not self._make_room(kind, count):
+                return 0
+            cur = self._db.execute(
+                "INSERT INTO outbox(kind, topic, payload, qos, retain, created) VALUES (?,?,?,?,?,?)",
+                (kind, topic, sqlite3.Binary(payload), int(qos), int(bool(retain)), time.time()),
+            )
+            return int(cur.lastrowid)
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[None]:
+        """One locked ``BEGIN IMMEDIATE`` .. ``COMMIT``; rolled back and an :class:`OutboxError` on failure."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-                if count >= self.max_messages and not self._make_room(kind, count):
-                    self._db.execute("COMMIT")
-                    return 0
-                cur = self._db.execute(
-                    "INSERT INTO outbox(kind, topic, payload, qos, retain, created) VALUES (?,?,?,?,?,?)",
-                    (kind, topic, sqlite3.Binary(payload), int(qos), int(bool(retain)), time.time()),
-                )
+                yield
                 self._db.execute("COMMIT")
-                return int(cur.lastrowid)
             except sqlite3.Error as err:
                 try:
                     self._db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-                raise OutboxError(f"{self.path}: cannot write to the outbox: {err}") from None
+                raise OutboxError(f"{self.path}: cannot {what} the outbox: {err}") from None
 
     def _make_room(self, kind: str, count: int) -> bool:
         """Delete enough rows for one more; False when a new score should just be refused."""
@@ -145,17 +152,8 @@ class Outbox:
         """Forget messages the broker has acknowledged (one transaction, one fsync)."""
         if not msg_ids:
             return
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("DELETE FROM outbox WHERE id = ?", [(int(i),) for i in msg_ids])
-                self._db.execute("COMMIT")
-            except sqlite3.Error as err:
-                try:
-                    self._db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise OutboxError(f"{self.path}: cannot delete from the outbox: {err}") from None
+        with self._transaction("delete from"):
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(int(i),) for i in msg_ids])
 
     def count(self, kind: str | None = None) -> int:
         """Number of queued messages (of one ``kind`` when given)."""
