@@ -114,3 +114,76 @@ def test_per_id_and_dcase_mean() -> None:
 def test_rejects_unknown_labels() -> None:
     with pytest.raises(ValueError, match="unknown label"):
         evaluate_scores([Scored("00", "abnormal", 1.0)], 0.5)
+
+
+# --- DCASE 2022-2025: AUC per domain, pAUC over both, official score ---------------------------
+# One section, two domains. Scores:
+#   source normals  .10 .20 .30 .40 .50      source anomalies  .60 .90
+#   target normals  .35 .45 .55 .65 .75      target anomalies  .70 .25
+SRC_N, TGT_N = [0.10, 0.20, 0.30, 0.40, 0.50], [0.35, 0.45, 0.55, 0.65, 0.75]
+SRC_A, TGT_A = [0.60, 0.90], [0.70, 0.25]
+# AUC source: the 5 source normals against all 4 anomalies (both domains), as the evaluators do.
+#   .90 beats 5, .70 beats 5, .60 beats 5, .25 beats .10 and .20: 17 of 20 pairs.
+AUC_SOURCE = 17 / 20
+# AUC target: the 5 target normals against all 4 anomalies.
+#   .90 beats 5, .70 beats .35 .45 .55 .65 (4), .60 beats .35 .45 .55 (3), .25 beats none: 12 of 20.
+AUC_TARGET = 12 / 20
+# pAUC over all 10 normals and 4 anomalies. Highest first: A.90 (TPR 1/4 at FPR 0), then N.75 moves
+# FPR to 1/10: area up to FPR 0.1 = 0.1 * 0.25 = 0.025; McClish: 0.5 * (1 + 0.020 / 0.095) = 23/38.
+SECTION_PAUC = 23 / 38
+# Official score: harmonic mean of the three = 3 / (20/17 + 5/3 + 38/23) = 3 * 1173 / 5273.
+OFFICIAL = 3519 / 5273  # 0.66736...
+
+
+def _section(mid: str, src_n, tgt_n, src_a, tgt_a) -> list[Scored]:
+    return ([Scored(mid, "normal", v, "source") for v in src_n] + [Scored(mid, "normal", v, "target") for v in tgt_n]
+            + [Scored(mid, "anomaly", v, "source") for v in src_a] + [Scored(mid, "anomaly", v, "target") for v in tgt_a])
+
+
+def test_dcase_official_score_by_hand() -> None:
+    m = evaluate_scores(_section("section_00", SRC_N, TGT_N, SRC_A, TGT_A), THRESHOLD)
+    sec = m["per_id"]["section_00"]
+    assert sec["auc_source"] == pytest.approx(AUC_SOURCE, abs=1e-12)
+    assert sec["auc_target"] == pytest.approx(AUC_TARGET, abs=1e-12)
+    assert sec["pauc"] == pytest.approx(SECTION_PAUC, abs=1e-12)
+    assert sec["official_score"] == pytest.approx(OFFICIAL, abs=1e-12)
+    # Not the "anomalies of that domain only" rule, which would give source 10/10 = 1.0 here.
+    assert sec["auc_source"] != 1.0
+    assert (sec["n_normal_source"], sec["n_anomaly_source"], sec["n_normal_target"], sec["n_anomaly_target"]) == (
+        5, 2, 5, 2)
+    assert m["domains"] == ["source", "target"]
+    # One section: pooled, per section and DCASE's official score agree.
+    assert m["official_score"] == m["mean_over_ids"]["official_score"] == sec["official_score"]
+    assert m["mean_over_ids"]["official_ids_used"] == ["section_00"]
+    assert sec["notes"] == []
+
+
+def test_dcase_official_score_over_sections_is_one_harmonic_mean() -> None:
+    clips = _section("section_00", SRC_N, TGT_N, SRC_A, TGT_A)
+    clips += _section("section_01", [0.1], [0.2], [0.9], [0.8])  # perfect: 1, 1, 1
+    mean = evaluate_scores(clips, THRESHOLD)["mean_over_ids"]
+    assert mean["auc_source"] == pytest.approx((AUC_SOURCE + 1) / 2)
+    assert mean["auc_target"] == pytest.approx((AUC_TARGET + 1) / 2)
+    # 6 / (20/17 + 5/3 + 38/23 + 3) = 6 * 1173 / 8792: all six values in one harmonic mean,
+    # not the mean of the two sections' scores ((OFFICIAL + 1) / 2 = 0.8337).
+    assert mean["official_score"] == pytest.approx(3519 / 4396, abs=1e-12)
+    assert mean["official_ids_used"] == ["section_00", "section_01"]
+
+
+def test_official_score_floor_and_undefined_domains() -> None:
+    from trainer.metrics import official_score
+
+    assert official_score([0.0, 1.0, 1.0]) == pytest.approx(0.0, abs=1e-14)  # floored, no division by zero
+    assert official_score([0.5, None, 0.5]) is None
+    # Without domains (DCASE 2020, MIMII): the keys are there, null, and no note is added.
+    plain = evaluate_scores([Scored("id_00", "anomaly" if yy else "normal", ss) for yy, ss in zip(Y, S)], THRESHOLD)
+    assert plain["auc_source"] is None and plain["auc_target"] is None and plain["official_score"] is None
+    assert plain["domains"] == [] and plain["notes"] == []
+    assert plain["mean_over_ids"]["official_score"] is None
+    # A section without target normals: AUC target undefined, said once.
+    only_src = evaluate_scores(_section("section_00", SRC_N, [], SRC_A, TGT_A), THRESHOLD)["per_id"]["section_00"]
+    assert only_src["auc_source"] == pytest.approx(AUC_SOURCE) and only_src["auc_target"] is None
+    assert only_src["official_score"] is None
+    assert only_src["notes"] == ["no normal target-domain clips: AUC target and the official score are undefined"]
+    with pytest.raises(ValueError, match="unknown domain"):
+        evaluate_scores([Scored("s", "normal", 0.1, "eval")], 0.5)
