@@ -5,9 +5,12 @@ the daemon runs, never by the Keras model, so the report describes what will
 run on the Pi. A clip's score is the mean of its window scores and the clip is
 *decided* anomalous when ``score > threshold`` (the bundle's threshold).
 
-Clips: the ``test`` split of a DCASE-layout folder, every clip of a MIMII
-layout, or a flat folder of ``{normal,anomaly}_id_XX_*.wav``
-(:func:`edge_monitor.datasets.find_clips`). A clip that cannot be read is
+Clips: the ``test`` split of a DCASE-layout folder (2020, or 2021-2025 with
+sections and domains), every clip of a MIMII layout, or a flat folder of
+``{normal,anomaly}_id_XX_*.wav`` / ``section_XX_...`` names
+(:func:`edge_monitor.datasets.find_clips`). Test clips without a label in the
+name (DCASE evaluation sets) are refused with one line: they cannot be scored
+against a label. A clip that cannot be read is
 reported (one line on stderr, ``failed`` in ``metrics.json``, a note in the
 report) and left out of the metrics; the others are still scored.
 
@@ -52,7 +55,7 @@ __all__ = [
 SCORES_CSV = "scores.csv"
 METRICS_JSON = "metrics.json"
 INDEX_HTML = "index.html"
-CSV_COLUMNS = ("path", "machine_id", "label", "score", "decision", "machine", "windows")
+CSV_COLUMNS = ("path", "machine_id", "label", "score", "decision", "machine", "windows", "domain", "attributes")
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,9 @@ class ClipResult:
     """The score of one labelled clip.
 
     Attributes:
-        clip: the clip (path, label, machine, machine id).
-        group: the id metrics are grouped by: ``"id_00"``, or ``"fan/id_00"``
-            when the data holds several machine types.
+        clip: the clip (path, label, machine, machine id, domain, attributes).
+        group: the id metrics are grouped by: ``"id_00"`` / ``"section_00"``, or
+            ``"fan/id_00"`` when the data holds several machine types.
         score: mean window score (reconstruction MSE).
         max_window_score: the highest window score of the clip.
         n_windows: windows scored (an 11 s ToyCar clip has 2).
@@ -75,6 +78,16 @@ class ClipResult:
     max_window_score: float
     n_windows: int
     decision: str
+
+    @property
+    def domain(self) -> str | None:
+        """``"source"`` / ``"target"`` (DCASE 2021-2025), else ``None``."""
+        return self.clip.domain
+
+    @property
+    def attributes(self) -> tuple[tuple[str, str], ...]:
+        """The clip's attributes from its name, e.g. ``(("pat", "01"),)``."""
+        return self.clip.attributes
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,7 @@ def evaluation_clips(data_dir: str | Path, machine_ids: Sequence[str] | None = N
                      bundle_meta: dict[str, Any] | None = None) -> tuple[list[ClipRef], str]:
     """The clips to evaluate on, and a sentence saying which they are.
 
-    - DCASE layout: the ``test`` split.
+    - DCASE layout: the ``test`` split (unlabelled evaluation-set clips are an error).
     - MIMII and flat layouts (no split): when the bundle was trained on this
       very folder (its ``training.data_fingerprint`` matches), only the
       normals that training held out plus the anomalies
@@ -133,12 +146,13 @@ def evaluation_clips(data_dir: str | Path, machine_ids: Sequence[str] | None = N
     Raises:
         DatasetError: no such folder, unknown layout, or no test clips.
     """
-    clips = find_clips(data_dir, machine_ids=machine_ids)
+    clips = find_clips(data_dir, machine_ids=machine_ids, unlabelled="error")
     if any(c.split is not None for c in clips):
         chosen = [c for c in clips if c.split == "test"]
         if not chosen:
             raise DatasetError(f"{data_dir}: only training clips found; evaluation needs the test split "
-                               "(test/{normal,anomaly}_id_XX_*.wav)")
+                               "(test/{normal,anomaly}_id_XX_*.wav or "
+                               "test/section_XX_<domain>_test_<normal|anomaly>_NNNN*.wav)")
         return chosen, "the test split"
     training = (bundle_meta or {}).get("training") or {}
     fingerprint = training.get("data_fingerprint")
@@ -204,7 +218,7 @@ def score_clips(scorer: Scorer, clips: Sequence[ClipRef],
 def compute_metrics(results: Sequence[ClipResult], threshold: float,
                     failures: Sequence[Failure] = ()) -> dict[str, Any]:
     """``metrics.json``'s content: :func:`trainer.metrics.evaluate_scores` plus counts of what failed."""
-    metrics = evaluate_scores([Scored(r.group, r.clip.label, r.score) for r in results], threshold)
+    metrics = evaluate_scores([Scored(r.group, r.clip.label, r.score, r.clip.domain) for r in results], threshold)
     metrics["decision_rule"] = "score > threshold"
     metrics["max_fpr"] = MAX_FPR
     metrics["n_clips"] = len(results)
@@ -214,13 +228,18 @@ def compute_metrics(results: Sequence[ClipResult], threshold: float,
 
 
 def write_scores_csv(results: Sequence[ClipResult], path: Path) -> Path:
-    """One row per scored clip: path, machine id, label, score, decision, machine, windows."""
+    """One row per scored clip: path, machine id, label, score, decision, machine, windows, domain, attributes.
+
+    ``domain`` is empty where the data has none; ``attributes`` is ``key=value``
+    pairs joined by ``;`` (``pat=01``, ``vel=4;loc=A``), empty when none.
+    """
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
         for r in results:
             w.writerow([str(r.clip.path), r.clip.machine_id, r.clip.label, f"{r.score:.8g}", r.decision,
-                        r.clip.machine, r.n_windows])
+                        r.clip.machine, r.n_windows, r.clip.domain or "",
+                        ";".join(f"{k}={v}" for k, v in r.clip.attributes)])
     return path
 
 
@@ -381,6 +400,8 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
         "data": f"{Path(data_dir).resolve()}: {which}",
         "clips scored": f"{metrics['n_normal']} normal, {metrics['n_anomaly']} anomalous"
                         + (f", {len(failures)} unreadable" if failures else ""),
+        **({"domains": "; ".join(f"{d}: {metrics[f'n_normal_{d}']} normal, {metrics[f'n_anomaly_{d}']} anomalous"
+                                 for d in metrics["domains"])} if metrics.get("domains") else {}),
         "threshold": f"{threshold:.6g} ({bundle.threshold_rule} rule; anomalous when score > threshold)",
         "scored with": f"TFLite ({scorer.backend}), the runtime scorer",
         "created": metrics["created"],

@@ -46,6 +46,7 @@ __all__ = [
     "copy_training_curve",
     "metrics_rows",
     "format_metrics_table",
+    "official_summary",
     "write_index_html",
 ]
 
@@ -324,14 +325,29 @@ def copy_training_curve(bundle_dir: Path, report_dir: Path) -> Path | None:
 
 _COLUMNS = [("n_normal", "normal"), ("n_anomaly", "anomalous"), ("auc", "AUC"), ("pauc", "pAUC"),
             ("pauc_raw", "pAUC raw"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1")]
+# Shown after pAUC when the clips have domains (DCASE 2021-2025 names).
+_DOMAIN_COLUMNS = [("auc_source", "AUC source"), ("auc_target", "AUC target"), ("official_score", "official")]
+
+DOMAIN_NOTE = ("AUC source / AUC target: the normal clips of that domain against every anomalous clip of the "
+               "section, both domains; official: harmonic mean of AUC source, AUC target and pAUC, over every "
+               "section at once on the mean row (DCASE 2022-2025 evaluators)")
+
+
+def _columns(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """The table's columns: the domain ones only when the clips have domains."""
+    if not metrics.get("domains"):
+        return list(_COLUMNS)
+    at = [k for k, _ in _COLUMNS].index("pauc") + 1
+    return _COLUMNS[:at] + _DOMAIN_COLUMNS + _COLUMNS[at:]
 
 
 def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """Table rows ``(name, cells)``: one per machine id, the DCASE mean over ids, all clips pooled."""
     rows: list[tuple[str, list[str]]] = []
+    columns = _columns(metrics)
 
     def cells(m: dict[str, Any]) -> list[str]:
-        return [str(m[k]) if k.startswith("n_") else _fmt(m.get(k)) for k, _ in _COLUMNS]
+        return [str(m[k]) if k.startswith("n_") else _fmt(m.get(k)) for k, _ in columns]
 
     per_id = metrics.get("per_id", {})
     for mid, m in per_id.items():
@@ -346,7 +362,7 @@ def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, list[str]]]:
 
 def format_metrics_table(metrics: dict[str, Any]) -> str:
     """The metrics as a fixed-width text table (printed at the end of ``evaluate``)."""
-    header = ["", *(title for _, title in _COLUMNS)]
+    header = ["", *(title for _, title in _columns(metrics))]
     body = [[name, *c] for name, c in metrics_rows(metrics)]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     line = lambda r: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))  # noqa: E731
@@ -354,7 +370,26 @@ def format_metrics_table(metrics: dict[str, Any]) -> str:
     out += [line(r) for r in body]
     out.append(f"threshold {metrics['threshold']:.6g} (anomalous when score > threshold); "
                f"pAUC: FPR <= 0.1, McClish-standardised as DCASE 2020; pAUC raw = area / 0.1")
+    if metrics.get("domains"):
+        out.append(DOMAIN_NOTE)
+        off = official_summary(metrics)
+        if off:
+            out.append(off)
     return "\n".join(out)
+
+
+def official_summary(metrics: dict[str, Any]) -> str | None:
+    """``DCASE official score 0.512 = harmonic mean of ...`` (``None`` without domains)."""
+    mean = metrics.get("mean_over_ids") or {}
+    if not metrics.get("domains") or mean.get("official_score") is None:
+        return None
+    ids = mean.get("official_ids_used") or []
+    if len(ids) == 1:
+        m = metrics["per_id"][ids[0]]
+        parts = f"AUC source {_fmt(m['auc_source'])}, AUC target {_fmt(m['auc_target'])}, pAUC {_fmt(m['pauc'])}"
+        return f"DCASE official score {_fmt(mean['official_score'])} ({ids[0]}): harmonic mean of {parts}"
+    return (f"DCASE official score {_fmt(mean['official_score'])}: harmonic mean of AUC source, AUC target "
+            f"and pAUC of {len(ids)} sections ({', '.join(ids)})")
 
 
 # --- HTML ------------------------------------------------------------------------
@@ -401,7 +436,7 @@ def write_index_html(report_dir: Path, metrics: dict[str, Any], figures: Sequenc
     report_dir = Path(report_dir)
     e = html.escape
     rows = metrics_rows(metrics)
-    head = "".join(f"<th>{e(t)}</th>" for t in ["", *(title for _, title in _COLUMNS)])
+    head = "".join(f"<th>{e(t)}</th>" for t in ["", *(title for _, title in _columns(metrics))])
     body = []
     for name, cells in rows:
         cls = ' class="summary"' if name in ("mean over ids", "all clips") else ""
@@ -413,6 +448,11 @@ def write_index_html(report_dir: Path, metrics: dict[str, Any], figures: Sequenc
     failed = metrics.get("failed", [])
     notes += [f"not scored: {f['path']}: {f['error']}" for f in failed]
     notes_html = ("<ul class=\"notes\">" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>") if notes else ""
+    domain_html = ""
+    if metrics.get("domains"):
+        off = official_summary(metrics)
+        domain_html = (f'<p class="sub" id="dcase-domains">{e(DOMAIN_NOTE)}.</p>'
+                       + (f'<p id="official-score"><strong>{e(off)}</strong></p>' if off else ""))
     info_html = "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in info.items()) + "</dl>"
     figs = []
     for f in figures:
@@ -420,10 +460,12 @@ def write_index_html(report_dir: Path, metrics: dict[str, Any], figures: Sequenc
         cls = "" if f.wide else ' class="half"'
         figs.append(f'<figure id="{e(Path(f.filename).stem)}"{cls}><h3>{e(f.title)}</h3>{_img_tag(p, f.title, embed)}'
                     f"<figcaption>{e(f.caption)}</figcaption></figure>")
+    official = (metrics.get("mean_over_ids") or {}).get("official_score")
+    title_extra = f", official score {_fmt(official)}" if official is not None else ""
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Edge Monitor evaluation: {e(str(info.get('machine', '')))} AUC {_fmt(metrics.get('auc'))}</title>
+<title>Edge Monitor evaluation: {e(str(info.get('machine', '')))} AUC {_fmt(metrics.get('auc'))}{title_extra}</title>
 <style>{_CSS}</style></head>
 <body>
 <h1>Edge Monitor evaluation report</h1>
@@ -434,6 +476,7 @@ def write_index_html(report_dir: Path, metrics: dict[str, Any], figures: Sequenc
 <p class="sub">pAUC: partial AUC for FPR ≤ 0.1, McClish-standardised as in the DCASE 2020 baseline
 (chance 0.5); pAUC raw: the plain area up to FPR 0.1 divided by 0.1 (chance 0.05).
 Mean over ids: the arithmetic mean of the per-id values, as DCASE reports it.</p>
+{domain_html}
 {notes_html}
 <h2>Figures</h2>
 <div class="figures">{''.join(figs)}</div>
