@@ -336,3 +336,61 @@ def test_error_map_marks_the_explanation(tmp_path) -> None:
         # The marker colour #00e5ff: no red, strong green and blue; absent from the magma/inferno maps.
         cyan.append(int(((img[..., 0] < 0.15) & (img[..., 1] > 0.8) & (img[..., 2] > 0.9)).sum()))
     assert cyan[0] == 0 and cyan[1] > 500
+
+
+def _dcase2023_copy(test_clips, root: Path) -> Path:
+    """The synthetic test clips renamed to DCASE 2022-2025 names: one section, id_00 as the source
+    domain and id_02 as the target domain, an attribute per clip."""
+    machine = root / "slider"
+    ids = sorted({c.machine_id for c in test_clips})
+    for i, c in enumerate(test_clips):
+        domain = "source" if c.machine_id == ids[0] else "target"
+        pat = (0 if domain == "source" else 2) + i % 2
+        dst = machine / "test" / f"section_00_{domain}_test_{c.label}_{i:04d}_pat_{pat:02d}.wav"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(c.path, dst)
+    return machine
+
+
+def test_evaluate_dcase2023_domains_and_official_score(bundle_dir, test_clips, tmp_path) -> None:
+    from scipy.stats import hmean
+    from sklearn.metrics import roc_auc_score
+
+    data = _dcase2023_copy(test_clips, tmp_path / "dcase2023")
+    out = tmp_path / "report"
+    rc, stdout, stderr = _evaluate([str(bundle_dir), str(data), "--out", str(out), "-q", "--ids", "00"])
+    assert rc == 0, stderr
+    assert "AUC source" in stdout and "AUC target" in stdout and "official" in stdout
+    assert "DCASE official score" in stdout
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["domains"] == ["source", "target"] and list(m["per_id"]) == ["section_00"]
+
+    with open(out / "scores.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(test_clips)
+    for r in rows:  # domain and attributes carried from the file name to the CSV
+        name = Path(r["path"]).name
+        assert r["domain"] == name.split("_")[2] and r["attributes"] == f"pat={name[-6:-4]}"
+        assert r["machine_id"] == "section_00"
+    # Recompute from scores.csv the way the DCASE 2022-2025 evaluators do.
+    y = np.array([r["label"] == "anomaly" for r in rows], dtype=int)
+    s = np.array([float(r["score"]) for r in rows])
+    dom = np.array([r["domain"] for r in rows])
+    sec = m["per_id"]["section_00"]
+    for d in ("source", "target"):
+        sel = (dom == d) | (y == 1)
+        assert sec[f"auc_{d}"] == pytest.approx(roc_auc_score(y[sel], s[sel]), abs=1e-6)
+        assert sec[f"n_normal_{d}"] == int(((dom == d) & (y == 0)).sum())
+    assert sec["pauc"] == pytest.approx(roc_auc_score(y, s, max_fpr=0.1), abs=1e-6)
+    official = hmean([sec["auc_source"], sec["auc_target"], sec["pauc"]])
+    assert sec["official_score"] == pytest.approx(official, abs=1e-9)
+    assert m["official_score"] == pytest.approx(official, abs=1e-9)
+    assert m["mean_over_ids"]["official_score"] == pytest.approx(official, abs=1e-9)
+    page = (out / "index.html").read_text()
+    assert 'id="official-score"' in page and "AUC source" in page and "source: " in page
+
+    # An evaluation-set clip without a label: refused in one line, nothing half-written.
+    shutil.copy(test_clips[0].path, data / "test" / "section_00_0000.wav")
+    rc, _, stderr = _evaluate([str(bundle_dir), str(data), "--out", str(tmp_path / "r2"), "-q"])
+    assert rc == 1 and "without a label in the name" in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1

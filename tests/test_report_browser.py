@@ -98,3 +98,43 @@ def test_index_html_renders_with_every_image(report_dir: Path, browser, tmp_path
 
     shot = tmp_path / "page.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def dcase_report_dir(tiny_bundle, synth_dataset, tmp_path_factory) -> Path:
+    """A report on the synthetic test clips renamed to DCASE 2022-2025 names (two domains, one section)."""
+    import shutil
+
+    from edge_monitor.datasets import find_clips
+    from trainer.cli import main
+
+    data = tmp_path_factory.mktemp("dcase2023") / "slider"
+    clips = find_clips(synth_dataset, split="test")
+    first = min(c.machine_id for c in clips)
+    for i, c in enumerate(clips):
+        domain = "source" if c.machine_id == first else "target"
+        dst = data / "test" / f"section_00_{domain}_test_{c.label}_{i:04d}_pat_0{i % 2}.wav"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(c.path, dst)
+    out = tmp_path_factory.mktemp("browser-dcase-report")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        rc = main(["evaluate", str(tiny_bundle), str(data), "--out", str(out), "--quiet"])
+    assert rc == 0, err.getvalue()
+    return out
+
+
+def test_index_html_shows_domain_aucs_and_official_score(dcase_report_dir: Path, browser) -> None:
+    browser.get((dcase_report_dir / "index.html").as_uri())
+    metrics = json.loads((dcase_report_dir / "metrics.json").read_text())
+    table = browser.execute_script(
+        "return Array.from(document.querySelectorAll('table tr')).map(r => Array.from(r.cells).map(c => c.innerText))")
+    header = table[0]
+    assert header[1:8] == ["normal", "anomalous", "AUC", "pAUC", "AUC source", "AUC target", "official"]
+    section = next(row for row in table if row[0] == "section_00")
+    sec = metrics["per_id"]["section_00"]
+    assert section[5:8] == [f"{sec['auc_source']:.3f}", f"{sec['auc_target']:.3f}", f"{sec['official_score']:.3f}"]
+    shown = browser.execute_script(
+        "const e = document.getElementById('official-score'); const r = e.getBoundingClientRect();"
+        " return {text: e.innerText, h: r.height};")
+    assert shown["h"] > 0 and f"DCASE official score {metrics['official_score']:.3f}" in shown["text"]
+    assert f"official score {metrics['official_score']:.3f}" in browser.title
