@@ -12,18 +12,26 @@ model and front end the daemon runs) and write a report to REPORT_DIR:
 
   metrics.json              AUC, pAUC (DCASE 2020, McClish), pAUC raw, precision,
                             recall, F1 at the bundle's threshold; per machine id
-                            and the mean over ids
-  scores.csv                one row per clip: path, machine id, label, score, decision
+                            and the mean over ids; with domains (DCASE 2021-2025
+                            names) also AUC source, AUC target and the official
+                            score (harmonic mean of those and pAUC)
+  scores.csv                one row per clip: path, machine id, label, score,
+                            decision, machine, windows, domain, attributes
   roc.png, score_distributions.png, recon_*.png, training_curve.png
   index.html                one self-contained page with the table and every plot
 
-DATA_DIR: a DCASE folder (<machine>/test/{normal,anomaly}_id_XX_*.wav; the test
-split is used), a MIMII folder (<machine>/id_XX/{normal,abnormal}/*.wav), a flat
-folder of {normal,anomaly}_id_XX_*.wav, or a folder of such machine folders.
+DATA_DIR: a DCASE folder whose test split is used: 2020
+(<machine>/test/{normal,anomaly}_id_XX_*.wav), 2022-2025
+(<machine>/test/section_XX_{source,target}_test_{normal,anomaly}_NNNN_*.wav) or
+2021 (the same names in <machine>/source_test/ and target_test/); a MIMII folder
+(<machine>/id_XX/{normal,abnormal}/*.wav); a flat folder of such names; or a
+folder of such machine folders. Unlabelled evaluation-set clips
+(section_00_0000.wav) are refused: their labels are not in the names.
 Anomaly is the positive class; a clip is flagged when its score > threshold.
 
-example:
+examples:
   edge-monitor-train evaluate models/slider data/slider --out reports/slider
+  edge-monitor-train evaluate models/valve dev_data/valve --ids section_00 --out reports/valve
 """
 
 
@@ -33,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "-o", metavar="REPORT_DIR", type=Path, required=True,
                         help="folder for metrics.json, scores.csv, plots and index.html (created if needed)")
     parser.add_argument("--ids", metavar="ID", nargs="+", default=None,
-                        help="evaluate only these machine ids (e.g. id_00 02)")
+                        help="evaluate only these machine ids or sections (e.g. id_00 02, section_00; a bare "
+                             "number means the one kind the data has)")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="TFLite interpreter threads (default 1)")
     parser.add_argument("--link-images", action="store_true",
                         help="reference the PNGs from index.html instead of embedding them (smaller page, "
