@@ -363,11 +363,17 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
     if 0 < y.sum() < len(y):
         per_id = {g: (y[[r.group == g for r in results]], s[[r.group == g for r in results]])
                   for g in sorted({r.group for r in results})}
+        caption = ("True-positive rate against false-positive rate as the threshold sweeps all scores. The circle "
+                   "is the bundle's threshold; the shaded strip is the FPR range of the pAUC.")
+        if len(per_id) == 1 and metrics.get("domains"):
+            # One section with domains: one curve per domain, as AUC source / target are computed.
+            d = np.array([r.domain or "" for r in results])
+            per_id = {f"{dom} normals vs all anomalies": (y[(d == dom) | (y == 1)], s[(d == dom) | (y == 1)])
+                      for dom in metrics["domains"]}
+            caption += (" Thin curves: each domain's normal clips against every anomalous clip (AUC source "
+                        "and AUC target).")
         files["roc"] = report.plot_roc(y, s, threshold, metrics, out / "roc.png", per_id=per_id)
-        figures.append(report.Figure(
-            "roc.png", "ROC curve",
-            "True-positive rate against false-positive rate as the threshold sweeps all scores. The circle is "
-            "the bundle's threshold; the shaded strip is the FPR range of the pAUC.", wide=False))
+        figures.append(report.Figure("roc.png", "ROC curve", caption, wide=False))
     files["scores_png"] = report.plot_score_distributions(s[y == 0], s[y == 1], threshold,
                                                           out / "score_distributions.png")
     figures.append(report.Figure(
