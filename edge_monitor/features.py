@@ -50,6 +50,8 @@ __all__ = [
     "n_frames",
     "model_frames",
     "to_model_input",
+    "valid_frames",
+    "fill_invalid_frames",
 ]
 
 
@@ -479,3 +481,81 @@ def to_model_input(samples: np.ndarray, params: FeatureParams, norm: MinMaxNorm,
     if db.shape[1] < frames:
         raise ValueError(f"window gives {db.shape[1]} frames, model needs {frames}")
     return norm.apply(db[:, :frames])
+
+
+def valid_frames(bad: np.ndarray, params: FeatureParams, sample_rate: int | None = None) -> np.ndarray:
+    """Which log-mel frames of a window are free of bad samples.
+
+    A frame is invalid when any bad sample lies in its FFT span: with
+    ``center=True`` frame ``t`` covers samples ``[t * hop - n_fft // 2,
+    t * hop + n_fft // 2)`` of the window (the rest is zero padding), so a
+    dropout of ``L`` samples invalidates about ``L / hop + 2`` frames (a
+    0.2 s dropout: 8 or 9 of a 10 s window's 313 frames).
+
+    Args:
+        bad: ``(n_samples,)`` bool, True for samples that are not the
+            machine's sound (a dropout's exact zeros), at ``sample_rate``.
+        params: the front end's parameters (frames, hop, FFT size, model rate).
+        sample_rate: rate of ``bad`` in Hz; ``None`` means
+            ``params.sample_rate``. At another rate the frame spans are mapped
+            by time and widened by 2 ms on each side, the reach of the
+            resampler's filter (``audio_io.resample``).
+
+    Returns:
+        ``(frames,)`` bool, True where the frame is valid; ``frames`` is
+        ``n_frames(n, hop)`` for the window's ``n`` samples at the model's
+        rate (``params.window_frames``, 313, for a full window).
+    """
+    b = np.asarray(bad, dtype=bool)
+    if b.ndim != 1:
+        raise ValueError(f"bad must be a (n_samples,) bool array, got shape {b.shape}")
+    rate = params.sample_rate if sample_rate is None else int(sample_rate)
+    if rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    n_model = b.size if rate == params.sample_rate else int(round(b.size * params.sample_rate / rate))
+    frames = n_frames(n_model, params.hop_length)
+    start = np.arange(frames, dtype=np.int64) * params.hop_length - params.n_fft // 2
+    stop = start + params.n_fft
+    if rate != params.sample_rate:
+        scale, margin = rate / params.sample_rate, int(np.ceil(2e-3 * rate))
+        start = np.floor(start * scale).astype(np.int64) - margin
+        stop = np.ceil(stop * scale).astype(np.int64) + margin
+    count = np.concatenate(([0], np.cumsum(b, dtype=np.int64)))
+    lo, hi = np.clip(start, 0, b.size), np.clip(stop, 0, b.size)
+    return (count[hi] - count[lo]) == 0
+
+
+def fill_invalid_frames(inp: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The model input with its invalid frames replaced by each band's median over the valid ones.
+
+    The autoencoder reconstructs every frame from its neighbours (the dense
+    model from 5 stacked frames, the convolutional one from a wider field),
+    so a dropout's floor-level frames would disturb the reconstruction of
+    the valid frames next to them. Training never saw such frames; the
+    window's own typical spectrum is what it saw, and what a steady anomaly
+    looks like too, so the fill neither fakes nor hides one. The score then
+    pools only the valid frames (``scorer.window_errors``).
+
+    Args:
+        inp: ``(n_mels, frames)`` model input (``to_model_input``).
+        valid: ``(>= frames,)`` bool from :func:`valid_frames`; entries
+            beyond ``frames`` (the frame the model crops, 313 -> 312) are ignored.
+
+    Returns:
+        a new float32 ``(n_mels, frames)`` array (``inp`` itself when every frame is valid).
+
+    Raises:
+        ValueError: when no frame is valid or the shapes disagree.
+    """
+    x = np.asarray(inp)
+    v = np.asarray(valid, dtype=bool)
+    if x.ndim != 2 or v.ndim != 1 or v.size < x.shape[1]:
+        raise ValueError(f"need inp (n_mels, frames) and valid (>= frames,), got {x.shape} and {v.shape}")
+    v = v[: x.shape[1]]
+    if v.all():
+        return x
+    if not v.any():
+        raise ValueError("no valid frame to score")
+    out = np.array(x, dtype=np.float32, copy=True)
+    out[:, ~v] = np.median(x[:, v], axis=1, keepdims=True)
+    return out

@@ -274,3 +274,56 @@ def test_numpy_fft_fallback_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
     assert float(np.max(np.abs(fast - slow))) < 1e-4
     if features._load_pocketfft() is None:  # noqa: SLF001
         pytest.skip("this SciPy has no pocketfft extension: only the fallback ran")
+
+
+def test_valid_frames_marks_every_frame_whose_fft_span_touches_a_bad_sample() -> None:
+    n = PARAMS.window_samples
+    assert features.valid_frames(np.zeros(n, bool), PARAMS).shape == (313,)
+    assert features.valid_frames(np.zeros(n, bool), PARAMS).all()
+    bad = np.zeros(n, bool)
+    start, length = 50_000, 3200  # a 0.2 s dropout
+    bad[start : start + length] = True
+    valid = features.valid_frames(bad, PARAMS)
+    # Brute force: frame t spans [t*hop - n_fft/2, t*hop + n_fft/2) of the window.
+    half = PARAMS.n_fft // 2
+    expect = np.array([not bad[max(0, t * 512 - half) : max(0, t * 512 + half)].any() for t in range(313)])
+    np.testing.assert_array_equal(valid, expect)
+    assert (~valid).sum() in (8, 9)  # about L / hop + 2 frames: 3 % of the window
+    # The frames a dropout invalidates are exactly the ones whose log-mel it changes.
+    x = noise(seed=7)
+    gapped = x.copy()
+    gapped[bad] = 0.0
+    changed = np.any(logmel(gapped) != logmel(x), axis=0)
+    np.testing.assert_array_equal(changed, ~valid)
+    # One bad sample at either edge of the window.
+    edge = np.zeros(n, bool)
+    edge[0] = edge[-1] = True
+    v = features.valid_frames(edge, PARAMS)
+    assert not v[0] and not v[1] and v[2] and not v[-1] and v[-3]
+
+
+def test_valid_frames_at_another_sample_rate_maps_by_time() -> None:
+    bad48 = np.zeros(480_000, bool)
+    bad48[150_000:159_600] = True  # the same 0.2 s at 48 kHz, 3.125 s into the window
+    bad16 = np.zeros(160_000, bool)
+    bad16[50_000:53_200] = True
+    v48 = features.valid_frames(bad48, PARAMS, sample_rate=48_000)
+    v16 = features.valid_frames(bad16, PARAMS)
+    assert v48.shape == v16.shape == (313,)
+    assert np.all(v48 <= v16) and (~v48).sum() <= (~v16).sum() + 2  # 2 ms of resampler reach each side
+    with pytest.raises(ValueError):
+        features.valid_frames(np.zeros((10, 2), bool), PARAMS)
+
+
+def test_fill_invalid_frames_uses_each_bands_median_over_valid_frames() -> None:
+    rng = np.random.default_rng(8)
+    inp = rng.random((4, 20)).astype(np.float32)
+    valid = np.ones(21, bool)  # one more than the model's frames: the cropped frame is ignored
+    assert features.fill_invalid_frames(inp, valid) is inp
+    valid[5:8] = False
+    out = features.fill_invalid_frames(inp, valid)
+    np.testing.assert_array_equal(out[:, valid[:20]], inp[:, valid[:20]])
+    np.testing.assert_allclose(out[:, 6], np.median(inp[:, valid[:20]], axis=1))
+    assert out.dtype == np.float32 and not np.shares_memory(out, inp)
+    with pytest.raises(ValueError, match="no valid"):
+        features.fill_invalid_frames(inp, np.zeros(20, bool))
