@@ -12,7 +12,9 @@ tests/test_features.py) and with float32 input, the usual case, since audio
 arrives as float32. Both are the same computation in practice: librosa
 multiplies float32 frames by its float64 window, so its FFT runs in float64
 either way; float32 input only stores the spectrum as complex64. The speed-up
-target is checked against both. The two implementations take turns call by
+target is checked against both. Ours runs in float32 throughout, its FFT on
+SciPy's compiled pocketfft (``fft_backend`` in the JSON; ``numpy.fft`` is the
+slower fallback: NumPy 2.x's float32 FFT is slower than its float64 one). The two implementations take turns call by
 call, but a machine busy with other work still inflates librosa more than us
 (it allocates ~10 MB per call): compare the p10 column when the load is high.
 librosa is a test/bench-only dependency.
@@ -37,6 +39,7 @@ from typing import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from edge_monitor import features as _features  # noqa: E402
 from edge_monitor.features import FeatureParams, logmel  # noqa: E402
 
 TARGET_MS = 5.0
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "frames": params.window_frames,
         "params": params.to_dict(),
         "threads": 1,
+        "fft_backend": "scipy pocketfft (float32)" if _features._POCKETFFT is not None else "numpy.fft (float32)",
         "machine": {"python": platform.python_version(), "numpy": np.__version__,
                     "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
     }
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         row["ours_speedup"] = row["median_ms"] / ours
     result["results"] = rows
 
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; our FFT: {result['fft_backend']}")
     print(f"One {params.window_seconds:g} s window ({params.window_samples} samples -> "
           f"{params.n_mels} x {params.window_frames}), one thread\n")
     print("| implementation | median ms | p10 ms | p90 ms | ours is faster by |")

@@ -132,6 +132,10 @@ class AudioConfig:
         block_seconds: PortAudio callback block length (s).
         stall_seconds: no audio for this long means the device is lost (s).
         retry_max_seconds: ceiling of the reconnect back-off (s).
+        max_dropout_fraction: a window whose only sensor fault is dropouts is
+            still scored, on its other frames, while the dropouts touch at
+            most this share of its log-mel frames (0.1: about 0.9 s of a
+            10 s window); 0 skips every window with a dropout.
     """
 
     device: int | str | None = _opt(None, doc="name substring or index; null = system default")
@@ -142,6 +146,8 @@ class AudioConfig:
     block_seconds: float = _opt(0.1, min=0.005, max=2.0)
     stall_seconds: float = _opt(5.0, min=0.5, max=600)
     retry_max_seconds: float = _opt(30.0, min=1, max=3600)
+    max_dropout_fraction: float = _opt(0.1, min=0.0, max=0.5,
+                                       doc="windows with dropouts on at most this share of frames are scored")
 
 
 @dataclass(frozen=True)

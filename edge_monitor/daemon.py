@@ -10,7 +10,10 @@ everything here runs on the main thread, the *scoring loop*:
    supervisor are served even while no audio arrives;
 2. check the raw channels for sensor faults (:mod:`edge_monitor.sensor_health`):
    a faulty window raises/keeps a ``<base>/sensor`` event and is **not**
-   scored, so a pulled cable never pages anyone about the rail;
+   scored, so a pulled cable never pages anyone about the rail; except that
+   a window whose only fault is short dropouts (at most
+   ``audio.max_dropout_fraction`` of its frames) is scored on its other
+   frames, so a glitching USB microphone does not blind the monitor;
 3. downmix, resample to the model's rate if the device runs at another one,
    score (:class:`edge_monitor.scorer.Scorer`);
 4. feed the score to the :class:`~edge_monitor.decision.Decider`; an alert
@@ -141,7 +144,8 @@ def make_publisher(cfg: Config, model_info: dict, log: Any) -> Any:
 class _Counters:
     windows: int = 0
     scored: int = 0
-    sensor_faulty: int = 0
+    sensor_faulty: int = 0  # windows with a sensor fault (scored partly or not at all)
+    scored_partial: int = 0  # of those, scored on their valid frames (short dropouts)
     alerts: int = 0
     errors: int = 0
 
@@ -285,12 +289,14 @@ class Daemon:
             # Samples were lost inside this window: never silent, the sensor checks judge bursts.
             self.log.warning("input overflow (xrun)", index=win.index, xruns=win.xruns, total_xruns=self._xruns())
         try:
-            if self._sensor_fault(win):
+            skip, valid = self._sensor_fault(win)
+            if skip:
                 return
             mono = audio_io.downmix(win.samples, self.cfg.audio.channel)
             if win.sample_rate != self.model_rate:
                 mono = _fit(audio_io.resample(mono, win.sample_rate, self.model_rate), self.scorer.window_samples)
-            ws = self.scorer.score_window(np.ascontiguousarray(mono, dtype=np.float32))
+            mono = np.ascontiguousarray(mono, dtype=np.float32)
+            ws = self.scorer.score_window(mono) if valid is None else self.scorer.score_window(mono, valid=valid)
         except Exception as exc:  # noqa: BLE001 - one bad window must not stop months of monitoring
             self.counters.errors += 1
             self.last_error = f"window {win.index}: {type(exc).__name__}: {exc}"
@@ -311,10 +317,15 @@ class Daemon:
             self._alert(event, win, mono, ws)
         self.notify.status(self.status_line())
 
-    def _sensor_fault(self, win: Window) -> bool:
-        """Run the sensor checks; ``True`` when the window must not be scored."""
+    def _sensor_fault(self, win: Window) -> tuple[bool, np.ndarray | None]:
+        """Run the sensor checks: ``(skip, valid)``.
+
+        ``skip`` is ``True`` when the window must not be scored; ``valid`` is
+        the ``(frames,)`` mask of a window scored on part of its frames
+        (:meth:`_valid_frames`), ``None`` for a clean one.
+        """
         if self.sensor_monitor is None:
-            return False
+            return False, None
         status = self._check_window(win.samples, win.sample_rate, xruns=win.xruns, bits=16)
         for ev in self.sensor_monitor.update(status, win.end_time):
             payload = ev.to_dict()
@@ -327,12 +338,37 @@ class Daemon:
             log("sensor " + ev.event, kind=ev.kind, detail=ev.detail, event_id=payload["event_id"])
             self._safe(self.publisher.publish_sensor, payload)
         if status.ok:
-            return False
+            return False, None
         self.counters.sensor_faulty += 1
+        valid = self._valid_frames(status, win)
+        if valid is not None:
+            self.counters.scored_partial += 1
+            self.log.debug("window scored on its valid frames", index=win.index,
+                           faults=[f.kind for f in status.faults],
+                           valid_frames=int(valid.sum()), frames=int(valid.size))
+            return False, valid
         self.log.debug("window not scored: sensor fault", index=win.index,
                        faults=[f.kind for f in status.faults], rms_dbfs=status.to_dict()["rms_dbfs"])
         self.notify.status(self.status_line())
-        return True
+        return True, None
+
+    def _valid_frames(self, status: Any, win: Window) -> np.ndarray | None:
+        """The valid-frame mask of a window whose only faults are short dropouts, else ``None``.
+
+        Dropouts are local (their samples are known), so the frames around
+        them still carry the machine's sound; every other fault (dead input
+        or channel, clipping, an xrun burst) concerns the whole window.
+        """
+        bad = getattr(status, "bad", None)
+        limit = self.cfg.audio.max_dropout_fraction
+        if bad is None or limit <= 0 or status.kinds != {"dropout"}:
+            return None
+        from edge_monitor.features import valid_frames  # noqa: PLC0415
+
+        valid = valid_frames(bad, self.bundle.features, sample_rate=win.sample_rate)
+        if 1.0 - float(valid.mean()) > limit:
+            return None
+        return valid
 
     def _alert(self, ev: AlertEvent, win: Window, mono: np.ndarray, ws: Any) -> None:
         evidence_path = None
@@ -427,6 +463,7 @@ class Daemon:
             "windows": self.counters.windows,
             "windows_scored": self.counters.scored,
             "windows_sensor_fault": self.counters.sensor_faulty,
+            "windows_scored_partial": self.counters.scored_partial,
             "alerts": self.counters.alerts,
             "xruns": self._xruns(),
             "overruns": self._overruns(),

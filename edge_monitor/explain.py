@@ -395,6 +395,15 @@ class Explainer:
         y = np.asarray(ws.recon, dtype=np.float64)
         if x.ndim != 2 or x.shape != y.shape or x.shape[0] != self.params.n_mels:
             raise ValueError(f"input/recon must be ({self.params.n_mels}, frames), got {x.shape} and {y.shape}")
+        # Frames touched by a sensor fault (a dropout's zeros) say nothing about the
+        # machine: explain the window from its valid frames only.
+        valid = getattr(ws, "valid", None)
+        kept = None
+        if valid is not None and not np.all(valid[: x.shape[1]]):
+            kept = np.flatnonzero(np.asarray(valid, dtype=bool)[: x.shape[1]])
+            if db is not None and np.ndim(db) == 2 and np.shape(db)[1] >= x.shape[1]:
+                db = np.asarray(db)[:, kept]
+            x, y = x[:, kept], y[:, kept]
         n_mels, frames = x.shape
         err = (x - y) ** 2
         z = (err.mean(axis=1) - self.err_mean) / self.err_spread
@@ -468,7 +477,7 @@ class Explainer:
                 f"{head}, {where}{_fmt_level(lvl, at_least)}.",
                 peak_hz=float(self.centres[(a + b) // 2]),
                 bands=(a, b),
-                event_times_s=tuple(float(t) * self.frame_s for t in hits),
+                event_times_s=tuple(float(t if kept is None else kept[t]) * self.frame_s for t in hits),
                 excess_share=float(sig[a : b + 1].sum() / max(sig.sum(), 1e-12)),
             )
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_monitor import audio_io
 from edge_monitor.bundle import ModelBundle
-from edge_monitor.features import LogMel, to_model_input
+from edge_monitor.features import LogMel, fill_invalid_frames, to_model_input
 from edge_monitor.tflite_backend import TFLiteError, TFLiteModel
 
 __all__ = ["ClipScore", "Scorer", "WindowScore", "window_errors"]
@@ -29,11 +29,16 @@ class WindowScore:
     """The score of one window.
 
     Attributes:
-        score: reconstruction MSE (unitless; the training range of each band is 0..1).
-        band_error: ``(n_mels,)`` mean squared error per mel band.
-        frame_error: ``(frames,)`` mean squared error per frame (hop seconds apart).
-        input: ``(n_mels, frames)`` the model input (training range 0..1).
+        score: reconstruction MSE (unitless; the training range of each band is 0..1),
+            over the valid frames.
+        band_error: ``(n_mels,)`` mean squared error per mel band, over the valid frames.
+        frame_error: ``(frames,)`` mean squared error per frame (hop seconds apart);
+            NaN for invalid frames.
+        input: ``(n_mels, frames)`` the model input (training range 0..1); invalid
+            frames hold the fill the model saw (``features.fill_invalid_frames``).
         recon: ``(n_mels, frames)`` its reconstruction.
+        valid: ``(frames,)`` bool, False for frames touched by a sensor fault;
+            ``None`` when every frame is valid.
     """
 
     score: float
@@ -41,6 +46,7 @@ class WindowScore:
     frame_error: np.ndarray
     input: np.ndarray
     recon: np.ndarray
+    valid: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -55,13 +61,21 @@ class ClipScore:
         return max(w.score for w in self.windows)
 
 
-def window_errors(inp: np.ndarray, recon: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def window_errors(inp: np.ndarray, recon: np.ndarray,
+                  valid: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """``(score, band_error, frame_error)`` of one ``(n_mels, frames)`` input and reconstruction.
 
-    The one definition of the score, shared with the trainer.
+    The one definition of the score, shared with the trainer. ``valid``
+    (``(frames,)`` bool, ``None``: all) restricts the score and the band
+    errors to the valid frames; invalid frames get a NaN frame error.
     """
     err = np.square(recon.astype(np.float64) - inp.astype(np.float64))
-    return float(err.mean()), err.mean(axis=1), err.mean(axis=0)
+    frame = err.mean(axis=0)
+    if valid is None or valid.all():
+        return float(err.mean()), err.mean(axis=1), frame
+    kept = err[:, valid]
+    frame[~valid] = np.nan
+    return float(kept.mean()), kept.mean(axis=1), frame
 
 
 class Scorer:
@@ -99,23 +113,41 @@ class Scorer:
     def threshold(self) -> float:
         return self.bundle.threshold
 
-    def score_input(self, inp: np.ndarray) -> WindowScore:
-        """Score an already computed model input ``(n_mels, frames)`` (``features.to_model_input``)."""
-        recon = self.model.run(inp)
-        score, band, frame = window_errors(inp, recon)
-        return WindowScore(score=score, band_error=band, frame_error=frame, input=inp, recon=recon)
+    def score_input(self, inp: np.ndarray, valid: np.ndarray | None = None) -> WindowScore:
+        """Score an already computed model input ``(n_mels, frames)`` (``features.to_model_input``).
 
-    def score_window(self, samples: np.ndarray) -> WindowScore:
+        ``valid``: ``(>= frames,)`` bool (``features.valid_frames``; the
+        frames the model crops are ignored), ``None``: all valid. Invalid
+        frames are filled before the model runs and left out of the score.
+        """
+        v = None
+        if valid is not None:
+            v = np.asarray(valid, dtype=bool)[: self.frames]
+            if v.size != self.frames:
+                raise ValueError(f"valid must cover the model's {self.frames} frames, got shape {np.shape(valid)}")
+            if v.all():
+                v = None
+            else:
+                inp = fill_invalid_frames(inp, v)
+        recon = self.model.run(inp)
+        score, band, frame = window_errors(inp, recon, v)
+        return WindowScore(score=score, band_error=band, frame_error=frame, input=inp, recon=recon, valid=v)
+
+    def score_window(self, samples: np.ndarray, valid: np.ndarray | None = None) -> WindowScore:
         """Score one window of mono float audio at the bundle's sample rate.
 
         Args:
             samples: ``(window_samples,)`` float, full scale 1.0 (160 000 for 10 s at 16 kHz).
+            valid: ``(window_frames,)`` bool over the window's log-mel frames
+                (313 at the defaults; ``features.valid_frames``), True where
+                the frame is free of sensor faults; ``None`` means all valid.
+                The score pools only the valid frames.
         """
         samples = np.asarray(samples)
         if samples.ndim != 1 or samples.shape[0] != self.window_samples:
             raise ValueError(f"a window must be mono with {self.window_samples} samples, got shape {samples.shape}")
         inp = to_model_input(samples, self.features, self.norm, self.frames)
-        return self.score_input(inp)
+        return self.score_input(inp, valid)
 
     def score_clip(self, samples: np.ndarray) -> ClipScore:
         """Score every window of a clip (``audio_io.clip_windows``); clip score = mean window score.

@@ -31,7 +31,9 @@ Typical use, once per window (pure, vectorised NumPy; ~2 ms for 10 s at 16 kHz):
     for event in monitor.update(status, t=time.time()):
         publisher.publish_sensor(event.to_dict())
     if not status.ok:
-        ...  # count and log it; do NOT score the window as a machine anomaly
+        ...  # count and log it; do NOT score the window as a machine anomaly,
+             # unless its only fault is a short dropout: then score the rest
+             # (features.valid_frames(status.bad, params); docs/audio-io.md)
 
 :class:`SensorMonitor` turns the per-window statuses into ``start``/``end``
 events per fault kind, with hysteresis (``start_after`` faulty windows to
@@ -89,11 +91,16 @@ class SensorStatus:
         faults: the faults found, in :data:`FAULT_KINDS` order.
         rms_dbfs: RMS level of the loudest channel in dBFS (``-inf`` for
             digital silence); handy for logs and the status JSON.
+        bad: ``(n,)`` bool over the window's samples, True inside the
+            dropouts found (``None`` when there are none). The scoring loop
+            turns it into valid frames (``features.valid_frames``) and scores
+            a window whose dropouts are short on the rest of it.
     """
 
     ok: bool
     faults: list[Fault] = field(default_factory=list)
     rms_dbfs: float = float("-inf")
+    bad: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def kinds(self) -> set[str]:
@@ -223,6 +230,7 @@ def check_window(
     x, clip_level = _as_float_frames(samples, bits)
     n, channels = x.shape
     faults: list[Fault] = []
+    bad: np.ndarray | None = None
 
     # Channel-major copy: per-channel reductions over contiguous rows are ~4x faster.
     xt = np.ascontiguousarray(x.T) if channels > 1 else x.reshape(1, n)
@@ -261,9 +269,13 @@ def check_window(
         silent = ~np.any(live != 0.0, axis=0)
         min_run = max(1, int(math.ceil(limits.dropout_ms * 1e-3 * sample_rate)))
         if np.count_nonzero(silent) >= min_run:
-            _, lengths = _zero_runs(silent)
-            long_runs = lengths[lengths >= min_run]
+            starts, lengths = _zero_runs(silent)
+            is_long = lengths >= min_run
+            long_runs = lengths[is_long]
             if long_runs.size:
+                bad = np.zeros(n, dtype=bool)
+                for start, length in zip(starts[is_long].tolist(), long_runs.tolist()):
+                    bad[start : start + length] = True
                 total_ms = 1e3 * float(long_runs.sum()) / sample_rate
                 faults.append(
                     Fault(
@@ -277,7 +289,7 @@ def check_window(
     if xruns >= limits.xrun_burst:
         faults.append(Fault("xrun", f"{xruns} capture over-/underrun{'s' if xruns != 1 else ''} in the window"))
 
-    return SensorStatus(ok=not faults, faults=faults, rms_dbfs=rms_dbfs)
+    return SensorStatus(ok=not faults, faults=faults, rms_dbfs=rms_dbfs, bad=bad)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,17 @@ import pytest
 
 from edge_monitor import features
 from edge_monitor.features import FeatureParams, LogMel, MinMaxNorm, logmel, model_frames
-from tests.conftest import require
+from tests.conftest import REPO, require
 
 SR = 16000
 PARAMS = FeatureParams()
 TOL_DB = 1e-3
+#: Parity on real 16-bit recordings and on tones, over the cells a 16-bit recording can hold.
+REAL_TOL_DB = 0.01
+REAL_FLOOR_DB = -90.0
+#: Below a frame's loudest cell, the dynamic range checked on synthetic tones (16-bit audio spans 96 dB).
+TONE_RANGE_DB = 90.0
+REAL_DEV = REPO.parent / "shared" / "data" / "real-dev" / "valve"
 
 
 def _librosa():
@@ -52,11 +58,17 @@ def tone_over_quiet_noise() -> np.ndarray:
     return (0.999 * np.sin(2 * np.pi * 3000.3 * t) + 1e-6 * rng.standard_normal(t.size)).astype(np.float32)
 
 
+#: Broadband signals: every cell, 1e-3 dB (float32 meets it with ~50x margin).
 SIGNALS = {
     "noise": noise,
-    "sweep": sweep,
     "silence": lambda: np.zeros(SR * 10, dtype=np.float32),
     "quiet_noise_odd_length": lambda: (noise(3.3, seed=4) * 1e-4),
+}
+#: Pure tones: their Hann leakage falls >130 dB below the tone inside one frame, deeper than
+#: float32's rounding noise (~140 dB below the frame's peak) and than any 16-bit recording
+#: (96 dB): checked over the cells within TONE_RANGE_DB of each frame's loudest cell.
+TONES = {
+    "sweep": sweep,
     "tone_over_quiet_noise": tone_over_quiet_noise,
 }
 
@@ -72,8 +84,46 @@ def test_matches_librosa(name: str) -> None:
     assert err < TOL_DB, f"{name}: max |ours - librosa| = {err:.2e} dB"
 
 
+@pytest.mark.parametrize("name", sorted(TONES))
+def test_matches_librosa_on_tones_within_16_bit_range(name: str) -> None:
+    x = TONES[name]()
+    ours = logmel(x, PARAMS)
+    ref = librosa_logmel(x)
+    assert ours.shape == ref.shape
+    checked = ref >= ref.max(axis=0, keepdims=True) - TONE_RANGE_DB
+    # Meaningful: the checked cells span far more than a 16-bit recording's range.
+    assert float(ref[checked].max() - ref[checked].min()) > 80.0
+    err = float(np.max(np.abs(ours - ref)[checked]))
+    assert err < REAL_TOL_DB, f"{name}: max |ours - librosa| = {err:.2e} dB within {TONE_RANGE_DB:g} dB of the frame peak"
+
+
+def _real_clips(n: int = 6) -> list:
+    """A few real 16-bit recordings (../shared/data/real-dev/valve), normal and anomalous, both domains."""
+    require(REAL_DEV.is_dir(), f"real development data {REAL_DEV} is absent")
+    picked = []
+    for pattern in ("*source*normal*", "*target*normal*", "*source*anomaly*", "*target*anomaly*"):
+        picked += sorted((REAL_DEV / "test").glob(pattern + ".wav"))[: max(1, n // 4)]
+    require(len(picked) >= 4, f"too few WAVs in {REAL_DEV / 'test'}")
+    return picked
+
+
+def test_matches_librosa_on_real_16_bit_recordings() -> None:
+    from edge_monitor import audio_io
+
+    worst = 0.0
+    for path in _real_clips():
+        x = audio_io.read_wav(path)
+        ours, ref = logmel(x, PARAMS), librosa_logmel(x)
+        checked = ref > REAL_FLOOR_DB
+        assert checked.mean() > 0.9, f"{path.name}: the recording is mostly below {REAL_FLOOR_DB} dB"
+        err = float(np.max(np.abs(ours - ref)[checked]))
+        worst = max(worst, err)
+        assert err <= REAL_TOL_DB, f"{path.name}: max |ours - librosa| = {err:.2e} dB over cells > {REAL_FLOOR_DB} dB"
+    print(f"real recordings: max |ours - librosa| = {worst:.2e} dB")
+
+
 def test_sweep_spans_a_wide_dynamic_range() -> None:
-    """The parity above is meaningful: the sweep covers ~130 dB between loud and quiet bands."""
+    """The tone parity is meaningful: the sweep covers ~130 dB between loud and quiet bands."""
     db = logmel(sweep(), PARAMS)
     assert db.max() - db.min() > 100
 
@@ -213,3 +263,67 @@ def test_rejects_bad_shapes() -> None:
         logmel(np.zeros((100, 2)))
     with pytest.raises(ValueError, match="at least"):
         logmel(np.zeros(10))
+
+
+def test_numpy_fft_fallback_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without SciPy's compiled pocketfft the front end falls back to numpy.fft (same float32 maths)."""
+    x = noise(seed=6)
+    fast = logmel(x)
+    monkeypatch.setattr(features, "_POCKETFFT", None)
+    slow = logmel(x)
+    assert float(np.max(np.abs(fast - slow))) < 1e-4
+    if features._load_pocketfft() is None:  # noqa: SLF001
+        pytest.skip("this SciPy has no pocketfft extension: only the fallback ran")
+
+
+def test_valid_frames_marks_every_frame_whose_fft_span_touches_a_bad_sample() -> None:
+    n = PARAMS.window_samples
+    assert features.valid_frames(np.zeros(n, bool), PARAMS).shape == (313,)
+    assert features.valid_frames(np.zeros(n, bool), PARAMS).all()
+    bad = np.zeros(n, bool)
+    start, length = 50_000, 3200  # a 0.2 s dropout
+    bad[start : start + length] = True
+    valid = features.valid_frames(bad, PARAMS)
+    # Brute force: frame t spans [t*hop - n_fft/2, t*hop + n_fft/2) of the window.
+    half = PARAMS.n_fft // 2
+    expect = np.array([not bad[max(0, t * 512 - half) : max(0, t * 512 + half)].any() for t in range(313)])
+    np.testing.assert_array_equal(valid, expect)
+    assert (~valid).sum() in (8, 9)  # about L / hop + 2 frames: 3 % of the window
+    # The frames a dropout invalidates are exactly the ones whose log-mel it changes.
+    x = noise(seed=7)
+    gapped = x.copy()
+    gapped[bad] = 0.0
+    changed = np.any(logmel(gapped) != logmel(x), axis=0)
+    np.testing.assert_array_equal(changed, ~valid)
+    # One bad sample at either edge of the window.
+    edge = np.zeros(n, bool)
+    edge[0] = edge[-1] = True
+    v = features.valid_frames(edge, PARAMS)
+    assert not v[0] and not v[1] and v[2] and not v[-1] and v[-3]
+
+
+def test_valid_frames_at_another_sample_rate_maps_by_time() -> None:
+    bad48 = np.zeros(480_000, bool)
+    bad48[150_000:159_600] = True  # the same 0.2 s at 48 kHz, 3.125 s into the window
+    bad16 = np.zeros(160_000, bool)
+    bad16[50_000:53_200] = True
+    v48 = features.valid_frames(bad48, PARAMS, sample_rate=48_000)
+    v16 = features.valid_frames(bad16, PARAMS)
+    assert v48.shape == v16.shape == (313,)
+    assert np.all(v48 <= v16) and (~v48).sum() <= (~v16).sum() + 2  # 2 ms of resampler reach each side
+    with pytest.raises(ValueError):
+        features.valid_frames(np.zeros((10, 2), bool), PARAMS)
+
+
+def test_fill_invalid_frames_uses_each_bands_median_over_valid_frames() -> None:
+    rng = np.random.default_rng(8)
+    inp = rng.random((4, 20)).astype(np.float32)
+    valid = np.ones(21, bool)  # one more than the model's frames: the cropped frame is ignored
+    assert features.fill_invalid_frames(inp, valid) is inp
+    valid[5:8] = False
+    out = features.fill_invalid_frames(inp, valid)
+    np.testing.assert_array_equal(out[:, valid[:20]], inp[:, valid[:20]])
+    np.testing.assert_allclose(out[:, 6], np.median(inp[:, valid[:20]], axis=1))
+    assert out.dtype == np.float32 and not np.shares_memory(out, inp)
+    with pytest.raises(ValueError, match="no valid"):
+        features.fill_invalid_frames(inp, np.zeros(20, bool))

@@ -182,3 +182,44 @@ def test_record_rejects_seconds_shorter_than_a_clip(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "--seconds >= --clip-seconds" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_record_gives_up_with_one_line_when_the_device_stays_gone(pulse: Any, tmp_path: Path) -> None:
+    wav = audio_io.write_wav(tmp_path / "tone.wav", tone_with_noise(30.0, seed=3))
+    out = tmp_path / "gone"
+    player = start_playing(pulse, wav)
+    proc = subprocess.Popen([sys.executable, "-m", "edge_monitor", "record", "--seconds", "60", "--clip-seconds",
+                             "1", "--out", str(out), "--device", "pulse", "--give-up-after", "3"],
+                            cwd=REPO, env=pulse.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not clips_in(out, "00") and time.monotonic() < deadline:  # recording is under way
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        assert clips_in(out, "00"), "no clip was recorded before the device went away"
+        stop(player)
+        pulse.kill()  # the audio server, and with it the device, goes away for good
+        killed = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=60)
+        took = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, (proc.returncode, stderr)
+    last = stderr.strip().splitlines()[-1]
+    assert re.match(r"edge-monitor: record: the input device '.*pulse.*' has been gone for \d+ s "
+                    r"\(--give-up-after 3\): .+; saved \d+ of 60 clip\(s\) in ", last), last
+    # Loss detection (the stream error, or audio.stall_seconds = 5 s of no audio) plus the 3 s limit.
+    assert took < 3 + 5 + 10, took
+    saved = int(re.search(r"saved (\d+) of", last).group(1))
+    assert saved >= 1 and len(clips_in(out, "00")) == saved  # what was recorded stays
+    assert "saved" not in stdout.splitlines()[-1] or "clip(s) of" not in stdout.splitlines()[-1]
+
+
+def test_record_rejects_a_non_positive_give_up_time(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "edge_monitor", "record", "--seconds", "10", "--out",
+                           str(tmp_path / "x"), "--give-up-after", "0"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "--give-up-after > 0" in proc.stderr
+    assert not (tmp_path / "x").exists()

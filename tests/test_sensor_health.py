@@ -284,3 +284,54 @@ def test_one_lsb_of_noise_is_still_a_dead_input() -> None:
     rng = np.random.default_rng(0)
     pcm = rng.integers(-1, 2, size=10 * SR).astype(np.int16)  # a disconnected ADC's last bit
     assert check_window(pcm, SR).kinds == {"dead_input"}
+
+
+# --- short dropouts are scored on their valid frames -------------------------------------
+
+
+def test_dropout_status_carries_the_bad_samples() -> None:
+    x = _machine_like()
+    x[20_000:23_200] = 0.0  # 0.2 s
+    x[90_000:90_040] = 0.0  # 2.5 ms: too short to count
+    status = check_window(x, SR, bits=None)
+    assert status.kinds == {"dropout"} and status.bad is not None
+    assert status.bad.shape == (x.size,) and int(status.bad.sum()) == 3200
+    assert status.bad[20_000:23_200].all() and not status.bad[90_000:90_040].any()
+    assert check_window(_machine_like(), SR, bits=None).bad is None
+
+
+def test_a_short_dropout_is_scored_on_its_valid_frames_like_the_clean_window(tiny_bundle: Path,
+                                                                               synth_dataset: Path) -> None:
+    from edge_monitor.bundle import load_bundle
+    from edge_monitor.explain import Explainer
+    from edge_monitor.features import valid_frames
+    from edge_monitor.scorer import Scorer
+
+    scorer = Scorer(load_bundle(tiny_bundle))
+    clips = sorted((synth_dataset / "test").glob("normal_id_00_*.wav"))[:3]
+    rel_masked, rel_unmasked = [], []
+    for clip in clips:
+        x = read_wav(clip)
+        gapped = x.copy()
+        gapped[70_000:73_200] = 0.0  # the 0.2 s of digital silence between two paplay calls
+        status = check_window(gapped, SR, bits=16)
+        assert status.kinds == {"dropout"}
+        valid = valid_frames(status.bad, scorer.features)
+        clean = scorer.score_window(x)
+        masked = scorer.score_window(gapped, valid=valid)
+        unmasked = scorer.score_window(gapped)
+        rel_masked.append(abs(masked.score - clean.score) / clean.score)
+        rel_unmasked.append((unmasked.score - clean.score) / clean.score)
+        assert masked.valid is not None and masked.valid.shape == (scorer.frames,)
+        assert np.isnan(masked.frame_error[~masked.valid]).all()
+        assert np.isfinite(masked.frame_error[masked.valid]).all() and np.isfinite(masked.band_error).all()
+        # All valid is the unmasked path, bit for bit.
+        assert scorer.score_window(x, valid=np.ones(313, bool)).score == clean.score
+        ex = Explainer.from_bundle(scorer.bundle)(masked, samples=gapped)
+        assert ex.kind in {"none", "tonal", "impact", "broadband", "level_shift"}
+        assert all(not (4.3 <= t <= 4.6) for t in ex.event_times_s)  # nothing "found" inside the dropout
+    print("relative score change: masked", np.round(rel_masked, 4).tolist(), "unmasked", np.round(rel_unmasked, 4).tolist())
+    # Masked, the window scores as its clean self (the model's own spread between windows is
+    # larger); unmasked, the dropout's floor-level frames add to the score.
+    assert max(rel_masked) < 0.03
+    assert min(rel_unmasked) > 3 * max(rel_masked)

@@ -15,7 +15,17 @@ clips of --clip-seconds (default 10 s, the model's window) at 16 kHz mono,
 (point --out at <dataset>/train). Record while the machine runs NORMALLY: the
 model learns that this is what normal sounds like. Clips are consecutive: no
 sample is lost or repeated between them. A partial last clip is dropped.
+
+If the device goes away (unplugged, the audio server stopped), record keeps
+trying to reopen it for --give-up-after seconds (default 60), then stops with
+one line saying so; the clips saved until then stay.
+
+Exit status: 0 all clips saved; 1 device not found, cannot be opened, or
+fewer clips than asked (interrupted); 2 bad arguments; 3 the device stayed
+gone past --give-up-after; 78 config error.
 """
+
+EX_DEVICE_GONE = 3  # the device stayed gone past --give-up-after
 
 
 def _device(text: str) -> int | str:
@@ -31,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-seconds", type=float, default=10.0, help="clip length in seconds (default 10)")
     parser.add_argument("--rate", type=int, default=16000, help="sample rate of the clips in Hz (default 16000)")
     parser.add_argument("--machine-id", default="00", help="the XX in normal_id_XX_* (default 00)")
+    parser.add_argument("--give-up-after", type=float, default=60.0, metavar="SECONDS",
+                        help="stop (exit status 3) when the device stays gone this long (default 60 s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0 or args.clip_seconds <= 0 or args.seconds < args.clip_seconds:
         print("edge-monitor: need --seconds >= --clip-seconds > 0", file=sys.stderr)
+        return 2
+    if not args.give_up_after > 0:
+        print("edge-monitor: need --give-up-after > 0", file=sys.stderr)
         return 2
     audio = AudioConfig()
     if args.config:
@@ -79,11 +94,28 @@ def run(args: argparse.Namespace) -> int:
     want = int(args.seconds // args.clip_seconds)
     saved = 0
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    gone_since: float | None = None
+    gave_up = False
     try:
         while saved < want:
-            win = source.ring.read(timeout=0.5)
+            win = source.ring.read(timeout=0.5) if source.ring is not None else None
             source.poll()
+            now = time.monotonic()
+            if source.running:
+                gone_since = None
+            elif gone_since is None:
+                gone_since = now
+            elif now - gone_since > args.give_up_after:
+                name = source.device.name if source.device is not None else audio.device
+                print(f"edge-monitor: record: the input device {name!r} has been gone for "
+                      f"{now - gone_since:.0f} s (--give-up-after {args.give_up_after:g}): "
+                      f"{source.last_error or 'no audio'}; saved {saved} of {want} clip(s) in {out}",
+                      file=sys.stderr, flush=True)
+                gave_up = True
+                break
             if win is None:
+                if source.ring is None:
+                    time.sleep(0.5)
                 continue
             mono = audio_io.downmix(win.samples, audio.channel)
             if win.sample_rate != args.rate:
@@ -97,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted", file=sys.stderr)
     finally:
         source.stop()
-    if source.ring is not None and source.ring.xruns:
+    if not gave_up and source.ring is not None and source.ring.xruns:
         print(f"warning: {source.ring.xruns} input overflow(s) during recording", file=sys.stderr)
+    if gave_up:
+        return EX_DEVICE_GONE
     print(f"saved {saved} clip(s) of {args.clip_seconds:g} s in {out}")
     return 0 if saved == want else 1
