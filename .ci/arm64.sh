@@ -107,6 +107,12 @@ sysroot() {
     rm -rf "$root.new"; mkdir -p "$root.new"
     local deb
     for deb in "$d"/cache/archives/*.deb; do dpkg -x "$deb" "$root.new"; done
+    # Trixie's packages assume merged /usr (base-files makes /lib -> usr/lib); without dpkg's
+    # maintainer scripts the links are ours to make, or qemu finds no /lib/ld-linux-aarch64.so.1.
+    local top
+    for top in bin lib sbin; do
+        [[ -e $root.new/$top ]] || ln -s "usr/$top" "$root.new/$top"
+    done
     rm -rf "$root"; mv "$root.new" "$root"
     echo "$want" >"$d/root.stamp"
     say "$suite: python$pyver $cand unpacked ($(find "$d/cache/archives" -name '*.deb' | wc -l) debs, $(du -sh "$root" | cut -f1))" >&2
@@ -174,7 +180,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 say "x86: synthesising a tiny dataset and training a bundle ($PY)"
 "$PY" -m trainer synth "$WORK/data" --seed 0 --machine-ids id_00 --train 6 --test-normal 2 \
-    --test-anomaly 2 >"$WORK/synth.log"
+    --test-anomaly 2 >"$WORK/synth.log" 2>&1 || { cat "$WORK/synth.log" >&2; die "x86 synth failed"; }
 DATA=$WORK/data/slider
 "$PY" -m trainer train "$DATA" --out "$WORK/bundle" --epochs 3 --seed 0 --quiet >"$WORK/train.log" 2>&1 \
     || { cat "$WORK/train.log" >&2; die "x86 training failed"; }
@@ -225,7 +231,7 @@ for suite in $SUITES; do
     label="arm64-py$pyver"
     say "== $label (Debian $suite, qemu -cpu cortex-a72, Pi 4 /proc/cpuinfo)"
 
-    probe=$(arm "$root" "$sitedir" cortex-a72 .ci/arm64_probe.py hwcap)
+    probe=$(check "$label HWCAP probe" arm "$root" "$sitedir" cortex-a72 .ci/arm64_probe.py hwcap)
     say "cortex-a72 HWCAP: $probe"
     for ext in lse dotprod; do
         rc=0; arm "$root" "$sitedir" max .ci/arm64_probe.py "$ext" >/dev/null || rc=$?
