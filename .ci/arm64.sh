@@ -33,7 +33,7 @@ REPO=$PWD
 CI=${CI:-}
 CACHE=${ARM64_CACHE:-$REPO/.ci/cache/arm64}
 SUITES=${ARM64_SUITES:-bookworm trixie}
-CPUINFO=$REPO/.ci/pi4-cpuinfo
+CPUINFO=${ARM64_CPUINFO:-$REPO/.ci/pi4-cpuinfo}   # ARM64_CPUINFO=/proc/cpuinfo shows the crash it avoids
 T0=$(date +%s)
 ulimit -c 0   # a fault must fail the run, not leave qemu core files behind
 
