@@ -17,9 +17,9 @@ score=$(systemd-analyze security --offline=yes --no-pager "$unit" \
 echo "exposure score: $score (limit 2.0)"
 awk -v s="$score" 'BEGIN { exit !(s != "" && s + 0 <= 2.0) }' || { echo "exposure $score > 2.0" >&2; exit 1; }
 
-echo "== shellcheck deploy/install.sh"
+echo "== shellcheck deploy/install.sh .ci/*.sh"
 if command -v shellcheck >/dev/null; then
-    shellcheck deploy/install.sh && echo "shellcheck: clean"
+    shellcheck deploy/install.sh .ci/*.sh && echo "shellcheck: clean"
 elif [[ $CI == true ]]; then
     echo "CI=true but shellcheck is not installed (apt-get install shellcheck)" >&2; exit 1
 else

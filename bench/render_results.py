@@ -4,11 +4,11 @@
     .venv/bin/python bench/render_results.py --out-dir bench/out --results bench/RESULTS.md
 
 Reads ``prepare.json``, ``features.json``, ``inference.json``, ``rss.json``,
-``startup.json``, ``quantize.json`` and ``soak.json`` from ``--out-dir`` (a
-missing one is reported as "not run") and writes one markdown file: the
-machine, a summary table of every ratio with its target, the details, and
-the Raspberry Pi 4 estimates (clearly marked as estimates, with the
-assumptions they rest on).
+``startup.json``, ``quantize.json``, ``soak.json`` and ``cost_model.json`` from
+``--out-dir`` (a missing one is reported as "not run") and writes one markdown
+file: the machine, a summary table of every ratio with its target, the
+details, and the Raspberry Pi 4 cost model (counted work per window at cited
+Cortex-A72 rates, ``bench/cost_model.py``; not a Pi measurement).
 """
 
 from __future__ import annotations
@@ -19,17 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# --- Raspberry Pi 4 reference (published, not measured here) ----------------------------------------
-#: XNNPACK's README, "Raspberry Pi" table (benchmarked Feb 8 2022, end2end-bench, random weights):
-#: FP32 MobileNet v1 1.0X on an RPi 4 (BCM2711, 4x Cortex-A72 @ 1.5 GHz, ARM64 build), multi-threaded
-#: (4 threads): 77 ms (72 ms on the 32-bit build). https://github.com/google/XNNPACK#raspberry-pi
-PI4_REF_MS_4_THREADS = 77.0
-PI4_REF_SOURCE = ("XNNPACK README, Raspberry Pi table (github.com/google/XNNPACK, benchmarked 2022-02-08): "
-                  "FP32 MobileNet v1 1.0X, RPi 4 (BCM2711, ARM64), 4 threads: 77 ms")
-#: The table gives 4 threads only; one core is assumed to take 4 x 77 ms divided by a parallel
-#: efficiency of 0.95 (best case) down to 0.75 (worst case) -- i.e. 4 threads run 3.0x-3.8x faster
-#: than one, typical for XNNPACK convolutions on 4 identical cores.
-PI4_PARALLEL_EFFICIENCY = (0.95, 0.75)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cost_model  # noqa: E402 - bench/ is not a package
+
+# The Raspberry Pi 4 section comes from bench/cost_model.py (counted work at cited A72 rates).
 HOP_SECONDS = 10.0
 
 
@@ -54,18 +47,6 @@ def f(v: Any, digits: int = 2, unit: str = "") -> str:
 
 def met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**missed**")
-
-
-def pi_factor(inference: dict[str, Any] | None) -> tuple[float, float] | None:
-    """(best, worst) Pi-4-core / this-core time factor from the MobileNet reference measured here (1 thread)."""
-    if not inference:
-        return None
-    ref = inference.get("by_threads", {}).get("1", {}).get("reference")
-    if not ref:
-        return None
-    here_1t = ref["results"]["1 thread(s)"]["median_ms"]
-    lo, hi = sorted(PI4_REF_MS_4_THREADS * 4 * e / here_1t for e in PI4_PARALLEL_EFFICIENCY)
-    return lo, hi
 
 
 def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | None = None) -> str:
@@ -326,7 +307,8 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
 
     # --- the model's cost ---------------------------------------------------------------------------
     widths = ((inf or {}).get("by_threads", {}).get("1", {}) or {}).get("widths")
-    factor = pi_factor(inf)
+    cost = load(out_dir, "cost_model")
+    factor = cost_model.PI4_MODEL_GMACS if cost else None
     if widths:
         L += ["## Model cost versus width", "",
               "The conv autoencoder at four widths (random weights; time does not depend on them), converted to "
@@ -334,66 +316,19 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
               "each width on held-out synthetic data is measured by the trainer work: see "
               "[docs/model.md](../docs/model.md).", "",
               "| channels | MMAC / window | parameters | TFLite bytes | ms / window here (median) | GMAC/s here |"
-              + (" Pi 4, 1 core: ms / window (estimate) |" if factor else ""),
+              + (" Pi 4, 1 core: ms / window (MACs at the rate below) |" if factor else ""),
               "|---|---:|---:|---:|---:|---:|" + ("---:|" if factor else "")]
         for w in widths:
-            est = (f" {f(w['median_ms'] * factor[0], 0)}-{f(w['median_ms'] * factor[1], 0)} |" if factor else "")
+            est = (f" {f(w['macs'] / (factor[1] * 1e6), 0)}-{f(w['macs'] / (factor[0] * 1e6), 0)} |" if factor else "")
             L.append(f"| {'/'.join(map(str, w['channels']))} | {f(w['macs'] / 1e6, 1)} | {f(w['parameters'], 0)} | "
                      f"{f(w['tflite_bytes'], 0)} | {f(w['median_ms'])} | {f(w['gmac_per_s'], 1)} |" + est)
         L.append("")
 
-    # --- Raspberry Pi 4 estimates -----------------------------------------------------------------------
-    L += ["## Raspberry Pi 4: estimates, not measurements", ""]
-    if factor and inf:
-        ref = inf["by_threads"]["1"]["reference"]
-        here_1t = ref["results"]["1 thread(s)"]["median_ms"]
-        tfl_1t = inf["by_threads"]["1"]["results"]["tflite (ai-edge-litert)"]["median_ms"]
-        logmel_ms = feat["results"]["edge_monitor.features.logmel"]["median_ms"] if feat else None
-        whole = inf["by_threads"]["1"]["results"].get("whole window: Scorer.score_window (log-mel + tflite + errors)")
-        pi_ref_1t = sorted(PI4_REF_MS_4_THREADS * 4 * e for e in PI4_PARALLEL_EFFICIENCY)
-        L += ["No Raspberry Pi was available. The estimates scale times measured here by how much slower a Pi 4 "
-              "core runs the same reference network through the same kind of kernels (XNNPACK):", "",
-              f"1. Reference on the Pi (published): {PI4_REF_SOURCE}.",
-              f"2. One Pi core, assumed: 4 x 77 ms x parallel efficiency {min(PI4_PARALLEL_EFFICIENCY)}-"
-              f"{max(PI4_PARALLEL_EFFICIENCY)} = {f(pi_ref_1t[0], 0)}-{f(pi_ref_1t[1], 0)} ms for MobileNet v1 "
-              f"(569 MMAC), i.e. {f(569 / pi_ref_1t[1], 1)}-{f(569 / pi_ref_1t[0], 1)} GMAC/s per Cortex-A72 core "
-              "(1.5 GHz, two 128-bit NEON pipes: a peak of about 8 fp32 FMA per cycle, 12 GMAC/s).",
-              f"3. Measured here: the same MobileNet v1 1.0 (random weights), converted to TFLite, 1 thread through "
-              f"ai-edge-litert: {f(here_1t)} ms (median; p10 {f(ref['results']['1 thread(s)']['p10_ms'])}).",
-              f"4. Pi 4 factor = (2) / (3) = **{f(factor[0], 1)}x-{f(factor[1], 1)}x** slower per core than this "
-              "machine. This machine's core has AVX-512; the factor is only as good as the assumption that our "
-              "model's convolutions scale like MobileNet's.",
-              "5. The log-mel (NumPy: pocketfft + OpenBLAS matmul, NEON on the Pi) is scaled by the same factor: an "
-              "assumption, not a measurement; treat it as +-50 %.", "",
-              "| per 10 s window, 1 core | here (measured) | Pi 4 (estimate) |", "|---|---:|---:|",
-              f"| model inference ({f(macs / 1e6 if macs else None, 1)} MMAC), TFLite | {f(tfl_1t)} ms | "
-              f"{f(tfl_1t * factor[0], 0)}-{f(tfl_1t * factor[1], 0)} ms |"]
-        if macs:
-            L.append(f"| same, from MACs alone at {f(569 / pi_ref_1t[1], 1)}-{f(569 / pi_ref_1t[0], 1)} GMAC/s "
-                     f"(as efficient as MobileNet on the Pi: optimistic) | | {f(macs / 1e6 / (569 / pi_ref_1t[0]), 0)}-"
-                     f"{f(macs / 1e6 / (569 / pi_ref_1t[1]), 0)} ms |")
-        if logmel_ms:
-            L.append(f"| log-mel | {f(logmel_ms)} ms | {f(logmel_ms * factor[0], 0)}-{f(logmel_ms * factor[1], 0)} ms |")
-        if whole:
-            lo, hi = whole["median_ms"] * factor[0], whole["median_ms"] * factor[1]
-            L += [f"| whole window (log-mel + TFLite + errors) | {f(whole['median_ms'])} ms | {f(lo, 0)}-{f(hi, 0)} ms |",
-                  f"| share of one core at one window per 10 s | {f(whole['median_ms'] / 100, 2)} % | "
-                  f"{f(lo / 100, 1)}-{f(hi / 100, 1)} % |"]
-        if rss:
-            d = rss["runs"]["daemon"]
-            L.append(f"| daemon CPU s per hour of audio (whole pipeline) | {f(d['cpu_s_per_audio_hour'], 1)} s | "
-                     f"{f(d['cpu_s_per_audio_hour'] * factor[0], 0)}-{f(d['cpu_s_per_audio_hour'] * factor[1], 0)} s |")
-        if whole and macs:
-            L += ["", f"**Estimate: on one Pi 4 core a window costs roughly {f(macs / 1e6 / (569 / pi_ref_1t[0]) + (logmel_ms or 0) * factor[0], 0)}"
-                  f"-{f(whole['median_ms'] * factor[1], 0)} ms** (MAC-based inference + scaled log-mel at the low end, "
-                  f"everything scaled by the factor at the high end), i.e. "
-                  f"{f((macs / 1e6 / (569 / pi_ref_1t[0]) + (logmel_ms or 0) * factor[0]) / 100, 1)}-"
-                  f"{f(whole['median_ms'] * factor[1] / 100, 1)} % of one core at one window per 10 s: "
-                  "comfortably real time, with room for `hop_seconds: 2`."]
-        L += ["", "Memory does not scale with CPU speed: the daemon's RSS on a 64-bit Pi OS should be close to the "
-              "figure above (same Python, NumPy and LiteRT, ARM64 wheels); unverified.", ""]
+    # --- Raspberry Pi 4: counted cost (bench/cost_model.py) ------------------------------------------
+    if cost:
+        L += cost_model.markdown(cost)
     else:
-        L += ["Not available: the MobileNet reference of `bench_inference.py` did not run.", ""]
+        L += ["## Raspberry Pi 4: counted cost per window", "", "Not available: `bench/cost_model.py` did not run.", ""]
 
     L += ["## Reproduce", "", "```", "make bench          # or: bash bench/run.sh", "```", "",
           "The first run synthesises the dataset and trains the bench bundle into `bench/out/` (git-ignored, "

@@ -63,6 +63,9 @@ else
     echo "bench/bench_soak.py is missing: soak not run" >&2
 fi
 
+step "Pi 4 cost model: counted work per window" "$PY" bench/cost_model.py --bundle "$OUT/bundle" \
+    --out "$OUT/cost_model.json"
+
 TOTAL=$(( $(date +%s) - T0 ))
 if [ "$QUICK" = 1 ]; then
     step "render (quick: into $OUT/RESULTS.md)" "$PY" bench/render_results.py --out-dir "$OUT" \

@@ -93,4 +93,4 @@ def test_results_md_reports_misses_and_absent_benchmarks(tmp_path: Path) -> None
     assert "| peak RSS of the process | 100.0 MiB | 800.0 MiB | **8.0x** less | < 150 MB: **met** |" in summary
     for absent in ("model inference | not run", "start-up | not run", "float32 vs int8 | not run"):
         assert absent in summary
-    assert "Not available" in text.split("Raspberry Pi 4: estimates", 1)[1]
+    assert "Not available" in text.split("Raspberry Pi 4: counted cost", 1)[1]
