@@ -1,19 +1,28 @@
-"""The model bundle: the contract between the trainer and the daemon.
+"""The model bundle: the contract between the trainer (or ``edge-monitor learn``) and the daemon.
 
 A bundle is a directory::
 
-    model.tflite         the autoencoder, batch size 1 (float32 or dynamic-range int8)
     model.json           everything needed to use it (below)
+    model.tflite         the autoencoder, batch size 1 (only when the bundle has one)
+    detectors.npz        the NumPy detectors' parameters (only when the bundle has any)
     model.keras          the Keras model (workstation only; not needed at run time)
     training_curve.png   train / validation loss per epoch (not needed at run time)
 
 ``model.json`` (schema version :data:`SCHEMA_VERSION`) holds: the feature
 parameters, the input shape ``[n_mels, frames]``, the per-band normalisation,
-the threshold and the rule that chose it, the distribution of validation
-scores, per-mel-band reconstruction error on the validation normals
-(``band_error``: ``mean``, ``p95``, ``p99``), machine type and ids, a
-fingerprint of the training data, the versions that built it, the model's
-multiply-accumulates per window, and ``sha256`` of ``model.tflite``.
+the ``detectors`` (kind, name, pooling, settings: :mod:`edge_monitor.detectors`)
+and the ``fusion`` rule with each detector's normal statistics
+(:mod:`edge_monitor.fusion`), the threshold on the fused score and the rule
+that chose it, the distribution of validation scores, per-mel-band errors on
+the validation normals (``band_error``: ``mean``, ``p95``, ``p99``; and
+``band_deviation`` for the NumPy detectors), machine type and ids, a
+fingerprint of the training data, the versions that built it, the cost per
+window, ``sha256`` of ``model.tflite`` and ``arrays.sha256`` of
+``detectors.npz``.
+
+Schema 1 bundles (before detectors: one autoencoder, mean squared error) load
+as a bundle with one ``autoencoder`` detector, pooling ``mean`` and fusion
+``none``, and score exactly as they were trained.
 
 :func:`load_bundle` refuses a bundle it cannot trust with one
 :class:`BundleError` line naming the file and what is wrong.
@@ -32,33 +41,95 @@ from typing import Any
 
 import numpy as np
 
+from edge_monitor.detectors import KINDS, NUMPY_KINDS, Pooling
 from edge_monitor.features import FeatureParams, MinMaxNorm, model_frames
+from edge_monitor.fusion import Fusion
 
 __all__ = [
     "SCHEMA_VERSION",
     "MODEL_JSON",
     "MODEL_TFLITE",
     "MODEL_KERAS",
+    "DETECTORS_NPZ",
     "TRAINING_CURVE",
     "BundleError",
+    "DetectorSpec",
     "ModelBundle",
     "load_bundle",
     "write_model_json",
     "sha256_file",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this edge_monitor reads.
+READABLE_VERSIONS = (1, 2)
 MODEL_JSON = "model.json"
 MODEL_TFLITE = "model.tflite"
 MODEL_KERAS = "model.keras"
+DETECTORS_NPZ = "detectors.npz"
 TRAINING_CURVE = "training_curve.png"
 
 #: Keys every model.json must carry (others are informational).
-REQUIRED_KEYS = ("schema_version", "features", "input_shape", "normalisation", "threshold", "sha256")
+REQUIRED_KEYS = ("schema_version", "features", "input_shape", "normalisation", "threshold")
+REQUIRED_KEYS_V1 = REQUIRED_KEYS + ("sha256",)
+REQUIRED_KEYS_V2 = REQUIRED_KEYS + ("detectors", "fusion")
 
 
 class BundleError(Exception):
     """A bundle that cannot be used; the message is ``"<file>: <what is wrong>"``."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """One detector of a bundle, as model.json describes it.
+
+    Attributes:
+        name: unique within the bundle (``"autoencoder"``, ``"profile"``, ``"frames"``).
+        kind: one of :data:`edge_monitor.detectors.KINDS`.
+        pooling: frames -> window score (``autoencoder``, ``frames``).
+        n_bands: coarse bands (``profile``, ``frames``); 0 for the autoencoder.
+        top_fraction: the profile's loudest-frame share (``profile``).
+    """
+
+    name: str
+    kind: str
+    pooling: Pooling = Pooling()
+    n_bands: int = 0
+    top_fraction: float = 0.01
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.kind == "autoencoder":
+            out.update(file=MODEL_TFLITE, pooling=self.pooling.to_dict())
+        elif self.kind == "profile":
+            out.update(n_bands=self.n_bands, top_fraction=self.top_fraction)
+        else:
+            out.update(n_bands=self.n_bands, pooling=self.pooling.to_dict())
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, n_mels: int) -> "DetectorSpec":
+        if not isinstance(data, dict):
+            raise ValueError(f"a detector must be an object, got {data!r}")
+        kind = data.get("kind")
+        if kind not in KINDS:
+            raise ValueError(f"unknown detector kind {kind!r} (this edge_monitor knows {', '.join(KINDS)})")
+        name = str(data.get("name") or kind)
+        pooling = Pooling.from_dict(data.get("pooling", {"kind": "mean"}))
+        n_bands = int(data.get("n_bands", 0))
+        if kind in NUMPY_KINDS and (n_bands < 1 or n_mels % n_bands):
+            raise ValueError(f"detector {name!r}: n_bands {n_bands} does not divide {n_mels} mel bands")
+        top = float(data.get("top_fraction", 0.01))
+        if not 0.0 < top <= 1.0:
+            raise ValueError(f"detector {name!r}: top_fraction must be in (0, 1], got {top}")
+        return cls(name=name, kind=str(kind), pooling=pooling, n_bands=n_bands, top_fraction=top)
+
+    def describe(self) -> str:
+        if self.kind == "autoencoder":
+            return f"autoencoder ({self.pooling.describe()})"
+        if self.kind == "profile":
+            return f"level profile ({self.n_bands} bands, median and loudest {self.top_fraction:.0%} of frames)"
+        return f"frame Gaussian ({self.n_bands} bands, {self.pooling.describe()})"
 
 
 @dataclass(frozen=True)
@@ -71,9 +142,10 @@ class ModelBundle:
         features: front-end parameters the model was trained with.
         norm: per-band dB -> [0, 1] scaling fitted on the training data.
         input_shape: ``(n_mels, frames)`` of one model input.
-        threshold: window score (reconstruction MSE) above which a window is anomalous.
-        tflite_path: ``path / "model.tflite"``.
-        sha256: hex SHA-256 of ``model.tflite`` (verified).
+        threshold: window score (the fused score; a reconstruction MSE for
+            autoencoder-only bundles) above which a window is anomalous.
+        tflite_path: ``path / "model.tflite"`` (absent when no detector is an autoencoder).
+        sha256: hex SHA-256 of ``model.tflite`` (verified); ``""`` without one.
         machine: machine type (e.g. ``"slider"``), ``""`` when unknown.
         machine_ids: machine ids trained on (e.g. ``["id_00"]``).
         band_error_stats: ``{"mean": (n_mels,), "p95": (n_mels,), "p99": (n_mels,)}``
@@ -92,10 +164,23 @@ class ModelBundle:
     machine: str = ""
     machine_ids: tuple[str, ...] = ()
     band_error_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    detectors: tuple[DetectorSpec, ...] = (DetectorSpec("autoencoder", "autoencoder"),)
+    fusion: Fusion = field(default_factory=Fusion)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    deviation_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
 
     @property
     def threshold_rule(self) -> str:
         return str(self.meta.get("threshold", {}).get("rule", "unknown"))
+
+    @property
+    def has_autoencoder(self) -> bool:
+        return any(d.kind == "autoencoder" for d in self.detectors)
+
+    @property
+    def detector_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.detectors)
 
     def summary(self) -> dict[str, Any]:
         """Short description for logs and MQTT status messages."""
@@ -106,7 +191,9 @@ class ModelBundle:
             "machine_ids": list(self.machine_ids),
             "threshold": self.threshold,
             "created": self.meta.get("created"),
-            "quantize": self.meta.get("model", {}).get("quantize"),
+            "quantize": (self.meta.get("model") or {}).get("quantize"),
+            "detectors": list(self.detector_names),
+            "fusion": self.fusion.rule,
         }
 
 
@@ -148,6 +235,9 @@ def write_model_json(bundle_dir: str | Path, meta: dict[str, Any]) -> Path:
     tflite = bundle_dir / MODEL_TFLITE
     if tflite.is_file():
         meta["sha256"] = sha256_file(tflite)
+    arrays = bundle_dir / DETECTORS_NPZ
+    if arrays.is_file():
+        meta["arrays"] = {"file": DETECTORS_NPZ, "sha256": sha256_file(arrays)}
     text = json.dumps(_jsonable(meta), indent=2, sort_keys=False, allow_nan=False) + "\n"
     target = bundle_dir / MODEL_JSON
     fd, tmp = tempfile.mkstemp(prefix=".model.json.", dir=bundle_dir)
@@ -161,20 +251,35 @@ def write_model_json(bundle_dir: str | Path, meta: dict[str, Any]) -> Path:
     return target
 
 
-def _band_stats(meta: dict[str, Any], n_mels: int, where: Path) -> dict[str, np.ndarray]:
-    raw = meta.get("band_error")
+def write_arrays(bundle_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write the NumPy detectors' parameters to ``detectors.npz`` atomically (no pickles)."""
+    bundle_dir = Path(bundle_dir)
+    target = bundle_dir / DETECTORS_NPZ
+    fd, tmp = tempfile.mkstemp(prefix=".detectors.", suffix=".npz", dir=bundle_dir)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _band_stats(meta: dict[str, Any], n_mels: int, where: Path, key: str = "band_error") -> dict[str, np.ndarray]:
+    raw = meta.get(key)
     if not raw:
         return {}
     if not isinstance(raw, dict):
-        raise BundleError(f"{where}: 'band_error' must be an object with per-band lists")
+        raise BundleError(f"{where}: '{key}' must be an object with per-band lists")
     out: dict[str, np.ndarray] = {}
-    for key, values in raw.items():
+    for name, values in raw.items():
         if not isinstance(values, list):
             continue  # e.g. "source": "validation"
         arr = np.asarray(values, dtype=np.float64)
         if arr.shape != (n_mels,):
-            raise BundleError(f"{where}: band_error.{key} has {arr.size} values, expected {n_mels} (one per mel band)")
-        out[key] = arr
+            raise BundleError(f"{where}: {key}.{name} has {arr.size} values, expected {n_mels} (one per mel band)")
+        out[name] = arr
     return out
 
 
@@ -183,11 +288,13 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
     """Read and verify a bundle directory.
 
     Args:
-        bundle_dir: the directory holding ``model.json`` and ``model.tflite``.
+        bundle_dir: the directory holding ``model.json`` (and ``model.tflite``
+            and/or ``detectors.npz``, as its detectors need).
         expected_features: when given, the bundle's feature parameters must
             equal these (e.g. the daemon's configured sample rate and window).
-        verify_checksum: compare ``sha256`` in ``model.json`` with the bytes of
-            ``model.tflite`` (always on in the daemon).
+        verify_checksum: compare ``sha256`` / ``arrays.sha256`` in
+            ``model.json`` with the bytes of ``model.tflite`` / ``detectors.npz``
+            (always on in the daemon).
 
     Raises:
         BundleError: missing directory or file, bad JSON, wrong schema version,
@@ -199,9 +306,8 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
     json_path = root / MODEL_JSON
     tflite_path = root / MODEL_TFLITE
     if not json_path.is_file():
-        raise BundleError(f"{json_path}: missing (not a model bundle; train one with edge-monitor-train train)")
-    if not tflite_path.is_file():
-        raise BundleError(f"{tflite_path}: missing (the bundle is incomplete)")
+        raise BundleError(f"{json_path}: missing (not a model bundle; train one with edge-monitor-train train "
+                          f"or edge-monitor learn)")
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -211,10 +317,10 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
     if not isinstance(meta, dict):
         raise BundleError(f"{json_path}: expected a JSON object at the top level, got {type(meta).__name__}")
     version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise BundleError(f"{json_path}: schema version {version!r} is not supported (this edge_monitor reads "
-                          f"version {SCHEMA_VERSION}); retrain or upgrade edge_monitor")
-    missing = [k for k in REQUIRED_KEYS if k not in meta]
+                          f"versions {', '.join(map(str, READABLE_VERSIONS))}); retrain or upgrade edge_monitor")
+    missing = [k for k in (REQUIRED_KEYS_V1 if version == 1 else REQUIRED_KEYS_V2) if k not in meta]
     if missing:
         raise BundleError(f"{json_path}: missing key(s) {', '.join(missing)}")
     try:
@@ -238,17 +344,50 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
                           f"({features.n_mels} mels, {features.window_frames} frames per window)")
     if len(norm.lo) != n_mels:
         raise BundleError(f"{json_path}: normalisation has {len(norm.lo)} bands, expected {n_mels}")
+
+    if version == 1:
+        detectors: tuple[DetectorSpec, ...] = (DetectorSpec("autoencoder", "autoencoder"),)
+        fusion = Fusion("none", {})
+    else:
+        raw = meta["detectors"]
+        if not isinstance(raw, list) or not raw:
+            raise BundleError(f"{json_path}: 'detectors' must be a non-empty list")
+        try:
+            detectors = tuple(DetectorSpec.from_dict(d, n_mels) for d in raw)
+            names = tuple(d.name for d in detectors)
+            if len(set(names)) != len(names):
+                raise ValueError(f"detector names repeat: {', '.join(names)}")
+            fusion = Fusion.from_dict(meta["fusion"], names)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise BundleError(f"{json_path}: bad detectors or fusion: {exc}") from None
+
     thr = meta["threshold"]
     value = thr.get("value") if isinstance(thr, dict) else thr
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise BundleError(f"{json_path}: threshold must be a positive number, got {value!r}")
-    if verify_checksum:
-        actual = sha256_file(tflite_path)
-        if actual != meta["sha256"]:
-            raise BundleError(f"{tflite_path}: checksum mismatch (sha256 {actual[:12]}..., model.json says "
-                              f"{str(meta['sha256'])[:12]}...): the model file was changed or belongs to another bundle")
-    else:
-        actual = str(meta["sha256"])
+    # A fused score is a z-score (it may be negative); an autoencoder's MSE or a distance is positive.
+    positive = fusion.rule == "none"
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+            or (positive and value <= 0)):
+        raise BundleError(f"{json_path}: threshold must be a {'positive' if positive else 'finite'} number, "
+                          f"got {value!r}")
+
+    has_ae = any(d.kind == "autoencoder" for d in detectors)
+    actual = ""
+    if has_ae:
+        if not tflite_path.is_file():
+            raise BundleError(f"{tflite_path}: missing (the bundle is incomplete)")
+        if not meta.get("sha256"):
+            raise BundleError(f"{json_path}: missing key(s) sha256")
+        if verify_checksum:
+            actual = sha256_file(tflite_path)
+            if actual != meta["sha256"]:
+                raise BundleError(f"{tflite_path}: checksum mismatch (sha256 {actual[:12]}..., model.json says "
+                                  f"{str(meta['sha256'])[:12]}...): the model file was changed or belongs to "
+                                  f"another bundle")
+        else:
+            actual = str(meta["sha256"])
+    arrays = _load_arrays(root, meta, detectors, json_path, verify_checksum)
+    if not has_ae:
+        actual = str(meta["arrays"]["sha256"])  # what identifies a NumPy-only bundle's model
     machine_ids = meta.get("machine_ids") or []
     return ModelBundle(
         path=root,
@@ -262,7 +401,36 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
         machine=str(meta.get("machine") or ""),
         machine_ids=tuple(str(v) for v in machine_ids),
         band_error_stats=_band_stats(meta, n_mels, json_path),
+        detectors=detectors,
+        fusion=fusion,
+        arrays=arrays,
+        deviation_stats=_band_stats(meta, n_mels, json_path, "band_deviation"),
+        schema_version=int(version),
     )
+
+
+def _load_arrays(root: Path, meta: dict[str, Any], detectors: tuple[DetectorSpec, ...], json_path: Path,
+                 verify_checksum: bool) -> dict[str, np.ndarray]:
+    """The NumPy detectors' parameters from ``detectors.npz``, verified; ``{}`` when none is needed."""
+    if not any(d.kind in NUMPY_KINDS for d in detectors):
+        return {}
+    path = root / DETECTORS_NPZ
+    if not path.is_file():
+        raise BundleError(f"{path}: missing (the bundle is incomplete)")
+    info = meta.get("arrays")
+    if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+        raise BundleError(f"{json_path}: missing key(s) arrays.sha256")
+    if verify_checksum:
+        actual = sha256_file(path)
+        if actual != info["sha256"]:
+            raise BundleError(f"{path}: checksum mismatch (sha256 {actual[:12]}..., model.json says "
+                              f"{info['sha256'][:12]}...): the file was changed or belongs to another bundle")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+    except Exception as exc:  # zipfile/ValueError/OSError: a damaged file
+        raise BundleError(f"{path}: unreadable ({exc})") from None
+    return arrays
 
 
 def default_input_shape(features: FeatureParams) -> tuple[int, int]:

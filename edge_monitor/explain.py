@@ -58,6 +58,7 @@ from edge_monitor.features import FeatureParams, MinMaxNorm, logmel, mel_band_ed
 __all__ = [
     "KINDS",
     "Explanation",
+    "explainers_for",
     "ExplainSettings",
     "Explainer",
     "explain_window",
@@ -349,9 +350,16 @@ class Explainer:
         self._impact_ranges = sorted(ranges) or [(0, n - 1)]
 
     @classmethod
-    def from_bundle(cls, bundle: Any, settings: ExplainSettings = ExplainSettings()) -> "Explainer":
-        """Build from a loaded :class:`edge_monitor.bundle.ModelBundle`."""
-        stats = getattr(bundle, "band_error_stats", None)
+    def from_bundle(cls, bundle: Any, settings: ExplainSettings = ExplainSettings(),
+                    reference: str = "recon") -> "Explainer":
+        """Build from a loaded :class:`edge_monitor.bundle.ModelBundle`.
+
+        ``reference``: ``"recon"`` explains the autoencoder's error against its
+        reconstruction (``band_error`` statistics); ``"mean"`` explains the
+        NumPy detectors' deviation from each band's normal level
+        (``band_deviation`` statistics, :attr:`WindowScore.reference`).
+        """
+        stats = getattr(bundle, "band_error_stats" if reference == "recon" else "deviation_stats", None)
         if not stats:
             raise ValueError(f"{getattr(bundle, 'path', 'bundle')}: model.json has no band_error statistics")
         meta = getattr(bundle, "meta", {}) or {}
@@ -784,6 +792,23 @@ class Explainer:
             bands=(0, self.params.n_mels - 1),
             excess_share=1.0,
         )
+
+
+def explainers_for(bundle: Any, settings: ExplainSettings = ExplainSettings()) -> dict[str, "Explainer"]:
+    """One :class:`Explainer` per reference the bundle's detectors use: ``{"recon": ..., "mean": ...}``.
+
+    A window is explained by the detector that fired
+    (``explainers_for(b)[window_score.reference](window_score, ...)``): the
+    autoencoder's reconstruction error, or the NumPy detectors' deviation from
+    the normal level. A reference whose statistics the bundle lacks is left out.
+    """
+    out: dict[str, Explainer] = {}
+    for ref in ("recon", "mean"):
+        try:
+            out[ref] = Explainer.from_bundle(bundle, settings, reference=ref)
+        except ValueError:
+            continue
+    return out
 
 
 def explain_window(

@@ -67,10 +67,12 @@ def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model bundle trained on :func:`synth_dataset` with a tiny model (seconds on 2 cores).
+    """An autoencoder-only bundle trained on :func:`synth_dataset` with a tiny model (seconds on 2 cores).
 
     The default architecture (``trainer.defaults.DEFAULT_ARCH``; ``channels``
-    only matters for ``arch="conv"``), float32 TFLite, seed 0. Returns the
+    only matters for ``arch="conv"``), float32 TFLite, seed 0, the
+    autoencoder as its only detector (what every bundle was before the NumPy
+    detectors; fusion ``none``: the score is the reconstruction MSE). Returns the
     bundle directory (``model.tflite``, ``model.json``, ``model.keras``,
     ``training_curve.png``). Treat it as read-only: copy it
     (``shutil.copytree``) before changing anything.
@@ -78,7 +80,35 @@ def tiny_bundle(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
     from trainer.train import TrainConfig, train_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"
-    config = TrainConfig(epochs=TINY_EPOCHS, seed=0, channels=(4, 8, 16), batch_size=2, val_split=0.25)
+    config = TrainConfig(epochs=TINY_EPOCHS, seed=0, channels=(4, 8, 16), batch_size=2, val_split=0.25,
+                         detectors=("autoencoder",))
+    train_bundle(synth_dataset, out, config, progress=None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def numpy_bundle(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle of the NumPy detectors only (level profile + frame Gaussian, fused by max) on :func:`synth_dataset`.
+
+    What ``train`` writes by default for fewer than 30 normal clips, and what
+    ``edge-monitor learn`` writes: ``model.json`` + ``detectors.npz``, no TFLite.
+    Read-only.
+    """
+    from trainer.train import TrainConfig, train_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "numpy"
+    train_bundle(synth_dataset, out, TrainConfig(seed=0, detectors=("profile", "frames")), progress=None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fused_bundle(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle of all three detectors (tiny autoencoder + profile + frames, fused by max). Read-only."""
+    from trainer.train import TrainConfig, train_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "fused"
+    config = TrainConfig(epochs=5, seed=0, channels=(4, 8, 16), batch_size=2, val_split=0.25,
+                         detectors=("autoencoder", "profile", "frames"))
     train_bundle(synth_dataset, out, config, progress=None)
     return out
 

@@ -40,19 +40,27 @@ import numpy as np
 
 import edge_monitor
 from edge_monitor import audio_io
-from edge_monitor.bundle import MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, load_bundle, write_model_json
+from edge_monitor.bundle import (MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, DetectorSpec, load_bundle, write_arrays,
+                                 write_model_json)
 from edge_monitor.datasets import ClipRef, DatasetError, find_clips
+from edge_monitor.detectors import Pooling
 from edge_monitor.features import FeatureParams, MinMaxNorm, logmel, model_frames
+from edge_monitor.fit import band_deviations, band_levels, detector_arrays, detector_macs, fit_numpy_detectors
+from edge_monitor.fusion import Fusion, NormalStats
 from edge_monitor.scorer import window_errors
-from trainer.defaults import (ARCHITECTURES, DEFAULT_ARCH, DEFAULT_CHANNELS, DEFAULT_CLIP_HI, DEFAULT_CLIP_LO,
-                              DEFAULT_THRESHOLD_QUANTILE, DEFAULT_THRESHOLD_RULE)
+from edge_monitor.threshold import band_error_stats, fit_threshold, score_distribution
+from trainer.defaults import (ARCHITECTURES, DEFAULT_AE_POOLING, DEFAULT_ARCH, DEFAULT_CHANNELS, DEFAULT_CLIP_HI,
+                              DEFAULT_CLIP_LO, DEFAULT_FUSION, DEFAULT_THRESHOLD_QUANTILE, DEFAULT_THRESHOLD_RULE,
+                              DETECTOR_KINDS, MIN_AUTOENCODER_CLIPS, default_detectors, detector_specs)
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingError",
+    "band_levels",
     "data_fingerprint",
     "load_logmels",
+    "load_windows",
     "select_clips",
     "split_train_val",
     "train_bundle",
@@ -90,6 +98,11 @@ class TrainConfig:
         machine_ids: restrict to these ids (``None``: all ids found).
         features: the front-end parameters.
         score_test: score held-out test clips (when present) and record the AUC.
+        detectors: which detectors the bundle holds (``autoencoder``,
+            ``profile``, ``frames``); ``None`` chooses by the number of
+            normal clips (:func:`trainer.defaults.default_detectors`).
+        fusion: ``max`` or ``mean`` of the detectors' standardised scores.
+        ae_pooling: the autoencoder's frame pooling (``mean`` or ``top``).
     """
 
     epochs: int = 15
@@ -108,6 +121,9 @@ class TrainConfig:
     machine_ids: tuple[str, ...] | None = None
     features: FeatureParams = field(default_factory=FeatureParams)
     score_test: bool = True
+    detectors: tuple[str, ...] | None = None
+    fusion: str = DEFAULT_FUSION
+    ae_pooling: Pooling = DEFAULT_AE_POOLING
 
 
 @dataclass
@@ -196,25 +212,20 @@ def data_fingerprint(clips: Sequence[ClipRef]) -> dict[str, Any]:
     return {"n_files": len(lines), "sha256": digest}
 
 
-def band_levels(db: np.ndarray) -> dict[str, Any]:
-    """Per-mel-band mean and standard deviation (dB) of training log-mels ``(n, n_mels, frames)``.
-
-    Stored in model.json as ``band_level_db``: the explanations compare a
-    window's level per band with what training heard.
-    """
-    bands = np.moveaxis(np.asarray(db, dtype=np.float64), -2, 0).reshape(db.shape[-2], -1)
-    return {"mean": [round(float(v), 4) for v in bands.mean(axis=1)],
-            "std": [round(float(v), 4) for v in bands.std(axis=1)],
-            "n_windows": int(db.shape[0]), "source": "training"}
-
-
 def load_logmels(clips: Sequence[ClipRef], params: FeatureParams, frames: int,
                  progress: Progress | None = None) -> np.ndarray:
     """Log-mel (dB) of every scored window of every clip, ``(n_windows, n_mels, frames)`` float32.
 
     Windows come from ``audio_io.clip_windows``: the daemon's rule.
     """
+    return load_windows(clips, params, frames, progress)[0]
+
+
+def load_windows(clips: Sequence[ClipRef], params: FeatureParams, frames: int,
+                 progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(log-mels (n_windows, n_mels, frames) float32 dB, clip index of each window (n_windows,))``."""
     out: list[np.ndarray] = []
+    groups: list[int] = []
     t0 = time.monotonic()
     for i, clip in enumerate(clips):
         samples = audio_io.read_wav(clip.path, sample_rate=params.sample_rate)
@@ -223,9 +234,10 @@ def load_logmels(clips: Sequence[ClipRef], params: FeatureParams, frames: int,
         except ValueError as exc:
             raise TrainingError(f"{clip.path}: {exc}") from None
         out.extend(logmel(w, params)[:, :frames] for w in windows)
+        groups.extend([i] * len(windows))
         if progress and (i + 1) % 200 == 0:
             progress(f"  features: {i + 1}/{len(clips)} clips ({time.monotonic() - t0:.0f} s)")
-    return np.stack(out).astype(np.float32, copy=False)
+    return np.stack(out).astype(np.float32, copy=False), np.asarray(groups)
 
 
 # --- training ------------------------------------------------------------------
@@ -284,17 +296,18 @@ def plot_training_curve(history: dict[str, list[float]], path: Path, title: str,
     plt.close(fig)
 
 
-def _tflite_errors(tflite_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores (n,), band_errors (n, n_mels))`` of inputs through a TFLite model."""
+def _tflite_errors(tflite_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scores (n,), band_errors (n, n_mels), frame_errors (n, frames))`` of inputs through a TFLite model."""
     from edge_monitor.tflite_backend import TFLiteModel
 
     runner = TFLiteModel.from_bytes(tflite_bytes)
-    scores, bands = [], []
+    scores, bands, frames = [], [], []
     for x in inputs:
-        s, b, _ = window_errors(x, runner.run(x))
+        s, b, f = window_errors(x, runner.run(x))
         scores.append(s)
         bands.append(b)
-    return np.asarray(scores), np.asarray(bands)
+        frames.append(f)
+    return np.asarray(scores), np.asarray(bands), np.asarray(frames)
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -326,9 +339,24 @@ def _score_test(bundle_dir: Path, test: Sequence[ClipRef], progress: Progress) -
     }
 
 
+def _choose_detectors(config: TrainConfig, n_clips: int) -> tuple[str, ...]:
+    kinds = tuple(config.detectors) if config.detectors else default_detectors(n_clips)
+    unknown = [k for k in kinds if k not in DETECTOR_KINDS]
+    if unknown or not kinds or len(set(kinds)) != len(kinds):
+        raise TrainingError(f"detectors must be distinct names from {', '.join(DETECTOR_KINDS)}, got {', '.join(kinds)}")
+    return kinds
+
+
 def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig = TrainConfig(),
                  progress: Progress | None = _stderr) -> TrainResult:
     """Train on the normal clips under ``data_dir`` and write a bundle to ``out_dir``.
+
+    The bundle's detectors are ``config.detectors`` or, by default, chosen
+    from the number of normal clips (:func:`trainer.defaults.default_detectors`).
+    The NumPy detectors are fitted on every normal clip with out-of-fold
+    normal scores (:mod:`edge_monitor.fit`); the autoencoder on the training
+    share, with the validation clips for early stopping. Fusion statistics
+    and the threshold come from normal scores no detector was fitted on.
 
     Raises:
         DatasetError: no usable clips.
@@ -343,60 +371,32 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     input_shape = (params.n_mels, frames)
 
     train_all, test = select_clips(data_dir, config.machine_ids, config.seed)
-    train_clips, val_clips = split_train_val(train_all, config.val_split, config.seed)
-    machine = train_all[0].machine
-    machine_ids = sorted({c.machine_id for c in train_all})
-    log(f"data: {machine} {', '.join(machine_ids)}: {len(train_clips)} training + {len(val_clips)} validation "
-        f"normal clips, {len(test)} held-out test clips")
-
-    db_train = load_logmels(train_clips, params, frames, log)
-    db_val = load_logmels(val_clips, params, frames, log)
+    kinds = _choose_detectors(config, len(train_all))
     if config.arch not in ARCHITECTURES:
         raise TrainingError(f"unknown architecture {config.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    norm = MinMaxNorm.fit(db_train, clip_lo=config.clip_lo, clip_hi=config.clip_hi)
-    band_level_db = band_levels(db_train)
-    x_train, x_val = norm.apply(db_train), norm.apply(db_val)
-    del db_train, db_val
-    log(f"features: {len(x_train)} training and {len(x_val)} validation windows of {input_shape[0]}x{frames} "
-        f"({time.monotonic() - t_start:.1f} s)")
+    use_ae = "autoencoder" in kinds
+    specs = detector_specs(kinds, config.ae_pooling)
+    numpy_specs = [sp for sp in specs if sp.kind != "autoencoder"]
+    if len(train_all) < 2:
+        raise TrainingError(f"need at least 2 normal training clips, got {len(train_all)}")
+    if use_ae:
+        train_clips, val_clips = split_train_val(train_all, config.val_split, config.seed)
+    else:
+        train_clips, val_clips = list(train_all), []
+    machine = train_all[0].machine
+    machine_ids = sorted({c.machine_id for c in train_all})
+    why = "" if config.detectors else (f" (default for {len(train_all)} clips: the autoencoder needs "
+                                       f"{MIN_AUTOENCODER_CLIPS}+)")
+    log(f"data: {machine} {', '.join(machine_ids)}: {len(train_all)} normal training clips"
+        + (f" ({len(train_clips)} training + {len(val_clips)} validation for the autoencoder)" if use_ae else "")
+        + f", {len(test)} held-out test clips; detectors: {', '.join(kinds)}{why}")
 
-    import keras
-    import tensorflow as tf
-
-    from trainer.convert import to_tflite
-    from trainer.model import build_autoencoder, count_macs
-    from trainer.threshold import band_error_stats, fit_threshold, score_distribution
-
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    model = build_autoencoder(config.arch, input_shape, config.channels)
-    macs = count_macs(model)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss="mse")
-    log(f"model: {config.arch} autoencoder" + (f", channels {'/'.join(map(str, config.channels))}"
-                                                if config.arch == "conv" else "")
-        + f", {model.count_params():,} parameters, {macs / 1e6:.1f} MMAC per window")
-
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    callbacks = [stopper] + ([_progress_callback(config.epochs, log)] if progress else [])
-    t_fit = time.monotonic()
-    fit = model.fit(x_train[..., None], x_train[..., None], validation_data=(x_val[..., None], x_val[..., None]),
-                    epochs=config.epochs, batch_size=config.batch_size, shuffle=True, callbacks=callbacks, verbose=0)
-    fit_seconds = time.monotonic() - t_fit
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    best_epoch = int(np.argmin(history["val_loss"])) + 1
-    log(f"training: {len(history['loss'])} epochs in {fit_seconds:.1f} s; best validation loss "
-        f"{min(history['val_loss']):.5f} at epoch {best_epoch} (weights restored)")
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save(out_dir / MODEL_KERAS)
-    plot_training_curve(history, out_dir / TRAINING_CURVE,
-                        f"{machine} {', '.join(machine_ids)}: autoencoder training", best_epoch)
-
-    tflite = to_tflite(model, config.quantize)
-    (out_dir / MODEL_TFLITE).write_bytes(tflite)
-    val_scores, val_bands = _tflite_errors(tflite, x_val)
-    thr = fit_threshold(val_scores, config.threshold_quantile, config.threshold_rule, source="validation")
-    log(f"threshold: {thr.value:.6g} ({thr.describe()})")
+    ordered = list(train_clips) + list(val_clips)
+    db_all, groups = load_windows(ordered, params, frames, log)
+    n_train_windows = int(np.sum(groups < len(train_clips)))
+    norm = MinMaxNorm.fit(db_all[:n_train_windows], clip_lo=config.clip_lo, clip_hi=config.clip_hi)
+    band_level_db = band_levels(db_all[:n_train_windows])
+    log(f"features: {len(db_all)} windows of {input_shape[0]}x{frames} ({time.monotonic() - t_start:.1f} s)")
 
     meta: dict[str, Any] = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -406,57 +406,83 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
         "input_shape": list(input_shape),
         "normalisation": norm.to_dict(),
         "band_level_db": band_level_db,
-        "model": {
-            "file": MODEL_TFLITE,
-            "arch": config.arch,
-            "channels": list(config.channels) if config.arch == "conv" else None,
-            "parameters": int(model.count_params()),
-            "macs_per_window": macs,
-            "quantize": config.quantize,
-            "tflite_bytes": len(tflite),
-            "output": "sigmoid reconstruction in (0, 1)",
-            "score": "mean squared error of the window reconstruction",
-        },
-        "threshold": thr.to_dict(),
-        "validation_scores": score_distribution(val_scores),
-        "band_error": band_error_stats(val_bands, source="validation"),
-        "training": {
-            "epochs": config.epochs,
-            "epochs_run": len(history["loss"]),
-            "best_epoch": best_epoch,
-            "best_val_loss": min(history["val_loss"]),
-            "seed": config.seed,
-            "batch_size": config.batch_size,
-            "learning_rate": config.learning_rate,
-            "patience": config.patience,
-            "val_split": config.val_split,
-            "train_clips": len(train_clips),
-            "val_clips": len(val_clips),
-            "train_windows": int(len(x_train)),
-            "val_windows": int(len(x_val)),
-            "fit_seconds": round(fit_seconds, 2),
-            "data_dir": str(data_dir),
-            "data_fingerprint": data_fingerprint(train_all),
-            "history": history,
-        },
-        "versions": {
-            "edge_monitor": edge_monitor.__version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
-        "sha256": "",
     }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (MODEL_TFLITE, MODEL_KERAS, TRAINING_CURVE, "detectors.npz"):
+        (out_dir / stale).unlink(missing_ok=True)  # a bundle folder reused for another kind keeps no old model
+
+    scores: dict[str, np.ndarray] = {}  # detector -> normal scores on the threshold windows
+    stats: dict[str, NormalStats] = {}
+    history: dict[str, list[float]] = {}
+    training: dict[str, Any] = {"seed": config.seed, "train_clips": len(train_clips), "val_clips": len(val_clips),
+                                "data_dir": str(data_dir), "data_fingerprint": data_fingerprint(train_all)}
+    versions: dict[str, Any] = {"edge_monitor": edge_monitor.__version__, "numpy": np.__version__,
+                                "python": platform.python_version()}
+    macs = 0
+    tflite: bytes | None = None
+    ae_model = None
+    if numpy_specs:
+        fit = fit_numpy_detectors(numpy_specs, db_all, groups)
+        write_arrays(out_dir, detector_arrays(fit.detectors))
+        for sp in numpy_specs:
+            oof = fit.oof_scores[sp.name]
+            stats[sp.name] = NormalStats.of(oof)
+            # With an autoencoder the threshold is fitted on the validation windows (the
+            # autoencoder's unseen ones); the NumPy detectors' scores there are out-of-fold too.
+            scores[sp.name] = oof[n_train_windows:] if use_ae else oof
+            macs += detector_macs(sp, *input_shape)
+        deviations = band_deviations(db_all, norm, band_level_db["mean"])
+        meta["band_deviation"] = band_error_stats(deviations, source="training")
+        training["numpy_fit_seconds"] = round(fit.seconds, 3)
+        log(f"detectors: {'; '.join(sp.describe() for sp in numpy_specs)} fitted in {fit.seconds:.1f} s "
+            f"(out-of-fold normal scores of {len(db_all)} windows)")
+    if use_ae:
+        ae = _train_autoencoder(config, norm.apply(db_all[:n_train_windows]), norm.apply(db_all[n_train_windows:]),
+                                input_shape, out_dir, machine, machine_ids, log)
+        tflite, history, ae_model = ae["tflite"], ae["history"], ae["model"]
+        ae_spec = next(sp for sp in specs if sp.kind == "autoencoder")
+        val_scores, val_bands, val_frames = _tflite_errors(tflite, norm.apply(db_all[n_train_windows:]))
+        ae_scores = val_scores if ae_spec.pooling.kind == "mean" else np.array(
+            [ae_spec.pooling.apply(f) for f in val_frames])
+        scores[ae_spec.name] = ae_scores
+        stats[ae_spec.name] = NormalStats.of(ae_scores)
+        meta["band_error"] = band_error_stats(val_bands, source="validation")
+        macs += ae["macs"]
+        meta["model"] = ae["model_meta"]
+        training.update(ae["training"])
+        versions.update(ae["versions"])
+    else:
+        meta["model"] = {"arch": None}
+    meta["model"]["macs_per_window"] = int(macs)
+
+    fusion = Fusion(config.fusion if len(specs) > 1 else "none", stats if len(specs) > 1 else {})
+    names = [sp.name for sp in specs]
+    fused = fusion.fuse_many({n: scores[n] for n in names})
+    source = "validation" if use_ae else "out-of-fold"
+    thr = fit_threshold(fused, config.threshold_quantile, config.threshold_rule, source=source)
+    log(f"threshold: {thr.value:.6g} ({thr.describe()})" + (f"; fusion {fusion.rule} of {', '.join(names)}"
+                                                             if fusion.rule != "none" else ""))
+    meta.update({
+        "detectors": [sp.to_dict() for sp in specs],
+        "fusion": fusion.to_dict(),
+        "threshold": thr.to_dict(),
+        "validation_scores": score_distribution(fused) | {"source": source},
+        "training": training,
+        "versions": versions,
+    })
+    if tflite is not None:
+        meta["sha256"] = ""
     write_model_json(out_dir, meta)
 
     if config.score_test and test:
         result = _score_test(out_dir, test, log)
         if result is not None:
             meta["test"] = {k: v for k, v in result.items() if k not in ("scores", "labels")}
-            if config.quantize != "none":
+            if config.quantize != "none" and ae_model is not None and tflite is not None and fusion.rule == "none":
                 # The same clips through the float32 model: what quantisation costs.
-                float_bytes = to_tflite(model, "none")
+                from trainer.convert import to_tflite
+
+                float_bytes = to_tflite(ae_model, "none")
                 q = _quantization_effect(float_bytes, tflite, test, params, norm, frames, result)
                 meta["quantization"] = q
                 log(f"quantization ({config.quantize}): AUC {q['auc_float32']:.4f} -> {q['auc_quantized']:.4f}, "
@@ -465,7 +491,73 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
 
     seconds = time.monotonic() - t_start
     log(f"bundle written to {out_dir} ({_fmt_seconds(seconds)})")
-    return TrainResult(bundle_dir=out_dir, meta=meta, history=history, val_scores=val_scores, seconds=seconds)
+    return TrainResult(bundle_dir=out_dir, meta=meta, history=history, val_scores=fused, seconds=seconds)
+
+
+def _train_autoencoder(config: TrainConfig, x_train: np.ndarray, x_val: np.ndarray, input_shape: tuple[int, int],
+                       out_dir: Path, machine: str, machine_ids: list[str], log: Progress) -> dict[str, Any]:
+    """Fit, save and convert the autoencoder; ``{"tflite", "history", "model", "macs", "model_meta", ...}``."""
+    import keras
+    import tensorflow as tf
+
+    from trainer.convert import to_tflite
+    from trainer.model import build_autoencoder, count_macs
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_autoencoder(config.arch, input_shape, config.channels)
+    macs = count_macs(model)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss="mse")
+    log(f"model: {config.arch} autoencoder" + (f", channels {'/'.join(map(str, config.channels))}"
+                                                if config.arch == "conv" else "")
+        + f", {model.count_params():,} parameters, {macs / 1e6:.1f} MMAC per window")
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    callbacks = [stopper, _progress_callback(config.epochs, log)]
+    t_fit = time.monotonic()
+    fit = model.fit(x_train[..., None], x_train[..., None], validation_data=(x_val[..., None], x_val[..., None]),
+                    epochs=config.epochs, batch_size=config.batch_size, shuffle=True, callbacks=callbacks, verbose=0)
+    fit_seconds = time.monotonic() - t_fit
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    best_epoch = int(np.argmin(history["val_loss"])) + 1
+    log(f"training: {len(history['loss'])} epochs in {fit_seconds:.1f} s; best validation loss "
+        f"{min(history['val_loss']):.5f} at epoch {best_epoch} (weights restored)")
+    model.save(out_dir / MODEL_KERAS)
+    plot_training_curve(history, out_dir / TRAINING_CURVE,
+                        f"{machine} {', '.join(machine_ids)}: autoencoder training", best_epoch)
+    tflite = to_tflite(model, config.quantize)
+    (out_dir / MODEL_TFLITE).write_bytes(tflite)
+    return {
+        "tflite": tflite,
+        "history": history,
+        "model": model,
+        "macs": int(macs),
+        "model_meta": {
+            "file": MODEL_TFLITE,
+            "arch": config.arch,
+            "channels": list(config.channels) if config.arch == "conv" else None,
+            "parameters": int(model.count_params()),
+            "macs_autoencoder": int(macs),
+            "quantize": config.quantize,
+            "tflite_bytes": len(tflite),
+            "output": "sigmoid reconstruction in (0, 1)",
+            "score": "mean squared error of the window reconstruction",
+        },
+        "training": {
+            "epochs": config.epochs,
+            "epochs_run": len(history["loss"]),
+            "best_epoch": best_epoch,
+            "best_val_loss": min(history["val_loss"]),
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "patience": config.patience,
+            "val_split": config.val_split,
+            "train_windows": int(len(x_train)),
+            "val_windows": int(len(x_val)),
+            "fit_seconds": round(fit_seconds, 2),
+            "history": history,
+        },
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
 
 
 def _quantization_effect(float_bytes: bytes, quant_bytes: bytes, test: Sequence[ClipRef], params: FeatureParams,

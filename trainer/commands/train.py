@@ -5,21 +5,34 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "train an autoencoder on normal clips and write a model bundle"
+HELP = "fit the detectors (autoencoder, level profile, frame Gaussian) on normal clips and write a model bundle"
 DESCRIPTION = """\
-Train an autoencoder (default: the dense 5-frame model; --arch conv for the
-convolutional one) on the normal training clips of one machine type and write a model bundle (model.tflite, model.json, model.keras,
-training_curve.png) that `edge-monitor run` loads.
+Fit a bundle's detectors on the normal training clips of one machine type and
+write a model bundle that `edge-monitor run` loads:
 
-DATA_DIR is a machine folder in the DCASE 2020 layout (train/normal_id_XX_*.wav,
-test/{normal,anomaly}_id_XX_*.wav, e.g. dev_data/slider or the output of
-`edge-monitor-train synth`) or the MIMII layout (id_XX/{normal,abnormal}/*.wav).
-Only normal clips train; a share of them (--val-split, by clip) is held out for
-early stopping and the threshold. When held-out test clips of both labels exist,
-their AUC is printed and stored in model.json.
+  autoencoder  a Keras autoencoder (default: the dense 5-frame model; --arch conv
+               for the convolutional one) run as model.tflite
+  profile      the window's level profile per band (median and loudest frames),
+               a Gaussian model in NumPy (detectors.npz)
+  frames       each frame's spectrum, a Gaussian model in NumPy, pooled over the
+               worst frames: short events
 
-Example:
+Their scores are standardised on normal clips they were not fitted on and fused
+(--fusion max: the detector that sees most decides; it also explains the alert).
+By default the bundle holds all three with 30 or more normal clips and only the
+NumPy detectors with fewer (the autoencoder has too little to learn from:
+docs/model.md). Without the autoencoder TensorFlow is not needed.
+
+DATA_DIR is a machine folder: DCASE 2020 (train/normal_id_XX_*.wav, test/...),
+DCASE 2021-2025 (train/ and test/ with section_XX_{source,target}_..._NNNN[_attr]*.wav;
+the folder decides the split), the split source_test/ target_test/ folders of
+2021, or MIMII (id_XX/{normal,abnormal}/*.wav). Only normal clips train. When
+held-out test clips of both labels exist, their AUC is printed and stored.
+
+Examples:
   edge-monitor-train train data/slider --out models/slider --machine-id id_00
+  edge-monitor-train train dev/valve --out models/valve --machine-id section_00
+  edge-monitor-train train dev/valve --out models/valve-np --detectors profile frames
 """
 
 
@@ -27,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # No TensorFlow here: `--help` must stay quick (trainer.model imports Keras).
     from trainer.convert import QUANTIZE_MODES
     from trainer.defaults import (ARCHITECTURES, DEFAULT_ARCH, DEFAULT_CHANNELS, DEFAULT_CLIP_HI, DEFAULT_CLIP_LO,
-                                  DEFAULT_THRESHOLD_QUANTILE, DEFAULT_THRESHOLD_RULE)
+                                  DEFAULT_FUSION, DEFAULT_THRESHOLD_QUANTILE, DEFAULT_THRESHOLD_RULE, DETECTOR_KINDS,
+                                  MIN_AUTOENCODER_CLIPS)
     from trainer.threshold import RULES
 
     parser.add_argument("data_dir", metavar="DATA_DIR", help="machine folder (DCASE or MIMII layout)")
@@ -54,6 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default %(default)s)")
     parser.add_argument("--threshold-quantile", type=float, default=DEFAULT_THRESHOLD_QUANTILE,
                         help="quantile for the threshold (default %(default)s)")
+    parser.add_argument("--detectors", nargs="+", choices=DETECTOR_KINDS, metavar="KIND",
+                        help=f"detectors in the bundle, from {', '.join(DETECTOR_KINDS)} (default: all three with "
+                             f"{MIN_AUTOENCODER_CLIPS}+ normal clips, else profile frames)")
+    parser.add_argument("--fusion", choices=("max", "mean"), default=DEFAULT_FUSION,
+                        help="how the detectors' standardised scores combine (default %(default)s)")
+    parser.add_argument("--ae-pooling", default="mean", metavar="mean|top:F",
+                        help="autoencoder frame pooling: mean (default) or top:F, the mean of the worst share F "
+                             "of frames, e.g. top:0.05")
     parser.add_argument("--no-test-auc", action="store_true", help="do not score the held-out test clips")
     parser.add_argument("--quiet", action="store_true", help="print only the bundle path")
 
@@ -71,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         channels = parse_channels(args.channels)
         clip_lo, clip_hi = parse_clip(args.clip)
+        ae_pooling = parse_pooling(args.ae_pooling)
     except ValueError as exc:
         print(f"edge-monitor-train train: {exc}", file=sys.stderr)
         return 2
@@ -86,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         val_split=args.val_split, batch_size=args.batch_size, threshold_rule=args.threshold_rule,
         threshold_quantile=args.threshold_quantile,
         machine_ids=tuple(args.machine_ids) if args.machine_ids else None, score_test=not args.no_test_auc,
+        detectors=tuple(args.detectors) if args.detectors else None, fusion=args.fusion, ae_pooling=ae_pooling,
     )
     try:
         result = train_bundle(args.data_dir, args.out, config, progress=None if args.quiet else _stderr)
@@ -100,6 +124,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"held-out test AUC {meta['test']['auc']:.4f}")
     print(f"model bundle: {result.bundle_dir}")
     return 0
+
+
+def parse_pooling(text: str):  # noqa: ANN201 - edge_monitor.detectors.Pooling
+    """``"mean"`` or ``"top:0.05"`` -> :class:`edge_monitor.detectors.Pooling`."""
+    from edge_monitor.detectors import Pooling
+
+    kind, _, frac = text.partition(":")
+    try:
+        return Pooling(kind.strip(), float(frac) if frac else 0.01)
+    except ValueError as exc:
+        raise ValueError(f"--ae-pooling: {exc} (use mean or top:F, e.g. top:0.05)") from None
 
 
 def _fmt_bound(v: float | None) -> str:
