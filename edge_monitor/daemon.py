@@ -203,21 +203,15 @@ class Daemon:
     # --- optional parts --------------------------------------------------------------------
 
     def _make_explainer(self) -> Any:
-        """``{reference: Explainer}`` (``explain.explainers_for``), or None without any."""
         try:
-            from edge_monitor.explain import explainers_for  # noqa: PLC0415
+            from edge_monitor.explain import BundleExplainer  # noqa: PLC0415
         except ImportError:
             return None
         try:
-            found = explainers_for(self.bundle)
+            return BundleExplainer.from_bundle(self.bundle)
         except (ValueError, KeyError, TypeError) as exc:
-            found, why = {}, str(exc)
-        else:
-            why = "model.json has no band statistics"
-        if not found:
-            self.log.info("alerts without explanations", reason=why)
+            self.log.info("alerts without explanations", reason=str(exc))
             return None
-        return found
 
     def _make_sensor_health(self) -> tuple[Any, Any]:
         try:
@@ -389,15 +383,13 @@ class Daemon:
                                                            self.model_rate, win.start_time))
                 except Exception as exc:  # noqa: BLE001 - a full disk must not lose the alert
                     self.log.error("evidence not saved", event_id=ev.event_id, error=str(exc))
-            explainer = (self.explainer or {}).get(getattr(ws, "reference", "recon"))
-            if explainer is not None:
+            if self.explainer is not None:
                 try:
                     # The unclipped log-mel (ws.db) or the raw samples give exact levels (the
                     # model input is clipped to the bundle's [clip_lo, clip_hi], which can
                     # flatten very loud clicks) and reliable impacts. The detector that fired
-                    # decides the reference: its reconstruction, or the normal band levels.
-                    explanation = explainer(ws, samples=mono).to_dict()
-                    explanation["detector"] = getattr(ws, "detector", "autoencoder")
+                    # decides the view: its reconstruction, or the normal band levels.
+                    explanation = self.explainer(ws, samples=mono).to_dict()
                 except Exception as exc:  # noqa: BLE001
                     self.log.warning("no explanation", event_id=ev.event_id, error=str(exc))
         payload = {

@@ -48,7 +48,7 @@ model's own reconstruction of the window (what the model expected to hear).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -59,6 +59,7 @@ __all__ = [
     "KINDS",
     "Explanation",
     "explainers_for",
+    "BundleExplainer",
     "ExplainSettings",
     "Explainer",
     "explain_window",
@@ -101,6 +102,8 @@ class Explanation:
         event_times_s: for ``impact``, the times (s from the window start) of
             the impacts found; empty otherwise.
         excess_share: share of the window's excess error inside the range (0..1).
+        detector: the bundle's detector that fired and whose view this explains
+            (``"autoencoder"``, ``"profile"``, ``"frames"``); ``None`` when unknown.
     """
 
     kind: str
@@ -113,10 +116,11 @@ class Explanation:
     bands: tuple[int, int] | None = None
     event_times_s: tuple[float, ...] = field(default_factory=tuple)
     excess_share: float = 0.0
+    detector: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The alert payload's ``explanation``: ``{kind, freq_lo_hz, freq_hi_hz,
-        period_s, level_change_db, text}``; numbers rounded, ``None`` as null."""
+        period_s, level_change_db, text}`` (+ ``detector`` when known); numbers rounded, ``None`` as null."""
 
         def r(v: float | None, nd: int) -> float | None:
             return None if v is None else round(float(v), nd)
@@ -128,6 +132,7 @@ class Explanation:
             "period_s": r(self.period_s, 2),
             "level_change_db": r(self.level_change_db, 1),
             "text": self.text,
+            **({"detector": self.detector} if self.detector else {}),
         }
 
 
@@ -792,6 +797,41 @@ class Explainer:
             bands=(0, self.params.n_mels - 1),
             excess_share=1.0,
         )
+
+
+class BundleExplainer:
+    """Explains a window of any bundle from the view of the detector that fired.
+
+    ``BundleExplainer.from_bundle(bundle)(window_score, samples=...)``: the
+    autoencoder's error against its reconstruction when it fired
+    (``window_score.reference == "recon"``), the deviation from each band's
+    normal level when a NumPy detector fired (``"mean"``); the explanation's
+    ``detector`` names it.
+    """
+
+    def __init__(self, explainers: Mapping[str, "Explainer"]) -> None:
+        if not explainers:
+            raise ValueError("no explainer")
+        self.explainers = dict(explainers)
+
+    @classmethod
+    def from_bundle(cls, bundle: Any, settings: ExplainSettings = ExplainSettings()) -> "BundleExplainer":
+        """Raises ``ValueError`` when the bundle has no band statistics at all."""
+        found = explainers_for(bundle, settings)
+        if not found:
+            raise ValueError(f"{getattr(bundle, 'path', 'bundle')}: model.json has no band statistics "
+                             f"(band_error or band_deviation)")
+        return cls(found)
+
+    def __call__(self, ws: _WindowScoreLike, db: np.ndarray | None = None, *,
+                 samples: np.ndarray | None = None) -> Explanation:
+        ref = getattr(ws, "reference", "recon")
+        explainer = self.explainers.get(ref)
+        if explainer is None:
+            raise ValueError(f"the bundle has no statistics to explain a window by {ref!r}")
+        out = explainer(ws, db, samples=samples)
+        fired = getattr(ws, "detector", None)
+        return replace(out, detector=fired) if fired else out
 
 
 def explainers_for(bundle: Any, settings: ExplainSettings = ExplainSettings()) -> dict[str, "Explainer"]:

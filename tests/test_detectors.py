@@ -228,3 +228,36 @@ def test_write_numpy_bundle_alone(synth_windows: dict[str, np.ndarray], tmp_path
     assert meta["validation_scores"]["source"] == "out-of-fold"
     scores = np.array([Scorer(bundle).score_db(w).score for w in synth_windows["test"]])
     assert scores[synth_windows["labels"]].mean() > scores[~synth_windows["labels"]].mean()
+
+
+# --- explanations from the detector that fired ----------------------------------------------
+
+
+def _normal_window(synth_dataset: Path) -> np.ndarray:
+    clip = sorted(c.path for c in find_clips(synth_dataset) if c.split == "test" and c.label == "normal")[0]
+    return audio_io.read_wav(clip, sample_rate=16000)[:160000].astype(np.float32)
+
+
+@pytest.mark.parametrize("bundle_fixture", ["numpy_bundle", "fused_bundle"])
+def test_explanations_come_from_the_detector_that_fired(bundle_fixture: str, synth_dataset: Path,
+                                                        request: pytest.FixtureRequest) -> None:
+    from edge_monitor.explain import BundleExplainer
+
+    bundle = load_bundle(request.getfixturevalue(bundle_fixture))
+    scorer, explain = Scorer(bundle), BundleExplainer.from_bundle(bundle)
+    x = _normal_window(synth_dataset)
+    t = np.arange(x.size) / 16000.0
+    tone = x + (0.05 * np.sin(2 * np.pi * 3000.0 * t)).astype(np.float32)
+    ws = scorer.score_window(tone)
+    assert ws.score > scorer.threshold
+    ex = explain(ws, samples=tone)
+    assert ex.detector == ws.detector and ex.to_dict()["detector"] == ws.detector
+    assert ex.kind == "tonal" and ex.freq_lo_hz <= 3000.0 <= ex.freq_hi_hz, ex.text
+    # Clicks once a second: an impact with its period, whoever fired.
+    clicks = x.copy()
+    for k in range(10):
+        clicks[k * 16000 + 4000: k * 16000 + 4080] += 0.5 * np.random.default_rng(k).normal(size=80)
+    ws = scorer.score_window(clicks)
+    ex = explain(ws, samples=clicks)
+    assert ws.score > scorer.threshold and ex.detector == ws.detector
+    assert ex.kind == "impact" and ex.period_s == pytest.approx(1.0, rel=0.1), ex.text

@@ -289,9 +289,9 @@ def _explainer(bundle: ModelBundle) -> Callable[..., dict[str, Any] | None]:
     band) and ``event_times_s`` (impact times), which the plot marks.
     """
     try:
-        from edge_monitor.explain import Explainer
+        from edge_monitor.explain import BundleExplainer
 
-        explainer = Explainer.from_bundle(bundle)
+        explainer = BundleExplainer.from_bundle(bundle)
     except (ImportError, ValueError):  # no explain module, or a bundle without band statistics
         return lambda window, samples=None: None
 

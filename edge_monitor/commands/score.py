@@ -97,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     explainer = None
     if args.explain:
-        from edge_monitor.explain import Explainer
+        from edge_monitor.explain import BundleExplainer
 
         try:
-            explainer = Explainer.from_bundle(bundle)
+            explainer = BundleExplainer.from_bundle(bundle)
         except ValueError as exc:
             print(f"edge-monitor score: cannot explain with this bundle: {exc}", file=sys.stderr)
             return 1
