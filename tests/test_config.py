@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -178,14 +179,47 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=60, env=env)
 
 
-def test_check_config_cli_exit_status(tmp_path: Path) -> None:
-    ok = _cli("check-config", str(EXAMPLE))
+def _example_with_model(tmp_path: Path, model: Path | str) -> Path:
+    text = EXAMPLE.read_text().replace("model: /var/lib/edge-monitor/model", f"model: {model}")
+    assert f"model: {model}" in text
+    return _write(tmp_path, text)
+
+
+def _one_line_78(res: subprocess.CompletedProcess) -> str:
+    assert res.returncode == EX_CONFIG, (res.stdout, res.stderr)
+    assert res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr, res.stderr  # one line
+    return res.stderr
+
+
+def test_check_config_cli_exit_status(tmp_path: Path, tiny_bundle: Path) -> None:
+    ok = _cli("check-config", str(_example_with_model(tmp_path, tiny_bundle)))
     assert ok.returncode == 0, ok.stderr
-    assert "OK" in ok.stdout
-    bad = _cli("check-config", str(_write(tmp_path, MINIMAL + "decision:\n  k: 0\n")))
-    assert bad.returncode == EX_CONFIG
-    assert bad.stderr.strip().count("\n") == 0  # one line
-    assert f"{tmp_path / 'bad.yaml'}:4: decision.k: must be between 1 and 1000" in bad.stderr
+    assert "OK" in ok.stdout and tiny_bundle.name in ok.stdout
+    bad = _one_line_78(_cli("check-config", str(_write(tmp_path, MINIMAL + "decision:\n  k: 0\n"))))
+    assert f"{tmp_path / 'bad.yaml'}:4: decision.k: must be between 1 and 1000" in bad
+
+
+def test_check_config_fails_on_a_model_that_run_would_refuse(tmp_path: Path, tiny_bundle: Path) -> None:
+    """What `run` would stop on at start-up, check-config stops on first: exit 78, one line."""
+    missing = _one_line_78(_cli("check-config", str(_example_with_model(tmp_path, "/nowhere"))))
+    assert "/nowhere" in missing and "model" in missing
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tiny_bundle, tampered)
+    data = bytearray((tampered / "model.tflite").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one byte
+    (tampered / "model.tflite").write_bytes(bytes(data))
+    assert "model.tflite" in _one_line_78(_cli("check-config", str(_example_with_model(tmp_path, tampered))))
+    long_hop = _example_with_model(tmp_path, tiny_bundle)
+    long_hop.write_text(long_hop.read_text().replace("hop_seconds: 10", "hop_seconds: 30"))
+    assert "audio.hop_seconds: must not exceed" in _one_line_78(_cli("check-config", str(long_hop)))
+
+
+def test_check_config_device_check_names_the_device(tmp_path: Path, tiny_bundle: Path) -> None:
+    cfg = _example_with_model(tmp_path, tiny_bundle)
+    cfg.write_text(cfg.read_text().replace("  device: null", "  device: no-such-microphone-xyz"))
+    assert _cli("check-config", str(cfg)).returncode == 0  # the device is only looked up when asked
+    res = _one_line_78(_cli("check-config", "--device-check", str(cfg)))
+    assert "audio.device" in res
 
 
 @pytest.mark.parametrize("command", ["run", "simulate"])
