@@ -25,18 +25,18 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser(prog: str, package: str, commands: dict[str, str], description: str, version: str) -> argparse.ArgumentParser:
-    """An argparse parser with one subparser per command module that exists."""
+    """An argparse parser with one subparser per command module.
+
+    Every module in ``commands`` must import: a missing one is an ImportError at
+    start-up (a packaging mistake shows as such, and is not mistaken for a usage
+    error, exit 2, that systemd would restart in a loop).
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in commands.items():
-        try:
-            module = importlib.import_module(f"{package}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{package}.{module_name}":
-                continue  # not built yet
-            raise
+        module = importlib.import_module(f"{package}.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)

@@ -16,7 +16,7 @@ EXAMPLE = REPO / "deploy" / "config.example.yaml"
 MINIMAL = "device_id: rail-1\nmodel: model\n"
 
 
-def test_example_config_loads_with_the_issue_names() -> None:
+def test_example_config_loads() -> None:
     cfg = load_config(EXAMPLE)
     assert isinstance(cfg, Config)
     assert cfg.device_id == "rail-1"
@@ -31,8 +31,9 @@ def test_example_config_loads_with_the_issue_names() -> None:
     assert text.count("#") > 40
 
 
-def test_example_in_the_issue_loads(tmp_path: Path) -> None:
-    issue_yaml = """\
+def test_the_original_key_names_load(tmp_path: Path) -> None:
+    """The first published config shape (every key spelled out) keeps loading."""
+    original_yaml = """\
 device_id: rail-1            # used in topics and HA unique ids
 model: /var/lib/edge-monitor/model   # a bundle directory
 state_dir: /var/lib/edge-monitor     # outbox, evidence
@@ -55,7 +56,7 @@ mqtt:
 evidence: {enabled: true, max_mb: 200}
 """
     p = tmp_path / "c.yaml"
-    p.write_text(issue_yaml)
+    p.write_text(original_yaml)
     cfg = load_config(p)
     assert cfg.mqtt.base_topic == "edge-monitor/rail-1"
     assert cfg.mqtt.tls is not None and cfg.mqtt.tls.ca_file is None

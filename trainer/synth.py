@@ -93,6 +93,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from edge_monitor.audio_io import write_wav
+
 __all__ = [
     "ANOMALY_KINDS",
     "SAMPLE_RATE",
@@ -125,7 +127,7 @@ METADATA_COLUMNS = (
 # Stable small integers for seeding per-clip generators.
 _SPLIT_CODE = {"train": 0, "test": 1}
 _LABEL_CODE = {"normal": 0, "anomaly": 1}
-_KIND_CODE = {None: 0, "rail_damage": 1, "loose_belt": 2, "missing_grease": 3}
+KIND_CODE = {None: 0, "rail_damage": 1, "loose_belt": 2, "missing_grease": 3}
 
 
 def normalise_machine_id(machine_id: str | int) -> str:
@@ -759,18 +761,6 @@ class DatasetSummary:
         return "\n".join(lines)
 
 
-def _write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    try:
-        from edge_monitor.audio_io import write_wav
-    except ImportError:  # audio_io not built yet: same 16-bit PCM output
-        import scipy.io.wavfile
-
-        pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
-        scipy.io.wavfile.write(str(path), sample_rate, pcm)
-        return
-    write_wav(path, samples, sample_rate)
-
-
 def _plan(machine_ids: Sequence[str], n_train: int, n_test_normal: int, n_test_anomaly: int,
           kinds: Sequence[str]) -> list[tuple[str, str, str | None, int]]:
     """Every clip to write: (machine_id, split, kind or None, index within its file-name series)."""
@@ -787,7 +777,7 @@ def clip_rng(seed: int, machine_id: str, split: str, anomaly: str | None, index:
     """The generator of one dataset clip; depends on nothing else, so any subset is reproducible."""
     label = "normal" if anomaly is None else "anomaly"
     return np.random.default_rng([int(seed), _id_number(machine_id), _SPLIT_CODE[split], _LABEL_CODE[label],
-                                  _KIND_CODE[anomaly], int(index)])
+                                  KIND_CODE[anomaly], int(index)])
 
 
 def generate_dataset(out_dir: str | Path, seed: int, *, machine_ids: Iterable[str | int] = ("id_00", "id_02", "id_04"),
@@ -834,7 +824,7 @@ def generate_dataset(out_dir: str | Path, seed: int, *, machine_ids: Iterable[st
                                         severity=severity, snr_db=snr_db, seconds=seconds,
                                         sample_rate=sample_rate, factory=factory)
         name = f"{info.label}_{mid}_{index:08d}.wav"
-        _write_wav(root / split / name, samples, sample_rate)
+        write_wav(root / split / name, samples, sample_rate)
         rows.append({"file": f"{split}/{name}", "split": split, "machine": machine, **info.row()})
         counts[(mid, split, info.label, kind or "normal")] += 1
         if progress:
