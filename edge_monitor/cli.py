@@ -24,7 +24,8 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser(prog: str, package: str, commands: dict[str, str], description: str, version: str) -> argparse.ArgumentParser:
+def build_parser(prog: str, package: str, commands: dict[str, str], description: str,
+                 version: str) -> argparse.ArgumentParser:
     """An argparse parser with one subparser per command module.
 
     Every module in ``commands`` must import: a missing one is an ImportError at

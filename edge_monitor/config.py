@@ -36,9 +36,10 @@ import os
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import yaml
 
@@ -393,10 +394,10 @@ class _Walker:
                 return None
             raise self.error(node, path, f"must not be null (expected {_type_name(options)})")
         if meta.get("toggle") and node.tag == _TAG + "bool":
-            section = next(o for o in options if dataclasses.is_dataclass(o))
+            section = next(o for o in options if isinstance(o, type) and dataclasses.is_dataclass(o))
             return self.build(section, None, path, node) if self.loader.construct_object(node) else None
         for opt in options:
-            if dataclasses.is_dataclass(opt):
+            if isinstance(opt, type) and dataclasses.is_dataclass(opt):
                 return self.build(opt, node, path, node)
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(node, path, f"must be {_type_name(options)}, got {_describe(node)}")
@@ -422,7 +423,8 @@ class _Walker:
                     self.check_file(converted, node, path)
             self.check_range(meta, converted, node, path)
             return converted
-        raise self.error(node, path, f"must be {_type_name(options)}{' or null' if optional else ''}, got {_describe(node)}")
+        or_null = " or null" if optional else ""
+        raise self.error(node, path, f"must be {_type_name(options)}{or_null}, got {_describe(node)}")
 
     def check_file(self, p: Path, node: yaml.Node, path: str) -> None:
         if not p.is_file():
@@ -441,7 +443,8 @@ class _Walker:
             if isinstance(value, float) and not math.isfinite(value):
                 raise self.error(node, path, f"must be a finite number, got {value}")
             lo, hi, gt = m.get("min"), m.get("max"), m.get("gt")
-            if (gt is not None and not value > gt) or (lo is not None and value < lo) or (hi is not None and value > hi):
+            below = (gt is not None and not value > gt) or (lo is not None and value < lo)
+            if below or (hi is not None and value > hi):
                 raise self.error(node, path, f"must be {_range_words(lo, hi, gt)}, got {value}")
         if m.get("choices") is not None and value not in m["choices"]:
             raise self.error(node, path, f"must be one of {', '.join(map(str, m['choices']))}, got {value!r}")

@@ -42,7 +42,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, TextIO
+from typing import Any, Callable, TextIO
 
 import numpy as np
 
@@ -50,6 +50,7 @@ from edge_monitor import audio_io
 from edge_monitor.config import Config, ConfigError
 from edge_monitor.decision import AlertEvent, Decider, DecisionRule, typical_normal_score
 from edge_monitor.evidence import EvidenceStore
+from edge_monitor.protocols import AudioSource, NotifierLike, PublisherLike, ScorerLike
 from edge_monitor.ring_buffer import RingBuffer, Window
 
 __all__ = ["Daemon", "NullPublisher", "EchoPublisher", "PublisherLike", "iso_utc", "make_publisher"]
@@ -61,17 +62,6 @@ STOP_FLUSH_S = 3.0  # publisher flush budget on shutdown (the whole stop must st
 def iso_utc(t: float) -> str:
     """Unix time -> ISO 8601 UTC with milliseconds (``2026-11-25T12:00:00.000Z``)."""
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class PublisherLike(Protocol):
-    def start(self) -> None: ...
-    def publish_alert(self, payload: dict) -> None: ...
-    def publish_sensor(self, payload: dict) -> None: ...
-    def set_state(self, state: str) -> None: ...
-    def publish_score(self, payload: dict) -> None: ...
-    def publish_status(self, payload: dict) -> None: ...
-    def stats(self) -> dict: ...
-    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 class NullPublisher:
@@ -163,16 +153,18 @@ class Daemon:
         id_factory: event ids (default UUID4).
     """
 
-    def __init__(self, cfg: Config, scorer: Any, publisher: Any, log: Any, notifier: Any = None,
-                 id_factory: Callable[[], str] | None = None) -> None:
+    def __init__(self, cfg: Config, scorer: ScorerLike, publisher: PublisherLike, log: Any,
+                 notifier: NotifierLike | None = None, id_factory: Callable[[], str] | None = None) -> None:
         self.cfg = cfg
         self.scorer = scorer
         self.bundle = scorer.bundle
         self.publisher = publisher
         self.log = log
         if notifier is None:
-            from edge_monitor import notify as notifier  # noqa: PLC0415
-        self.notify = notifier
+            from edge_monitor import notify as default_notifier  # noqa: PLC0415
+
+            notifier = default_notifier
+        self.notify: NotifierLike = notifier
         self.model_rate = int(self.bundle.features.sample_rate)
         self.window_seconds = float(self.bundle.features.window_seconds)
         if cfg.audio.hop_seconds > self.window_seconds + 1e-9:
@@ -192,7 +184,7 @@ class Daemon:
         self.model_info = {"name": self.bundle.path.name, "sha256": self.bundle.sha256,
                            "machine": self.bundle.machine, "threshold": self.threshold}
         self.counters = _Counters()
-        self.source: Any = None
+        self.source: AudioSource | None = None
         self.last_score: float | None = None
         self.last_error: str | None = None
         self.started_at = time.time()
@@ -238,7 +230,7 @@ class Daemon:
 
     # --- the loop -----------------------------------------------------------------------------
 
-    def run(self, source: Any) -> int:
+    def run(self, source: AudioSource) -> int:
         """Start publisher and source, score until the stream ends or a stop is requested; 0."""
         self.source = source
         self.publisher.start()

@@ -143,7 +143,7 @@ _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
 _LOGSTEP = np.log(6.4) / 27.0
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: float | np.ndarray) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
     mel = hz / _F_SP
     log_part = hz >= _MIN_LOG_HZ

@@ -351,7 +351,7 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
     metrics["data_dir"] = str(Path(data_dir))
     metrics["clips_used"] = which
     metrics["machine"] = ", ".join(sorted({r.clip.machine for r in results}))
-    metrics["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    metrics["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
     files: dict[str, Path] = {}
     files["metrics"] = write_metrics_json(metrics, out / METRICS_JSON)

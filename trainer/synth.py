@@ -87,9 +87,9 @@ import csv
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -203,7 +203,7 @@ class MachineProfile:
         return self.cycle_s / 2
 
     @classmethod
-    def from_seed(cls, seed: int, machine_id: str | int) -> "MachineProfile":
+    def from_seed(cls, seed: int, machine_id: str | int) -> MachineProfile:
         """The machine character of ``machine_id`` in the dataset of ``seed``.
 
         Depends only on ``(seed, id)``: asking for other ids alongside changes nothing.
@@ -270,7 +270,7 @@ class FactoryProfile:
     clunk_rate_hz: float = 0.3
 
     @classmethod
-    def from_seed(cls, seed: int) -> "FactoryProfile":
+    def from_seed(cls, seed: int) -> FactoryProfile:
         rng = np.random.default_rng([int(seed), 7002])
         low = rng.uniform(40.0, 400.0, int(rng.integers(2, 5)))  # fans, pumps, compressors
         high = rng.uniform(500.0, 2500.0, int(rng.integers(1, 3)))  # drives, transformers
@@ -410,7 +410,7 @@ def carriage_motion(machine: MachineProfile, rng: np.random.Generator, n: int, s
 # --------------------------------------------------------------------------- building blocks
 
 
-def _db(x: float | np.ndarray) -> float | np.ndarray:
+def _db(x: float | np.ndarray) -> np.ndarray:
     return 10.0 ** (np.asarray(x) / 20.0)
 
 
@@ -457,8 +457,9 @@ def _hump(f: np.ndarray, peak_hz: float, slope_db_per_octave: float) -> np.ndarr
     return _db(db) * (f >= 10.0)
 
 
-def _decaying_modes(sample_rate: int, hz: Sequence[float], decay_s: Sequence[float],
-                    gains_db: Sequence[float], rng: np.random.Generator, click: float = 0.3) -> np.ndarray:
+def _decaying_modes(sample_rate: int, hz: Sequence[float] | np.ndarray, decay_s: Sequence[float] | np.ndarray,
+                    gains_db: Sequence[float] | np.ndarray, rng: np.random.Generator,
+                    click: float = 0.3) -> np.ndarray:
     """Impulse response of an impact: damped sinusoids plus a short broadband click."""
     length = int(min(5 * max(decay_s), 0.25) * sample_rate) + 1
     t = np.arange(length) / sample_rate
@@ -518,8 +519,10 @@ def _machine_normal(machine: MachineProfile, motion: Motion, rng: np.random.Gene
     orders = _speed_locked_tones(phase_base, v, machine.order_hz,
                                  [g + machine.orders_level_db for g in machine.order_db], rng, sample_rate)
 
-    fr_mag = lambda f: _bumps(f, machine.friction_hz, machine.friction_q, machine.friction_db) + 0.15 * _bumps(
-        f, [1200.0], [1.5], [0.0])
+    def fr_mag(f: np.ndarray) -> np.ndarray:
+        return _bumps(f, machine.friction_hz, machine.friction_q, machine.friction_db) + 0.15 * _bumps(
+            f, [1200.0], [1.5], [0.0])
+
     friction = _shaped_noise(rng, n, sample_rate, fr_mag)
     friction /= np.std(friction) + 1e-12
     friction *= _db(machine.friction_level_db + rng.normal(0.0, 1.0)) * v ** 1.5

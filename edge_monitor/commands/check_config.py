@@ -84,4 +84,5 @@ def _summary(path: str, cfg: Config, bundle: ModelBundle, backend: str, device: 
         print(f"  mqtt       {m.host}:{m.port} base={m.topic_base(cfg.device_id)} tls={'on' if m.tls else 'off'}{auth}")
     else:
         print("  mqtt       disabled")
-    print(f"  evidence   {'on' if cfg.evidence.enabled else 'off'} max={cfg.evidence.max_mb:g} MB in {cfg.evidence_dir}")
+    evidence = "on" if cfg.evidence.enabled else "off"
+    print(f"  evidence   {evidence} max={cfg.evidence.max_mb:g} MB in {cfg.evidence_dir}")

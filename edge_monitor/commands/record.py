@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
             audio_io.write_wav(path, mono, args.rate)
             saved += 1
             peak = float(abs(mono).max()) if mono.size else 0.0
-            print(f"[{saved}/{want}] {path}  peak {peak:.3f}{'  CLIPPING?' if peak >= 0.999 else ''}{'  SILENT? (check the device and gain)' if peak == 0.0 else ''}", flush=True)
+            warning = "  CLIPPING?" if peak >= 0.999 else "  SILENT? (check the device and gain)" if peak == 0.0 else ""
+            print(f"[{saved}/{want}] {path}  peak {peak:.3f}{warning}", flush=True)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
     finally:

@@ -74,7 +74,8 @@ def _table(rows: list[dict[str, Any]], explain: bool) -> str:
     widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        padded = (c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(padded).rstrip()
 
     out = [line(header)]
     for r, cells in zip(rows, body):

@@ -8,7 +8,8 @@ import sys
 HELP = "train an autoencoder on normal clips and write a model bundle"
 DESCRIPTION = """\
 Train an autoencoder (default: the dense 5-frame model; --arch conv for the
-convolutional one) on the normal training clips of one machine type and write a model bundle (model.tflite, model.json, model.keras,
+convolutional one) on the normal training clips of one machine type and
+write a model bundle (model.tflite, model.json, model.keras,
 training_curve.png) that `edge-monitor run` loads.
 
 DATA_DIR is a machine folder in the DCASE 2020 layout (train/normal_id_XX_*.wav,
@@ -26,16 +27,25 @@ Example:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # No TensorFlow here: `--help` must stay quick (trainer.model imports Keras).
     from trainer.convert import QUANTIZE_MODES
-    from trainer.defaults import (ARCHITECTURES, DEFAULT_ARCH, DEFAULT_CHANNELS, DEFAULT_CLIP_HI, DEFAULT_CLIP_LO,
-                                  DEFAULT_THRESHOLD_QUANTILE, DEFAULT_THRESHOLD_RULE)
+    from trainer.defaults import (
+        ARCHITECTURES,
+        DEFAULT_ARCH,
+        DEFAULT_CHANNELS,
+        DEFAULT_CLIP_HI,
+        DEFAULT_CLIP_LO,
+        DEFAULT_THRESHOLD_QUANTILE,
+        DEFAULT_THRESHOLD_RULE,
+    )
     from trainer.threshold import RULES
 
     parser.add_argument("data_dir", metavar="DATA_DIR", help="machine folder (DCASE or MIMII layout)")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="bundle directory to write (created)")
     parser.add_argument("--machine-id", action="append", dest="machine_ids", metavar="ID",
                         help="train on this machine id only (repeatable; default: all ids found)")
-    parser.add_argument("--epochs", type=int, default=15, help="maximum epochs (early stopping, patience 5; default 15)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed: split, initial weights, shuffling (default 0)")
+    parser.add_argument("--epochs", type=int, default=15,
+                        help="maximum epochs (early stopping, patience 5; default 15)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed: split, initial weights, shuffling (default 0)")
     parser.add_argument("--arch", choices=ARCHITECTURES, default=DEFAULT_ARCH,
                         help="dense: DCASE-style dense autoencoder on 5 stacked frames (~61 MMAC per window); "
                              "conv: the paper's convolutional autoencoder (default %(default)s; docs/model.md)")
@@ -47,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "on that side; stored in model.json (default %(default)s)")
     parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="none",
                         help="none: float32 TFLite (default); dynamic: int8 weights, ~4x smaller")
-    parser.add_argument("--val-split", type=float, default=0.1, help="share of training clips for validation (default 0.1)")
+    parser.add_argument("--val-split", type=float, default=0.1,
+                        help="share of training clips for validation (default 0.1)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per step (default 16)")
     parser.add_argument("--threshold-rule", choices=RULES, default=DEFAULT_THRESHOLD_RULE,
                         help="gamma: gamma-fit quantile of validation scores; percentile: empirical "
