@@ -56,13 +56,17 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         return 130
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(
+def make_parser() -> argparse.ArgumentParser:
+    """The ``edge-monitor`` parser with every subcommand."""
+    return build_parser(
         "edge-monitor", "edge_monitor.commands", COMMANDS,
         "Listen to a machine, score each 10 s window with an autoencoder, alert over MQTT.",
         __version__,
     )
-    return dispatch(parser, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(make_parser(), argv)
 
 
 if __name__ == "__main__":
