@@ -1,4 +1,4 @@
-"""What several ``edge-monitor`` subcommands share: the one-line fatal error and the model reference.
+"""What several ``edge-monitor`` subcommands share: the one-line fatal error.
 
 Not a subcommand itself (:data:`edge_monitor.cli.COMMANDS` does not list it); the
 subcommands import it inside ``run`` so that ``--help`` stays quick.
@@ -7,13 +7,8 @@ subcommands import it inside ``run`` so that ``--help`` stays quick.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
 from edge_monitor.config import EX_CONFIG
-
-if TYPE_CHECKING:
-    from edge_monitor.bundle import ModelBundle
-
 
 
 def config_error(exc: BaseException | str, what: str = "config") -> int:
@@ -24,12 +19,3 @@ def config_error(exc: BaseException | str, what: str = "config") -> int:
     """
     print(f"edge-monitor: {what} error: {exc}", file=sys.stderr, flush=True)
     return EX_CONFIG
-
-
-def model_info(bundle: ModelBundle, threshold: float | None = None) -> dict[str, Any]:
-    """The model as the publisher announces it: name, sha256, machine and threshold.
-
-    ``threshold`` overrides the bundle's (the config's ``decision.threshold``).
-    """
-    return {"name": bundle.path.name, "sha256": bundle.sha256, "machine": bundle.machine,
-            "threshold": bundle.threshold if threshold is None else threshold}

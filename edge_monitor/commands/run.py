@@ -63,9 +63,10 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
 
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.capture import MicrophoneSource
-    from edge_monitor.commands.common import config_error, model_info
+    from edge_monitor.commands.common import config_error
     from edge_monitor.config import ConfigError
     from edge_monitor.daemon import Daemon, make_publisher
+    from edge_monitor.model_info import model_info
 
     # The service logs to stdout, which systemd hands to journald; `run` prints nothing else there.
     prepared = prepare(args, log_stream=sys.stdout)

@@ -37,10 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_monitor.commands.common import config_error, model_info
+    from edge_monitor.commands.common import config_error
     from edge_monitor.commands.run import prepare
     from edge_monitor.config import ConfigError
     from edge_monitor.daemon import Daemon, EchoPublisher, NullPublisher, make_publisher
+    from edge_monitor.model_info import model_info
     from edge_monitor.replay import ReplaySource, expand_paths
 
     prepared = prepare(args)
