@@ -47,9 +47,10 @@ from typing import Any, Callable, TextIO
 import numpy as np
 
 from edge_monitor import audio_io
-from edge_monitor.config import Config, ConfigError
+from edge_monitor.config import Config, check_hop_fits
 from edge_monitor.decision import AlertEvent, Decider, DecisionRule, typical_normal_score
 from edge_monitor.evidence import EvidenceStore
+from edge_monitor.model_info import model_info, model_ref
 from edge_monitor.protocols import AudioSource, NotifierLike, PublisherLike, ScorerLike
 from edge_monitor.ring_buffer import RingBuffer, Window
 
@@ -167,10 +168,7 @@ class Daemon:
         self.notify: NotifierLike = notifier
         self.model_rate = int(self.bundle.features.sample_rate)
         self.window_seconds = float(self.bundle.features.window_seconds)
-        if cfg.audio.hop_seconds > self.window_seconds + 1e-9:
-            raise ConfigError(f"must not exceed the model's window of {self.window_seconds:g} s "
-                              f"(samples would be skipped), got {cfg.audio.hop_seconds:g}",
-                              file=str(cfg.source) if cfg.source else None, key="audio.hop_seconds")
+        check_hop_fits(cfg, self.window_seconds)
         self.threshold = float(cfg.decision.threshold if cfg.decision.threshold is not None else self.bundle.threshold)
         d = cfg.decision
         self.rule = DecisionRule(self.threshold, d.k, d.n, d.clear_windows, d.clear_ratio, d.cooldown_seconds,
@@ -181,8 +179,7 @@ class Daemon:
         self.explainer = self._make_explainer()
         self.sensor_monitor, self._check_window = self._make_sensor_health()
         self._sensor_ids: dict[str, str] = {}
-        self.model_info = {"name": self.bundle.path.name, "sha256": self.bundle.sha256,
-                           "machine": self.bundle.machine, "threshold": self.threshold}
+        self.model_info = model_info(self.bundle, self.threshold)
         self.counters = _Counters()
         self.source: AudioSource | None = None
         self.last_score: float | None = None
@@ -394,7 +391,7 @@ class Daemon:
             "score": ev.score,
             "threshold": ev.threshold,
             "peak_score": ev.peak_score,
-            "model": {"name": self.bundle.path.name, "sha256": self.bundle.sha256},
+            "model": model_ref(self.bundle),
             "evidence": evidence_path,
             "explanation": explanation,
             "windows": ev.windows,
@@ -462,7 +459,7 @@ class Daemon:
             "last_error": self.last_error or (getattr(self.source, "last_error", None) if self.source else None),
             "source": self.source.stats() if self.source is not None else None,
             "sensor": self.sensor_monitor.state() if self.sensor_monitor is not None else None,
-            "model": {"name": self.bundle.path.name, "sha256": self.bundle.sha256},
+            "model": model_ref(self.bundle),
         } | ({"queue_depth": pub["outbox_depth"]} if "outbox_depth" in pub else {})
 
     def _maybe_publish_status(self) -> None:
