@@ -53,3 +53,11 @@ def test_readme_options_exist_in_the_commands_help(program: str, command: str, o
     assert [o for o in options if o not in known] == []
     shown = sub.format_help()
     assert [o for o in options if o not in shown] == []
+
+
+def test_a_missing_command_module_is_an_import_error_not_a_missing_command() -> None:
+    """A packaging mistake must fail loudly at start-up, not turn `run` into argparse's exit 2."""
+    from edge_monitor.cli import build_parser
+
+    with pytest.raises(ModuleNotFoundError, match="no_such_command"):
+        build_parser("edge-monitor", "edge_monitor.commands", {"ghost": "no_such_command"}, "", "0")
