@@ -6,11 +6,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench venv clean help
+.PHONY: demo test lint bench venv clean help
 
 help:
 	@echo "make demo   - install into $(VENV) and run the end-to-end demo"
 	@echo "make test   - install into $(VENV) and run the test suite"
+	@echo "make lint   - ruff and mypy on edge_monitor/ and trainer/ (settings in pyproject.toml)"
 	@echo "make bench  - run the benchmarks (bench/run.sh), results in bench/RESULTS.md"
 
 venv: $(STAMP)
@@ -26,6 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# Not a dependency of `test`: .ci/run calls both, lint first.
+lint: $(STAMP)
+	$(BIN)/ruff check edge_monitor trainer
+	$(BIN)/mypy edge_monitor trainer
 
 bench: $(STAMP)
 	bash bench/run.sh

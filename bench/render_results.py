@@ -273,7 +273,7 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
         for name, row in rows.items():
             if name.startswith("librosa") and row["ours_speedup"] < 3.0:
                 notes.append(f"**Missed:** the log-mel is {f(row['ours_speedup'])}x faster than {name}, not the 3x "
-                             f"the issue asks (median; p10 ratio {f(row['p10_ms'] / ours['p10_ms'])}x). Both spend "
+                             f"target (median; p10 ratio {f(row['p10_ms'] / ours['p10_ms'])}x). Both spend "
                              "most of a window in the same NumPy FFT; see `bench/bench_features.py` for what librosa "
                              "does differently (float64 FFT, ~10 MB allocated per call).")
         if ours["median_ms"] >= 5.0:

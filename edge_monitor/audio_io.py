@@ -25,11 +25,11 @@ anything shorter is refused.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 import os
 import secrets
 import struct
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 

@@ -24,19 +24,20 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser(prog: str, package: str, commands: dict[str, str], description: str, version: str) -> argparse.ArgumentParser:
-    """An argparse parser with one subparser per command module that exists."""
+def build_parser(prog: str, package: str, commands: dict[str, str], description: str,
+                 version: str) -> argparse.ArgumentParser:
+    """An argparse parser with one subparser per command module.
+
+    Every module in ``commands`` must import: a missing one is an ImportError at
+    start-up (a packaging mistake shows as such, and is not mistaken for a usage
+    error, exit 2, that systemd would restart in a loop).
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in commands.items():
-        try:
-            module = importlib.import_module(f"{package}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{package}.{module_name}":
-                continue  # not built yet
-            raise
+        module = importlib.import_module(f"{package}.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
@@ -55,13 +56,17 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         return 130
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(
+def make_parser() -> argparse.ArgumentParser:
+    """The ``edge-monitor`` parser with every subcommand."""
+    return build_parser(
         "edge-monitor", "edge_monitor.commands", COMMANDS,
         "Listen to a machine, score each 10 s window with an autoencoder, alert over MQTT.",
         __version__,
     )
-    return dispatch(parser, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(make_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -42,14 +42,16 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, TextIO
+from typing import Any, Callable, TextIO
 
 import numpy as np
 
 from edge_monitor import audio_io
-from edge_monitor.config import Config, ConfigError
+from edge_monitor.config import Config, check_hop_fits
 from edge_monitor.decision import AlertEvent, Decider, DecisionRule, typical_normal_score
 from edge_monitor.evidence import EvidenceStore
+from edge_monitor.model_info import model_info, model_ref
+from edge_monitor.protocols import AudioSource, NotifierLike, PublisherLike, ScorerLike
 from edge_monitor.ring_buffer import RingBuffer, Window
 
 __all__ = ["Daemon", "NullPublisher", "EchoPublisher", "PublisherLike", "iso_utc", "make_publisher"]
@@ -61,17 +63,6 @@ STOP_FLUSH_S = 3.0  # publisher flush budget on shutdown (the whole stop must st
 def iso_utc(t: float) -> str:
     """Unix time -> ISO 8601 UTC with milliseconds (``2026-11-25T12:00:00.000Z``)."""
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class PublisherLike(Protocol):
-    def start(self) -> None: ...
-    def publish_alert(self, payload: dict) -> None: ...
-    def publish_sensor(self, payload: dict) -> None: ...
-    def set_state(self, state: str) -> None: ...
-    def publish_score(self, payload: dict) -> None: ...
-    def publish_status(self, payload: dict) -> None: ...
-    def stats(self) -> dict: ...
-    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 class NullPublisher:
@@ -163,22 +154,21 @@ class Daemon:
         id_factory: event ids (default UUID4).
     """
 
-    def __init__(self, cfg: Config, scorer: Any, publisher: Any, log: Any, notifier: Any = None,
-                 id_factory: Callable[[], str] | None = None) -> None:
+    def __init__(self, cfg: Config, scorer: ScorerLike, publisher: PublisherLike, log: Any,
+                 notifier: NotifierLike | None = None, id_factory: Callable[[], str] | None = None) -> None:
         self.cfg = cfg
         self.scorer = scorer
         self.bundle = scorer.bundle
         self.publisher = publisher
         self.log = log
         if notifier is None:
-            from edge_monitor import notify as notifier  # noqa: PLC0415
-        self.notify = notifier
+            from edge_monitor import notify as default_notifier  # noqa: PLC0415
+
+            notifier = default_notifier
+        self.notify: NotifierLike = notifier
         self.model_rate = int(self.bundle.features.sample_rate)
         self.window_seconds = float(self.bundle.features.window_seconds)
-        if cfg.audio.hop_seconds > self.window_seconds + 1e-9:
-            raise ConfigError(f"must not exceed the model's window of {self.window_seconds:g} s "
-                              f"(samples would be skipped), got {cfg.audio.hop_seconds:g}",
-                              file=str(cfg.source) if cfg.source else None, key="audio.hop_seconds")
+        check_hop_fits(cfg, self.window_seconds)
         self.threshold = float(cfg.decision.threshold if cfg.decision.threshold is not None else self.bundle.threshold)
         d = cfg.decision
         self.rule = DecisionRule(self.threshold, d.k, d.n, d.clear_windows, d.clear_ratio, d.cooldown_seconds,
@@ -189,10 +179,9 @@ class Daemon:
         self.explainer = self._make_explainer()
         self.sensor_monitor, self._check_window = self._make_sensor_health()
         self._sensor_ids: dict[str, str] = {}
-        self.model_info = {"name": self.bundle.path.name, "sha256": self.bundle.sha256,
-                           "machine": self.bundle.machine, "threshold": self.threshold}
+        self.model_info = model_info(self.bundle, self.threshold)
         self.counters = _Counters()
-        self.source: Any = None
+        self.source: AudioSource | None = None
         self.last_score: float | None = None
         self.last_error: str | None = None
         self.started_at = time.time()
@@ -238,7 +227,7 @@ class Daemon:
 
     # --- the loop -----------------------------------------------------------------------------
 
-    def run(self, source: Any) -> int:
+    def run(self, source: AudioSource) -> int:
         """Start publisher and source, score until the stream ends or a stop is requested; 0."""
         self.source = source
         self.publisher.start()
@@ -403,7 +392,7 @@ class Daemon:
             "score": ev.score,
             "threshold": ev.threshold,
             "peak_score": ev.peak_score,
-            "model": {"name": self.bundle.path.name, "sha256": self.bundle.sha256},
+            "model": model_ref(self.bundle),
             "evidence": evidence_path,
             "explanation": explanation,
             "windows": ev.windows,
@@ -474,7 +463,7 @@ class Daemon:
             "last_error": self.last_error or (getattr(self.source, "last_error", None) if self.source else None),
             "source": self.source.stats() if self.source is not None else None,
             "sensor": self.sensor_monitor.state() if self.sensor_monitor is not None else None,
-            "model": {"name": self.bundle.path.name, "sha256": self.bundle.sha256},
+            "model": model_ref(self.bundle),
         } | ({"queue_depth": pub["outbox_depth"]} if "outbox_depth" in pub else {})
 
     def _maybe_publish_status(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -25,7 +26,7 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 _SECRET_WORDS = ("password", "passwd", "secret", "token")
 
 
-def redact_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask the values of secret-looking keys (also one level deep)."""
     for key in list(event):
         if any(w in key.lower() for w in _SECRET_WORDS) and event[key] is not None:

@@ -261,7 +261,8 @@ def check_window(
         share = clipped / live.size
         if share > limits.clip_fraction:
             faults.append(
-                Fault("clipping", f"{100.0 * share:.2f} % of samples at full scale (limit {100.0 * limits.clip_fraction:.2f} %)")
+                Fault("clipping", f"{100.0 * share:.2f} % of samples at full scale "
+                                  f"(limit {100.0 * limits.clip_fraction:.2f} %)")
             )
 
         # Only the live channels: a dead channel is already reported, and its

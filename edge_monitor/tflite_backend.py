@@ -18,8 +18,9 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,7 @@ class TFLiteModel:
         self._buffer = np.zeros(self.input_shape, dtype=np.float32)
 
     @classmethod
-    def from_bytes(cls, content: bytes, num_threads: int = 1, prefer: str | None = None) -> "TFLiteModel":
+    def from_bytes(cls, content: bytes, num_threads: int = 1, prefer: str | None = None) -> TFLiteModel:
         return cls(model_content=content, num_threads=num_threads, prefer=prefer)
 
     def run(self, x: np.ndarray) -> np.ndarray:

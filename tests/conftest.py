@@ -42,7 +42,7 @@ def real_samples() -> Path:
     return REAL_SAMPLES
 
 
-# --- shared synthetic data and model (trainer work, issue 3) ----------------------
+# --- shared synthetic data and model ------------------------------------------------
 #: What the session fixtures below build; tests may read these to know the layout.
 SYNTH_IDS = ("id_00", "id_02")
 SYNTH_COUNTS = {"n_train": 8, "n_test_normal": 4, "n_test_anomaly": 4}

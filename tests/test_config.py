@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ EXAMPLE = REPO / "deploy" / "config.example.yaml"
 MINIMAL = "device_id: rail-1\nmodel: model\n"
 
 
-def test_example_config_loads_with_the_issue_names() -> None:
+def test_example_config_loads() -> None:
     cfg = load_config(EXAMPLE)
     assert isinstance(cfg, Config)
     assert cfg.device_id == "rail-1"
@@ -30,8 +31,9 @@ def test_example_config_loads_with_the_issue_names() -> None:
     assert text.count("#") > 40
 
 
-def test_example_in_the_issue_loads(tmp_path: Path) -> None:
-    issue_yaml = """\
+def test_the_original_key_names_load(tmp_path: Path) -> None:
+    """The first published config shape (every key spelled out) keeps loading."""
+    original_yaml = """\
 device_id: rail-1            # used in topics and HA unique ids
 model: /var/lib/edge-monitor/model   # a bundle directory
 state_dir: /var/lib/edge-monitor     # outbox, evidence
@@ -54,7 +56,7 @@ mqtt:
 evidence: {enabled: true, max_mb: 200}
 """
     p = tmp_path / "c.yaml"
-    p.write_text(issue_yaml)
+    p.write_text(original_yaml)
     cfg = load_config(p)
     assert cfg.mqtt.base_topic == "edge-monitor/rail-1"
     assert cfg.mqtt.tls is not None and cfg.mqtt.tls.ca_file is None
@@ -73,6 +75,23 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert load_config(_write(tmp_path, MINIMAL + "audio: {device: 3}\n")).audio.device == 3
 
 
+def test_mqtt_defaults_are_the_publishers(tmp_path: Path) -> None:
+    """One set of MQTT defaults, whether the section is absent, empty or given as a mapping."""
+    from edge_monitor.mqtt_config import parse_mqtt_config
+
+    absent = parse_config(MINIMAL).mqtt
+    empty = parse_config(MINIMAL + "mqtt: {}\n").mqtt
+    assert absent == empty == parse_mqtt_config(None)
+    assert (absent.host, absent.port, absent.qos, absent.keepalive, absent.outbox_max_messages) == (
+        "localhost", 1883, 1, 30, 10000)
+    tls_on = parse_config(MINIMAL + "mqtt: {tls: true}\n").mqtt
+    assert tls_on.tls is not None and tls_on.tls.ca_file is None and tls_on.port == 8883
+    assert parse_config(MINIMAL + "mqtt: {tls: false}\n").mqtt.tls is None
+    assert parse_config(MINIMAL + "mqtt: {tls: true, port: 1884}\n").mqtt.port == 1884
+    assert parse_config(MINIMAL + "mqtt: {protocol: 5.0, base_topic: /a/b/}\n").mqtt.protocol == "5"
+    assert parse_config(MINIMAL + "mqtt: {base_topic: /a/b/}\n").mqtt.base_topic == "a/b"
+
+
 def _write(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "bad.yaml"
     p.write_text(text)
@@ -85,10 +104,10 @@ ERRORS = [
     (MINIMAL + "colour: red\n", 3, "colour", "unknown key"),
     (MINIMAL + "decision:\n  k: two\n", 4, "decision.k", "must be an integer"),
     (MINIMAL + "decision:\n  k: 1.5\n", 4, "decision.k", "must be an integer"),
-    (MINIMAL + "evidence:\n  enabled: yes please\n", 4, "evidence.enabled", "true/false"),
+    (MINIMAL + "evidence:\n  enabled: yes please\n", 4, "evidence.enabled", "true or false"),
     (MINIMAL + "audio:\n  hop_seconds: [1]\n", 4, "audio.hop_seconds", "got a list"),
     (MINIMAL + "audio:\n  hop_seconds: 0\n", 4, "audio.hop_seconds", "greater than 0"),
-    (MINIMAL + "\ndecision:\n  k: 0\n", 5, "decision.k", "at least 1"),
+    (MINIMAL + "\ndecision:\n  k: 0\n", 5, "decision.k", "between 1 and 1000"),
     (MINIMAL + "decision:\n  n: 3\n  k: 4\n", 5, "decision.k", "must not exceed decision.n"),
     (MINIMAL + "decision:\n  clear_ratio: 1.5\n", 4, "decision.clear_ratio", "at most 1.0"),
     (MINIMAL + "evidence: {max_mb: -1}\n", 3, "evidence.max_mb", "greater than 0"),
@@ -100,6 +119,19 @@ ERRORS = [
     (MINIMAL + "mqtt:\n  host: h\n  usename: bob\n", 5, "mqtt.usename", "unknown key"),
     (MINIMAL + "mqtt:\n  tls:\n    ca_file: /nonexistent/ca.pem\n", 5, "mqtt.tls.ca_file", "file not found"),
     (MINIMAL + "audio: 5\n", 3, "audio", "must be a mapping"),
+    # The mqtt: section goes through the same walker: same form, real line numbers.
+    (MINIMAL + "mqtt:\n  qos: 0\n", 4, "mqtt.qos", "between 1 and 2"),
+    (MINIMAL + "mqtt:\n  keepalive: 0\n", 4, "mqtt.keepalive", "between 1 and 65535"),
+    (MINIMAL + "mqtt:\n  outbox_max_messages: 5\n", 4, "mqtt.outbox_max_messages", "between 10 and 10000000"),
+    (MINIMAL + "mqtt:\n  host: h\n  password: hunter2\n", 5, "mqtt.password", "EDGE_MONITOR_MQTT_PASSWORD"),
+    (MINIMAL + "mqtt:\n  protocol: 4\n", 4, "mqtt.protocol", "3.1.1 or 5"),
+    (MINIMAL + "mqtt:\n  discovery: maybe\n", 4, "mqtt.discovery", "true or false"),
+    (MINIMAL + "mqtt:\n  base_topic: a/+/b\n", 4, "mqtt.base_topic", "may not contain"),
+    (MINIMAL + "mqtt:\n  host: '  '\n", 4, "mqtt.host", "non-empty string"),
+    (MINIMAL + "mqtt:\n  reconnect_min_s: 5\n  reconnect_max_s: 2\n", 5, "mqtt.reconnect_max_s", "smaller than"),
+    (MINIMAL + "mqtt:\n  password_file: bad.yaml\n", 4, "mqtt.password_file", "without mqtt.username"),
+    (MINIMAL + "mqtt:\n  tls:\n    key_file: bad.yaml\n", 5, "mqtt.tls.key_file", "without mqtt.tls.cert_file"),
+    (MINIMAL + "mqtt:\n  tls: 1\n", 4, "mqtt.tls", "must be a mapping"),
     (MINIMAL + "audio:\n  device: null\n  device: 1\n", 5, "audio.device", "duplicate key"),
 ]
 
@@ -148,14 +180,47 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=60, env=env)
 
 
-def test_check_config_cli_exit_status(tmp_path: Path) -> None:
-    ok = _cli("check-config", str(EXAMPLE))
+def _example_with_model(tmp_path: Path, model: Path | str) -> Path:
+    text = EXAMPLE.read_text().replace("model: /var/lib/edge-monitor/model", f"model: {model}")
+    assert f"model: {model}" in text
+    return _write(tmp_path, text)
+
+
+def _one_line_78(res: subprocess.CompletedProcess) -> str:
+    assert res.returncode == EX_CONFIG, (res.stdout, res.stderr)
+    assert res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr, res.stderr  # one line
+    return res.stderr
+
+
+def test_check_config_cli_exit_status(tmp_path: Path, tiny_bundle: Path) -> None:
+    ok = _cli("check-config", str(_example_with_model(tmp_path, tiny_bundle)))
     assert ok.returncode == 0, ok.stderr
-    assert "OK" in ok.stdout
-    bad = _cli("check-config", str(_write(tmp_path, MINIMAL + "decision:\n  k: 0\n")))
-    assert bad.returncode == EX_CONFIG
-    assert bad.stderr.strip().count("\n") == 0  # one line
-    assert f"{tmp_path / 'bad.yaml'}:4: decision.k: must be at least 1" in bad.stderr
+    assert "OK" in ok.stdout and tiny_bundle.name in ok.stdout
+    bad = _one_line_78(_cli("check-config", str(_write(tmp_path, MINIMAL + "decision:\n  k: 0\n"))))
+    assert f"{tmp_path / 'bad.yaml'}:4: decision.k: must be between 1 and 1000" in bad
+
+
+def test_check_config_fails_on_a_model_that_run_would_refuse(tmp_path: Path, tiny_bundle: Path) -> None:
+    """What `run` would stop on at start-up, check-config stops on first: exit 78, one line."""
+    missing = _one_line_78(_cli("check-config", str(_example_with_model(tmp_path, "/nowhere"))))
+    assert "/nowhere" in missing and "model" in missing
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tiny_bundle, tampered)
+    data = bytearray((tampered / "model.tflite").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one byte
+    (tampered / "model.tflite").write_bytes(bytes(data))
+    assert "model.tflite" in _one_line_78(_cli("check-config", str(_example_with_model(tmp_path, tampered))))
+    long_hop = _example_with_model(tmp_path, tiny_bundle)
+    long_hop.write_text(long_hop.read_text().replace("hop_seconds: 10", "hop_seconds: 30"))
+    assert "audio.hop_seconds: must not exceed" in _one_line_78(_cli("check-config", str(long_hop)))
+
+
+def test_check_config_device_check_names_the_device(tmp_path: Path, tiny_bundle: Path) -> None:
+    cfg = _example_with_model(tmp_path, tiny_bundle)
+    cfg.write_text(cfg.read_text().replace("  device: null", "  device: no-such-microphone-xyz"))
+    assert _cli("check-config", str(cfg)).returncode == 0  # the device is only looked up when asked
+    res = _one_line_78(_cli("check-config", "--device-check", str(cfg)))
+    assert "audio.device" in res
 
 
 @pytest.mark.parametrize("command", ["run", "simulate"])

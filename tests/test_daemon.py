@@ -15,43 +15,27 @@ import numpy as np
 import pytest
 
 
-def bundle_and_profile(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
-    """``(bundle_dir, synth seed, machine id)``: the session's ``tiny_bundle`` when conftest has it,
-    else a tiny bundle trained once per session on a tiny synthetic dataset (~40 s)."""
-    shared = tmp_path_factory.getbasetemp() / "daemon-bundle"
-    try:
-        bundle = request.getfixturevalue("tiny_bundle")
-        data = Path(request.getfixturevalue("synth_dataset"))
-        bundle_dir = Path(getattr(bundle, "path", bundle))
-        profiles = next(iter(sorted(data.rglob("profiles.json"))))
-        seed = int(json.loads(profiles.read_text())["seed"])
-    except pytest.FixtureLookupError:
-        from trainer.synth import generate_dataset
-        from trainer.train import TrainConfig, train_bundle
+def bundle_and_profile(request: pytest.FixtureRequest, _unused: Any = None) -> tuple[Path, int, str]:
+    """``(bundle_dir, synth seed, machine id)`` of the session's ``tiny_bundle`` (conftest).
 
-        root = shared
-        seed = 1
-        if (root / "bundle" / "model.json").is_file():
-            from edge_monitor.bundle import load_bundle
-
-            return root / "bundle", seed, load_bundle(root / "bundle").machine_ids[0]
-        generate_dataset(root / "data", seed, machine_ids=("id_00",), n_train=24, n_test_normal=0, n_test_anomaly=0)
-        bundle_dir = root / "bundle"
-        train_bundle(root / "data" / "slider", bundle_dir, TrainConfig(epochs=8, seed=0, score_test=False),
-                     progress=None)
+    The second argument is ignored (test_capture.py still passes ``tmp_path_factory``).
+    """
+    bundle_dir = Path(request.getfixturevalue("tiny_bundle"))
+    data = Path(request.getfixturevalue("synth_dataset"))
+    profiles = next(iter(sorted(data.rglob("profiles.json"))))
+    seed = int(json.loads(profiles.read_text())["seed"])
     from edge_monitor.bundle import load_bundle
 
-    mid = load_bundle(bundle_dir).machine_ids[0]
-    return bundle_dir, seed, mid
+    return bundle_dir, seed, load_bundle(bundle_dir).machine_ids[0]
 
 
 def synth_clips(seed: int, machine_id: str, kind: str | None, count: int, severity: float = 4.0,
                 salt: int = 0) -> list[np.ndarray]:
     """``count`` fresh 10 s clips of the machine (never in the training set: their own RNG streams)."""
-    from trainer.synth import FactoryProfile, MachineProfile, synthesize_clip
+    from trainer.synth import KIND_CODE, FactoryProfile, MachineProfile, synthesize_clip
 
     prof, fac = MachineProfile.from_seed(seed, machine_id), FactoryProfile.from_seed(seed)
-    code = {None: 0, "rail_damage": 1, "loose_belt": 2, "missing_grease": 3}[kind]
+    code = KIND_CODE[kind]
     return [synthesize_clip(prof, np.random.default_rng([4242, salt, code, i]), kind, severity=severity,
                             factory=fac)[0] for i in range(count)]
 
@@ -152,8 +136,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    bundle_dir, seed, mid = bundle_and_profile(request, tmp_path_factory)
+def model(request: pytest.FixtureRequest) -> dict[str, Any]:
+    bundle_dir, seed, mid = bundle_and_profile(request)
     from edge_monitor.bundle import load_bundle
     from edge_monitor.scorer import Scorer
 

@@ -18,14 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, require, require_binary
+from tests.conftest import require, require_binary
 
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = "/opt/edge-monitor"
 IS_ROOT = os.geteuid() == 0
-STAND_IN_EXAMPLE = "device_id: rail-01\nmodel: /var/lib/edge-monitor/model\n"
-
-
 def copy_source(dest: Path) -> Path:
     """What the installer needs from a checkout, without .venv/.git/caches."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
@@ -36,12 +33,7 @@ def copy_source(dest: Path) -> Path:
             shutil.copy2(REPO / name, dest / name)
     if not (dest / "README.md").exists():
         (dest / "README.md").write_text("# Edge Monitor\n")  # pyproject's readme= must exist to build
-    example = dest / "deploy" / "config.example.yaml"
-    if not example.exists():
-        # The daemon work writes the real example; until then a minimal stand-in.
-        if IN_CI:
-            pytest.fail("deploy/config.example.yaml is missing from the checkout", pytrace=False)
-        example.write_text(STAND_IN_EXAMPLE)
+    assert (dest / "deploy" / "config.example.yaml").is_file()
     return dest
 
 

@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    bundle_dir, seed, mid = bundle_and_profile(request, tmp_path_factory)
+def model(request: pytest.FixtureRequest) -> dict[str, Any]:
+    bundle_dir, seed, mid = bundle_and_profile(request)
     from edge_monitor.bundle import load_bundle
     from edge_monitor.scorer import Scorer
 

@@ -7,6 +7,7 @@ inside ``run`` only.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from edge_monitor import __version__
@@ -20,13 +21,17 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(
+def make_parser() -> argparse.ArgumentParser:
+    """The ``edge-monitor-train`` parser with every subcommand."""
+    return build_parser(
         "edge-monitor-train", "trainer.commands", COMMANDS,
         "Build Edge Monitor model bundles from recordings of normal machine sound.",
         __version__,
     )
-    return dispatch(parser, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(make_parser(), argv)
 
 
 if __name__ == "__main__":

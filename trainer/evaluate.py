@@ -35,6 +35,7 @@ import numpy as np
 from edge_monitor import audio_io
 from edge_monitor.bundle import ModelBundle, load_bundle
 from edge_monitor.datasets import ClipRef, DatasetError, find_clips
+from edge_monitor.jsonutil import jsonable
 from edge_monitor.scorer import Scorer
 from trainer.metrics import MAX_FPR, Scored, evaluate_scores
 
@@ -243,23 +244,9 @@ def write_scores_csv(results: Sequence[ClipResult], path: Path) -> Path:
     return path
 
 
-def _json_clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def write_metrics_json(metrics: dict[str, Any], path: Path) -> Path:
     """``metrics.json``, strict JSON (undefined metrics are ``null``)."""
-    path.write_text(json.dumps(_json_clean(metrics), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(jsonable(metrics), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return path
 
 
@@ -351,7 +338,7 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
     metrics["data_dir"] = str(Path(data_dir))
     metrics["clips_used"] = which
     metrics["machine"] = ", ".join(sorted({r.clip.machine for r in results}))
-    metrics["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    metrics["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
     files: dict[str, Path] = {}
     files["metrics"] = write_metrics_json(metrics, out / METRICS_JSON)

@@ -51,7 +51,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import auc as _area, precision_recall_fscore_support, roc_auc_score, roc_curve
+from sklearn.metrics import auc as _area
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score, roc_curve
 
 __all__ = ["MAX_FPR", "METRIC_KEYS", "DOMAINS", "partial_auc_raw", "binary_metrics", "domain_metrics",
            "official_score", "evaluate_scores", "Scored"]

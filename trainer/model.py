@@ -27,9 +27,8 @@ mean squared error against the input (``edge_monitor.scorer``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-
-from typing import Sequence
 
 import keras
 from keras import layers
@@ -68,7 +67,7 @@ def parse_channels(text: str | Sequence[int]) -> tuple[int, int, int]:
         values = tuple(int(v) for v in text)
     if len(values) != 3 or any(v <= 0 for v in values):
         raise ValueError(f"channels must be three positive integers, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2]
 
 
 def build_conv_autoencoder(input_shape: tuple[int, int], channels: Sequence[int] = DEFAULT_CHANNELS,

@@ -185,10 +185,10 @@ def plot_score_distributions(normal: np.ndarray, anomaly: np.ndarray, threshold:
     flagged_n = int((normal > threshold).sum())
     flagged_a = int((anomaly > threshold).sum())
     if len(normal):
-        ax.hist(normal, bins=bins, color=NORMAL_COLOUR, alpha=0.6, edgecolor="white", lw=0.5,
+        ax.hist(normal, bins=bins.tolist(), color=NORMAL_COLOUR, alpha=0.6, edgecolor="white", lw=0.5,
                 label=f"normal ({len(normal)} clips, {flagged_n} above threshold)")
     if len(anomaly):
-        ax.hist(anomaly, bins=bins, color=ANOMALY_COLOUR, alpha=0.6, edgecolor="white", lw=0.5,
+        ax.hist(anomaly, bins=bins.tolist(), color=ANOMALY_COLOUR, alpha=0.6, edgecolor="white", lw=0.5,
                 label=f"anomalous ({len(anomaly)} clips, {flagged_a} above threshold)")
     ax.axvline(threshold, color=THRESHOLD_COLOUR, ls="--", lw=2, label=f"threshold {threshold:.4g}")
     ax.set_xlabel("anomaly score: reconstruction MSE (normalised log-mel units²)"

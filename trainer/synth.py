@@ -87,11 +87,13 @@ import csv
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
+
+from edge_monitor.audio_io import write_wav
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -125,7 +127,7 @@ METADATA_COLUMNS = (
 # Stable small integers for seeding per-clip generators.
 _SPLIT_CODE = {"train": 0, "test": 1}
 _LABEL_CODE = {"normal": 0, "anomaly": 1}
-_KIND_CODE = {None: 0, "rail_damage": 1, "loose_belt": 2, "missing_grease": 3}
+KIND_CODE = {None: 0, "rail_damage": 1, "loose_belt": 2, "missing_grease": 3}
 
 
 def normalise_machine_id(machine_id: str | int) -> str:
@@ -201,7 +203,7 @@ class MachineProfile:
         return self.cycle_s / 2
 
     @classmethod
-    def from_seed(cls, seed: int, machine_id: str | int) -> "MachineProfile":
+    def from_seed(cls, seed: int, machine_id: str | int) -> MachineProfile:
         """The machine character of ``machine_id`` in the dataset of ``seed``.
 
         Depends only on ``(seed, id)``: asking for other ids alongside changes nothing.
@@ -268,7 +270,7 @@ class FactoryProfile:
     clunk_rate_hz: float = 0.3
 
     @classmethod
-    def from_seed(cls, seed: int) -> "FactoryProfile":
+    def from_seed(cls, seed: int) -> FactoryProfile:
         rng = np.random.default_rng([int(seed), 7002])
         low = rng.uniform(40.0, 400.0, int(rng.integers(2, 5)))  # fans, pumps, compressors
         high = rng.uniform(500.0, 2500.0, int(rng.integers(1, 3)))  # drives, transformers
@@ -408,7 +410,7 @@ def carriage_motion(machine: MachineProfile, rng: np.random.Generator, n: int, s
 # --------------------------------------------------------------------------- building blocks
 
 
-def _db(x: float | np.ndarray) -> float | np.ndarray:
+def _db(x: float | np.ndarray) -> np.ndarray:
     return 10.0 ** (np.asarray(x) / 20.0)
 
 
@@ -455,8 +457,9 @@ def _hump(f: np.ndarray, peak_hz: float, slope_db_per_octave: float) -> np.ndarr
     return _db(db) * (f >= 10.0)
 
 
-def _decaying_modes(sample_rate: int, hz: Sequence[float], decay_s: Sequence[float],
-                    gains_db: Sequence[float], rng: np.random.Generator, click: float = 0.3) -> np.ndarray:
+def _decaying_modes(sample_rate: int, hz: Sequence[float] | np.ndarray, decay_s: Sequence[float] | np.ndarray,
+                    gains_db: Sequence[float] | np.ndarray, rng: np.random.Generator,
+                    click: float = 0.3) -> np.ndarray:
     """Impulse response of an impact: damped sinusoids plus a short broadband click."""
     length = int(min(5 * max(decay_s), 0.25) * sample_rate) + 1
     t = np.arange(length) / sample_rate
@@ -516,8 +519,10 @@ def _machine_normal(machine: MachineProfile, motion: Motion, rng: np.random.Gene
     orders = _speed_locked_tones(phase_base, v, machine.order_hz,
                                  [g + machine.orders_level_db for g in machine.order_db], rng, sample_rate)
 
-    fr_mag = lambda f: _bumps(f, machine.friction_hz, machine.friction_q, machine.friction_db) + 0.15 * _bumps(
-        f, [1200.0], [1.5], [0.0])
+    def fr_mag(f: np.ndarray) -> np.ndarray:
+        return _bumps(f, machine.friction_hz, machine.friction_q, machine.friction_db) + 0.15 * _bumps(
+            f, [1200.0], [1.5], [0.0])
+
     friction = _shaped_noise(rng, n, sample_rate, fr_mag)
     friction /= np.std(friction) + 1e-12
     friction *= _db(machine.friction_level_db + rng.normal(0.0, 1.0)) * v ** 1.5
@@ -759,18 +764,6 @@ class DatasetSummary:
         return "\n".join(lines)
 
 
-def _write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    try:
-        from edge_monitor.audio_io import write_wav
-    except ImportError:  # audio_io not built yet: same 16-bit PCM output
-        import scipy.io.wavfile
-
-        pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
-        scipy.io.wavfile.write(str(path), sample_rate, pcm)
-        return
-    write_wav(path, samples, sample_rate)
-
-
 def _plan(machine_ids: Sequence[str], n_train: int, n_test_normal: int, n_test_anomaly: int,
           kinds: Sequence[str]) -> list[tuple[str, str, str | None, int]]:
     """Every clip to write: (machine_id, split, kind or None, index within its file-name series)."""
@@ -787,7 +780,7 @@ def clip_rng(seed: int, machine_id: str, split: str, anomaly: str | None, index:
     """The generator of one dataset clip; depends on nothing else, so any subset is reproducible."""
     label = "normal" if anomaly is None else "anomaly"
     return np.random.default_rng([int(seed), _id_number(machine_id), _SPLIT_CODE[split], _LABEL_CODE[label],
-                                  _KIND_CODE[anomaly], int(index)])
+                                  KIND_CODE[anomaly], int(index)])
 
 
 def generate_dataset(out_dir: str | Path, seed: int, *, machine_ids: Iterable[str | int] = ("id_00", "id_02", "id_04"),
@@ -834,7 +827,7 @@ def generate_dataset(out_dir: str | Path, seed: int, *, machine_ids: Iterable[st
                                         severity=severity, snr_db=snr_db, seconds=seconds,
                                         sample_rate=sample_rate, factory=factory)
         name = f"{info.label}_{mid}_{index:08d}.wav"
-        _write_wav(root / split / name, samples, sample_rate)
+        write_wav(root / split / name, samples, sample_rate)
         rows.append({"file": f"{split}/{name}", "split": split, "machine": machine, **info.row()})
         counts[(mid, split, info.label, kind or "normal")] += 1
         if progress:

@@ -1,51 +1,82 @@
-"""``edge-monitor check-config``: validate a configuration file without running."""
+"""``edge-monitor check-config``: check a configuration file and its model as ``run`` would, without running."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+from typing import TYPE_CHECKING
 
-HELP = "validate a configuration file (exit 0 when valid, 78 otherwise)"
+if TYPE_CHECKING:
+    from edge_monitor.bundle import ModelBundle
+    from edge_monitor.capture import InputDevice
+    from edge_monitor.config import Config
+
+HELP = "validate a configuration file and its model bundle (exit 0 when valid, 78 otherwise)"
 DESCRIPTION = """\
-Load and validate a configuration file exactly as `edge-monitor run` does and
-print a short summary. An unknown key, a wrong type, an out-of-range value or
-bad YAML gives one line naming the file, the line and the key path, and exit
-status 78 (EX_CONFIG). With --model the model bundle is loaded and verified too.
+Check a configuration file the way `edge-monitor run` does at start-up,
+without capturing audio or connecting to the broker: the YAML (unknown keys,
+types, ranges), the model bundle it names (the folder exists, model.json's
+schema and feature parameters, model.tflite's checksum, an interpreter can be
+created with the model's input shape, the hop fits the model's window) and the
+MQTT password file. With --device-check, the audio.device name must also
+resolve to an input device.
+
+Prints a short summary and exits 0 when all is well; otherwise one line on
+stderr naming the file, the line and the key path (or the model file and what
+is wrong with it), and exit status 78 (EX_CONFIG).
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="C.yaml", help="configuration file")
-    parser.add_argument("--model", action="store_true", help="also load and verify the model bundle")
+    parser.add_argument("--device-check", action="store_true",
+                        help="also resolve audio.device to an input device (needs PortAudio and the device)")
+    # The model is always checked now; --model is accepted so that older scripts keep working.
+    parser.add_argument("--model", action="store_true", help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_monitor.config import EX_CONFIG, ConfigError, load_config
+    from edge_monitor.bundle import BundleError, load_bundle
+    from edge_monitor.commands.common import config_error
+    from edge_monitor.config import ConfigError, check_hop_fits, load_config
+    from edge_monitor.mqtt_config import load_password
+    from edge_monitor.scorer import Scorer
 
     try:
         cfg = load_config(args.config)
+        if cfg.mqtt.enabled:
+            load_password(cfg.mqtt)  # a missing or unreadable password file stops `run` too
     except ConfigError as exc:
-        print(f"edge-monitor: config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    if args.model:
-        from edge_monitor.bundle import BundleError, load_bundle
+        return config_error(exc)
+    try:
+        bundle = load_bundle(cfg.model)  # schema, feature parameters, checksum
+        scorer = Scorer(bundle, num_threads=cfg.num_threads)  # the interpreter and its input shape
+    except BundleError as exc:
+        return config_error(exc, "model")
+    try:
+        check_hop_fits(cfg, bundle.features.window_seconds)
+    except ConfigError as exc:
+        return config_error(exc)
+    device = None
+    if args.device_check:
+        from edge_monitor.capture import find_input_device
 
         try:
-            bundle = load_bundle(cfg.model)
-        except BundleError as exc:
-            print(f"edge-monitor: model error: {exc}", file=sys.stderr)
-            return EX_CONFIG
-        if cfg.audio.hop_seconds > bundle.features.window_seconds:
-            print(f"edge-monitor: config error: {args.config}: audio.hop_seconds: must not exceed the model's "
-                  f"window of {bundle.features.window_seconds:g} s, got {cfg.audio.hop_seconds:g}", file=sys.stderr)
-            return EX_CONFIG
-    d = cfg.decision
-    m = cfg.mqtt
-    print(f"{args.config}: OK")
+            device = find_input_device(cfg.audio.device)
+        except Exception as exc:  # noqa: BLE001 - DeviceError, or PortAudio missing or broken
+            return config_error(f"{args.config}: audio.device: {exc}")
+    _summary(args.config, cfg, bundle, scorer.backend, device)
+    return 0
+
+
+def _summary(path: str, cfg: Config, bundle: ModelBundle, backend: str, device: InputDevice | None) -> None:
+    d, m = cfg.decision, cfg.mqtt
+    print(f"{path}: OK")
     print(f"  device_id  {cfg.device_id}")
-    print(f"  model      {cfg.model}")
+    print(f"  model      {cfg.model} (sha256 {bundle.sha256[:12]}, {backend}, threshold {bundle.threshold:.6g})")
     print(f"  state_dir  {cfg.state_dir}")
-    print(f"  audio      device={cfg.audio.device!r} hop={cfg.audio.hop_seconds:g}s channels={cfg.audio.channels}")
+    found = f" -> {device.index}: {device.name}" if device is not None else ""
+    print(f"  audio      device={cfg.audio.device!r}{found} hop={cfg.audio.hop_seconds:g}s "
+          f"channels={cfg.audio.channels}")
     print(f"  decision   threshold={'bundle' if d.threshold is None else d.threshold} k={d.k} n={d.n} "
           f"clear_windows={d.clear_windows} clear_ratio={d.clear_ratio} cooldown={d.cooldown_seconds:g}s")
     if m.enabled:
@@ -53,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"  mqtt       {m.host}:{m.port} base={m.topic_base(cfg.device_id)} tls={'on' if m.tls else 'off'}{auth}")
     else:
         print("  mqtt       disabled")
-    print(f"  evidence   {'on' if cfg.evidence.enabled else 'off'} max={cfg.evidence.max_mb:g} MB in {cfg.evidence_dir}")
-    return 0
+    evidence = "on" if cfg.evidence.enabled else "off"
+    print(f"  evidence   {evidence} max={cfg.evidence.max_mb:g} MB in {cfg.evidence_dir}")

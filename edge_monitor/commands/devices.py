@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 HELP = "list audio input devices with their default sample rates"
 DESCRIPTION = """\
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - PortAudio missing or broken
         print(f"edge-monitor: cannot list audio devices: {exc}", file=sys.stderr)
         return 1
-    rows = []
+    rows: list[dict[str, Any]] = []
     for d in devices:
         ok16k = choose_sample_rate(d, 1, 16000) == 16000
         rows.append({"index": d.index, "name": d.name, "hostapi": d.hostapi, "channels": d.max_input_channels,

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_monitor import audio_io, logs
     from edge_monitor.capture import DeviceError, MicrophoneSource, find_input_device
-    from edge_monitor.config import EX_CONFIG, AudioConfig, ConfigError, load_config
+    from edge_monitor.commands.common import config_error
+    from edge_monitor.config import AudioConfig, ConfigError, load_config
     from edge_monitor.ring_buffer import RingBuffer
 
     if args.seconds <= 0 or args.clip_seconds <= 0 or args.seconds < args.clip_seconds:
@@ -64,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             audio = load_config(args.config).audio
         except ConfigError as exc:
-            print(f"edge-monitor: config error: {exc}", file=sys.stderr)
-            return EX_CONFIG
+            return config_error(exc)
     if args.device is not None:
         audio = dataclasses.replace(audio, device=args.device)
     try:
@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
             audio_io.write_wav(path, mono, args.rate)
             saved += 1
             peak = float(abs(mono).max()) if mono.size else 0.0
-            print(f"[{saved}/{want}] {path}  peak {peak:.3f}{'  CLIPPING?' if peak >= 0.999 else ''}{'  SILENT? (check the device and gain)' if peak == 0.0 else ''}", flush=True)
+            warning = "  CLIPPING?" if peak >= 0.999 else "  SILENT? (check the device and gain)" if peak == 0.0 else ""
+            print(f"[{saved}/{want}] {path}  peak {peak:.3f}{warning}", flush=True)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
     finally:

@@ -15,8 +15,9 @@ see deploy/config.example.yaml) and publish alerts, scores and health over MQTT.
 
 Exit status: 0 after SIGTERM/SIGINT (the window in flight is finished and the
 outbox flushed), 78 for a bad configuration or model (systemd does not
-restart on 78), 1 for anything unexpected. Logs go to stderr: human-readable
-on a terminal, JSON lines otherwise (or with --log-format json).
+restart on 78), 1 for anything unexpected. A start-up error is one line on
+stderr. Logs go to stdout (journald under systemd): human-readable on a
+terminal, JSON lines otherwise (or with --log-format json).
 """
 
 
@@ -40,24 +41,21 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
     """
     from edge_monitor import logs
     from edge_monitor.bundle import BundleError, load_bundle
-    from edge_monitor.config import EX_CONFIG, ConfigError, load_config
+    from edge_monitor.commands.common import config_error
+    from edge_monitor.config import ConfigError, load_config
+    from edge_monitor.scorer import Scorer
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        print(f"edge-monitor: config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return config_error(exc)
     logs.configure(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format, stream=log_stream)
     log = logs.get_logger("edge_monitor.daemon")
     try:
         bundle = load_bundle(cfg.model)
-        from edge_monitor.scorer import Scorer
-
         scorer = Scorer(bundle, num_threads=cfg.num_threads)
     except BundleError as exc:
-        log.error("model bundle unusable", error=str(exc), key="model", config=str(args.config))
-        print(f"edge-monitor: model error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return config_error(exc, "model")  # once, on stderr: not also as a log line
     log.info("model loaded", path=str(bundle.path), sha256=bundle.sha256[:12], machine=bundle.machine,
              threshold=bundle.threshold, backend=scorer.backend)
     return cfg, log, bundle, scorer
@@ -65,9 +63,10 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
 
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.capture import MicrophoneSource
-    from edge_monitor.config import EX_CONFIG, ConfigError
-    from edge_monitor.mqtt_config import MqttConfigError
+    from edge_monitor.commands.common import config_error
+    from edge_monitor.config import ConfigError
     from edge_monitor.daemon import Daemon, make_publisher
+    from edge_monitor.model_info import model_info
 
     # The service logs to stdout, which systemd hands to journald; `run` prints nothing else there.
     prepared = prepare(args, log_stream=sys.stdout)
@@ -75,13 +74,10 @@ def run(args: argparse.Namespace) -> int:
         return prepared
     cfg, log, bundle, scorer = prepared
     try:
-        publisher = make_publisher(cfg, {"name": bundle.path.name, "sha256": bundle.sha256,
-                                         "machine": bundle.machine, "threshold": bundle.threshold}, log)
+        publisher = make_publisher(cfg, model_info(bundle), log)
         daemon = Daemon(cfg, scorer, publisher, log)
-    except (ConfigError, MqttConfigError) as exc:
-        # MqttConfigError: e.g. an unreadable mqtt.password_file (the message never holds the password).
-        print(f"edge-monitor: config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+    except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
+        return config_error(exc)
     daemon.install_signal_handlers()
     source = MicrophoneSource(cfg.audio, daemon.model_rate, daemon.make_ring, log)
     return daemon.run(source)

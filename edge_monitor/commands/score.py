@@ -21,14 +21,6 @@ A file that cannot be read gets one error line on stderr; the other files are
 still scored. Exit status: 0 when every file was scored, 1 when any file (or
 the model bundle) could not be used.
 
-  --json           one JSON object per line per file ({"file", "score",
-                   "threshold", "verdict", "windows", "window_scores"}; an
-                   unreadable file gives {"file", "error"})
-  --json-array     the same objects as one JSON array
-  --explain        add what stands out in the file's highest-scoring window:
-                   kind (tonal, impact, broadband, level_shift, none),
-                   frequency range, period, level change and a sentence
-
 examples:
   edge-monitor score /var/lib/edge-monitor/model clip1.wav clip2.wav
   edge-monitor score model/ evidence/*.wav --json --explain
@@ -40,11 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", metavar="FILE.wav", nargs="+", type=Path, help="WAV files to score")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="json", action="store_const", const="lines", default=None,
-                     help="JSON lines: one object per file, printed as each file is scored")
+                     help='JSON lines: one object per file, printed as each file is scored ({"file", "score", '
+                          '"threshold", "verdict", "windows", "window_scores"}; an unreadable file gives '
+                          '{"file", "error"})')
     fmt.add_argument("--json-array", dest="json", action="store_const", const="array",
                      help="one JSON array of the same objects, printed at the end")
     parser.add_argument("--explain", action="store_true",
-                        help="explain what stands out in each file (frequency range, kind, level change)")
+                        help="explain what stands out in each file's highest-scoring window: kind (tonal, "
+                             "impact, broadband, level_shift, none), frequency range, period, level change "
+                             "and a sentence")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="TFLite interpreter threads (default 1)")
 
 
@@ -74,7 +70,8 @@ def _table(rows: list[dict[str, Any]], explain: bool) -> str:
     widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        padded = (c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(padded).rstrip()
 
     out = [line(header)]
     for r, cells in zip(rows, body):

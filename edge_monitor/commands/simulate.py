@@ -17,7 +17,13 @@ skipped.
 Each alert and sensor event is also printed on stdout as one JSON line
 ({"topic": "alert", ...}); logs go to stderr. --no-mqtt skips the broker.
 Window times are stream times: the start of the run plus the audio played.
+
+Exit status: 0 when the files were played (or after SIGTERM/SIGINT), 66
+(EX_NOINPUT) when no WAV file was found or none could be read, 78 for a bad
+configuration or model, 1 for anything unexpected.
 """
+
+EX_NOINPUT = 66  # sysexits.h: no input file could be used
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,10 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_monitor.commands.common import config_error
     from edge_monitor.commands.run import prepare
-    from edge_monitor.config import EX_CONFIG, ConfigError
-    from edge_monitor.mqtt_config import MqttConfigError
+    from edge_monitor.config import ConfigError
     from edge_monitor.daemon import Daemon, EchoPublisher, NullPublisher, make_publisher
+    from edge_monitor.model_info import model_info
     from edge_monitor.replay import ReplaySource, expand_paths
 
     prepared = prepare(args)
@@ -44,21 +51,17 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_paths(args.inputs)
     if not paths:
         print("edge-monitor: no WAV files found in " + " ".join(args.inputs), file=sys.stderr)
-        return 66  # EX_NOINPUT
+        return EX_NOINPUT
     try:
-        inner = NullPublisher() if args.no_mqtt else make_publisher(
-            cfg, {"name": bundle.path.name, "sha256": bundle.sha256, "machine": bundle.machine,
-                  "threshold": bundle.threshold}, log)
+        inner = NullPublisher() if args.no_mqtt else make_publisher(cfg, model_info(bundle), log)
         daemon = Daemon(cfg, scorer, EchoPublisher(inner, sys.stdout), log)
-    except (ConfigError, MqttConfigError) as exc:
-        # MqttConfigError: e.g. an unreadable mqtt.password_file (the message never holds the password).
-        print(f"edge-monitor: config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+    except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
+        return config_error(exc)
     daemon.install_signal_handlers()
     source = ReplaySource(paths, daemon.model_rate, daemon.make_ring, log, fast=args.fast, loop=args.loop,
                           block_seconds=cfg.audio.block_seconds)
     status = daemon.run(source)
     if source.samples_played == 0 and source.files_skipped > 0:
         print("edge-monitor: none of the files could be read", file=sys.stderr)
-        return 66
+        return EX_NOINPUT
     return status

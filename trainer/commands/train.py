@@ -48,8 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="bundle directory to write (created)")
     parser.add_argument("--machine-id", action="append", dest="machine_ids", metavar="ID",
                         help="train on this machine id only (repeatable; default: all ids found)")
-    parser.add_argument("--epochs", type=int, default=15, help="maximum epochs (early stopping, patience 5; default 15)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed: split, initial weights, shuffling (default 0)")
+    parser.add_argument("--epochs", type=int, default=15,
+                        help="maximum epochs (early stopping, patience 5; default 15)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed: split, initial weights, shuffling (default 0)")
     parser.add_argument("--arch", choices=ARCHITECTURES, default=DEFAULT_ARCH,
                         help="dense: DCASE-style dense autoencoder on 5 stacked frames (~61 MMAC per window); "
                              "conv: the paper's convolutional autoencoder (default %(default)s; docs/model.md)")
@@ -61,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "on that side; stored in model.json (default %(default)s)")
     parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="none",
                         help="none: float32 TFLite (default); dynamic: int8 weights, ~4x smaller")
-    parser.add_argument("--val-split", type=float, default=0.1, help="share of training clips for validation (default 0.1)")
+    parser.add_argument("--val-split", type=float, default=0.1,
+                        help="share of training clips for validation (default 0.1)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per step (default 16)")
     parser.add_argument("--threshold-rule", choices=RULES, default=DEFAULT_THRESHOLD_RULE,
                         help="gamma: gamma-fit quantile of validation scores; percentile: empirical "
