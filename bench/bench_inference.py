@@ -33,7 +33,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, bundle_dir, interleaved, log, finish, normal_test_clips  # noqa: E402
+from common import REPO, bundle_dir, finish, interleaved, log, normal_test_clips  # noqa: E402
 
 MOBILENET_V1_MACS = 569_000_000  # Howard et al. 2017, Table 8 (1.0 MobileNet-224: 569 million mult-adds)
 
@@ -57,7 +57,6 @@ def child(args: argparse.Namespace) -> dict:
     except ImportError:
         pass
     _set_tf_threads(n)
-    import keras
 
     from edge_monitor import audio_io
     from edge_monitor.bundle import load_bundle

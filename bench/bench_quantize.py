@@ -22,7 +22,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, bundle_dir, interleaved, log, finish, test_clips  # noqa: E402
+from common import REPO, bundle_dir, finish, interleaved, log, test_clips  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,10 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     import numpy as np
-    from sklearn.metrics import roc_auc_score
-
-    import keras
     import tensorflow as tf
+    from sklearn.metrics import roc_auc_score
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     from edge_monitor import audio_io

@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, bundle_dir, hour_of_audio, log, finish, run_measured, simulate_config  # noqa: E402
+from common import REPO, bundle_dir, finish, hour_of_audio, log, run_measured, simulate_config  # noqa: E402
 
 TARGET_RSS_MB = 150.0
 HOUR = 3600.0

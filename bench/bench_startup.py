@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, bundle_dir, log, finish, normal_test_clips, simulate_config  # noqa: E402
+from common import REPO, bundle_dir, finish, log, normal_test_clips, simulate_config  # noqa: E402
 
 
 def time_to_lines(cmd: list[str], marks: dict[str, str], stream: str, env: dict[str, str],

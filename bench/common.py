@@ -24,9 +24,10 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -118,9 +119,8 @@ def cpu_model() -> str:
 def blas_info() -> list[dict[str, Any]]:
     """NumPy's BLAS/OpenMP pools as threadpoolctl sees them (kernel = OpenBLAS core type)."""
     try:
-        from threadpoolctl import threadpool_info
-
         import numpy  # noqa: F401  (load its BLAS first)
+        from threadpoolctl import threadpool_info
         return [{k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads",
                                                           "threading_layer", "architecture")}
                 for pool in threadpool_info()]
@@ -146,7 +146,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         load = None
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),

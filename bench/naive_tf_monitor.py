@@ -42,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     import librosa
     import numpy as np
     import tensorflow as tf  # noqa: F401  (the point of the baseline)
-    import keras
 
     meta = json.loads((args.bundle / "model.json").read_text())
     fp = meta["features"]

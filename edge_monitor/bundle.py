@@ -108,7 +108,7 @@ class DetectorSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any, n_mels: int) -> "DetectorSpec":
+    def from_dict(cls, data: Any, n_mels: int) -> DetectorSpec:
         if not isinstance(data, dict):
             raise ValueError(f"a detector must be an object, got {data!r}")
         kind = data.get("kind")
@@ -258,7 +258,7 @@ def write_arrays(bundle_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".detectors.", suffix=".npz", dir=bundle_dir)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+            np.savez(fh, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})  # type: ignore[arg-type]
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -99,7 +99,7 @@ class Pooling:
         return {"kind": self.kind} if self.kind == "mean" else {"kind": self.kind, "fraction": self.fraction}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Pooling":
+    def from_dict(cls, data: Any) -> Pooling:
         if not isinstance(data, dict):
             raise ValueError(f"pooling must be an object, got {data!r}")
         return cls(kind=str(data.get("kind", "mean")), fraction=float(data.get("fraction", 0.01)))
@@ -134,8 +134,11 @@ class DetectorOutput:
 class Detector(Protocol):
     """Scores one window's log-mel; see the module docstring."""
 
-    name: str
-    kind: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
 
     def score(self, db: np.ndarray, valid: np.ndarray | None = None) -> DetectorOutput: ...
 

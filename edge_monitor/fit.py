@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def _scores(det: ProfileDetector | FrameDetector, db: np.ndarray) -> np.ndarray:
     return np.array([det.score(w).score for w in db])
 
 
-def cross_fit_scores(spec: DetectorSpec, db: np.ndarray, groups: np.ndarray, n_folds: int = 5) -> np.ndarray:
+def cross_fit_scores(spec: DetectorSpec, db: np.ndarray, groups: np.ndarray, n_folds: int = 10) -> np.ndarray:
     """Out-of-fold window scores ``(n,)``: each clip scored by a detector fitted without it.
 
     Args:
@@ -149,7 +150,7 @@ class NumpyFit:
 
 
 def fit_numpy_detectors(specs: Sequence[DetectorSpec], db: np.ndarray, groups: np.ndarray,
-                        n_folds: int = 5) -> NumpyFit:
+                        n_folds: int = 10) -> NumpyFit:
     """Out-of-fold scores, then the final fit on everything, for each NumPy detector in ``specs``."""
     t0 = time.monotonic()
     specs = [s for s in specs if s.kind in NUMPY_KINDS]
@@ -206,7 +207,7 @@ def write_numpy_bundle(out_dir: str | Path, db: np.ndarray, groups: np.ndarray, 
     log(f"detectors: {', '.join(s.describe() for s in fit.specs)}; fitted in {fit.seconds:.1f} s; "
         f"threshold {thr.value:.4g} ({thr.describe()})")
     meta: dict[str, Any] = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine,
         "machine_ids": list(machine_ids),
         "features": params.to_dict(),

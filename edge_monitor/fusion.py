@@ -17,8 +17,9 @@ single detector's raw score, which is how bundles before detectors scored.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class NormalStats:
             raise ValueError(f"normal statistics need a finite mean and a positive std, got {self.mean}, {self.std}")
 
     @classmethod
-    def of(cls, scores: np.ndarray) -> "NormalStats":
+    def of(cls, scores: np.ndarray) -> NormalStats:
         """From normal window scores; a floor keeps a constant detector from dividing by zero."""
         s = np.asarray(scores, dtype=np.float64)
         if s.size < 2:
@@ -102,7 +103,7 @@ class Fusion:
                 "normal": {n: {"mean": s.mean, "std": s.std} for n, s in self.stats.items()}}
 
     @classmethod
-    def from_dict(cls, data: Any, names: tuple[str, ...]) -> "Fusion":
+    def from_dict(cls, data: Any, names: tuple[str, ...]) -> Fusion:
         """Parse model.json's ``fusion``; every detector in ``names`` needs its normal statistics."""
         if not isinstance(data, dict):
             raise ValueError(f"'fusion' must be an object, got {data!r}")

@@ -67,7 +67,7 @@ class GaussianModel:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray, floor: float = 1e-6) -> "GaussianModel":
+    def fit(cls, x: np.ndarray, floor: float = 1e-6) -> GaussianModel:
         """Fit to samples ``x`` ``(n, d)``, ``n >= 2``.
 
         ``floor`` (relative to the mean variance) keeps a model of constant
@@ -103,7 +103,7 @@ class GaussianModel:
         return {f"{prefix}mean": self.mean, f"{prefix}precision": self.precision, f"{prefix}std": self.std}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> "GaussianModel":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> GaussianModel:
         mean = np.asarray(arrays[f"{prefix}mean"], dtype=np.float64)
         precision = np.asarray(arrays[f"{prefix}precision"], dtype=np.float64)
         std = np.asarray(arrays[f"{prefix}std"], dtype=np.float64)

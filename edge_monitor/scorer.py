@@ -219,8 +219,8 @@ class Scorer:
             inp, ref, reference = fired.input, fired.recon, "recon"
             band, frame = fired.band_share, fired.frame_scores
         else:
-            ae = next((o for o in outs.values() if o.input is not None), None)
-            inp = ae.input if ae is not None else self.norm.apply(db)
+            ae_inp = next((o.input for o in outs.values() if o.input is not None), None)
+            inp = ae_inp if ae_inp is not None else self.norm.apply(db)
             ref, reference = self._reference, "mean"
             _, band, frame = window_errors(inp, ref, v)
         return WindowScore(score=fused.score, band_error=band, frame_error=frame, input=inp, recon=ref, valid=v,

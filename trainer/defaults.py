@@ -7,6 +7,8 @@ from the held-out measurements in docs/model.md (``bench/bench_model_choice.py``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 #: The architectures of :mod:`trainer.model`.
 ARCHITECTURES: tuple[str, ...] = ("conv", "dense")
 
@@ -32,9 +34,16 @@ DEFAULT_THRESHOLD_QUANTILE = 0.99
 #: The detectors a bundle can hold (edge_monitor.detectors).
 DETECTOR_KINDS: tuple[str, ...] = ("autoencoder", "profile", "frames")
 
-#: With fewer normal training clips than this, ``train`` leaves the autoencoder out
-#: (docs/model.md: with 10 clips it has too little to learn from; the NumPy
-#: detectors, fitted with out-of-fold thresholds, do better).
+#: The detectors ``train`` uses when none are asked for. Chosen by the table in
+#: docs/model.md ("Which detectors", ``bench/bench_model_choice.py``): the level
+#: profile and the frame Gaussian, fused, beat or match the autoencoder on every
+#: dataset measured (real valve with 60 and 10 clips, the synthetic rail at default
+#: and at hard settings), alone or added to them, at a third of the cost per
+#: window and without TensorFlow; the autoencoder stays one ``--detectors`` away.
+DEFAULT_DETECTORS: tuple[str, ...] = ("profile", "frames")
+
+#: Fewer normal clips than this are too few for an autoencoder to learn from
+#: (``train`` says so when one is asked for).
 MIN_AUTOENCODER_CLIPS = 30
 
 #: Fusion of the detectors' standardised scores (edge_monitor.fusion).
@@ -52,10 +61,11 @@ DEFAULT_AE_POOLING = _pooling("mean")
 
 
 def default_detectors(n_clips: int) -> tuple[str, ...]:
-    """The detectors ``train`` uses for ``n_clips`` normal training clips (docs/model.md)."""
-    if n_clips >= MIN_AUTOENCODER_CLIPS:
-        return ("autoencoder", "profile", "frames")
-    return ("profile", "frames")
+    """The detectors ``train`` uses for ``n_clips`` normal training clips (docs/model.md).
+
+    The same for every amount of data measured (10 to 120 clips): :data:`DEFAULT_DETECTORS`.
+    """
+    return DEFAULT_DETECTORS
 
 
 def detector_specs(kinds: tuple[str, ...], ae_pooling=None):  # noqa: ANN001, ANN201
@@ -74,3 +84,17 @@ def detector_specs(kinds: tuple[str, ...], ae_pooling=None):  # noqa: ANN001, AN
         else:
             raise ValueError(f"unknown detector {kind!r}; choose from {', '.join(DETECTOR_KINDS)}")
     return out
+
+
+def parse_channels(text: str | Sequence[int]) -> tuple[int, int, int]:
+    """``"8,16,32"`` -> ``(8, 16, 32)``; exactly three positive integers."""
+    if isinstance(text, str):
+        try:
+            values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+        except ValueError:
+            raise ValueError(f"channels must be three comma-separated integers, got {text!r}") from None
+    else:
+        values = tuple(int(v) for v in text)
+    if len(values) != 3 or any(v <= 0 for v in values):
+        raise ValueError(f"channels must be three positive integers, got {text!r}")
+    return values[0], values[1], values[2]

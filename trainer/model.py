@@ -33,7 +33,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from trainer.defaults import ARCHITECTURES, DEFAULT_CHANNELS  # Keras-free, for the CLI's --help
+from trainer.defaults import ARCHITECTURES, DEFAULT_CHANNELS, parse_channels  # Keras-free, for the CLI
 
 __all__ = [
     "DEFAULT_CHANNELS",
@@ -54,20 +54,6 @@ BN_MOMENTUM = 0.9
 #: Context frames and layer widths of the dense (DCASE-baseline-style) model.
 DENSE_CONTEXT = 5
 DENSE_UNITS = (128, 128, 8)
-
-
-def parse_channels(text: str | Sequence[int]) -> tuple[int, int, int]:
-    """``"8,16,32"`` -> ``(8, 16, 32)``; exactly three positive integers."""
-    if isinstance(text, str):
-        try:
-            values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-        except ValueError:
-            raise ValueError(f"channels must be three comma-separated integers, got {text!r}") from None
-    else:
-        values = tuple(int(v) for v in text)
-    if len(values) != 3 or any(v <= 0 for v in values):
-        raise ValueError(f"channels must be three positive integers, got {text!r}")
-    return values[0], values[1], values[2]
 
 
 def build_conv_autoencoder(input_shape: tuple[int, int], channels: Sequence[int] = DEFAULT_CHANNELS,

@@ -8,8 +8,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edge_monitor.threshold import (MIN_GAMMA_SCORES, PERCENTILES, RULES, ThresholdFit, band_error_stats,
-                                    fit_threshold, score_distribution)
+from edge_monitor.threshold import (
+    MIN_GAMMA_SCORES,
+    PERCENTILES,
+    RULES,
+    ThresholdFit,
+    band_error_stats,
+    fit_threshold,
+    score_distribution,
+)
 
 __all__ = ["RULES", "PERCENTILES", "ThresholdFit", "fit_threshold", "score_distribution", "band_error_stats",
            "CalibrationError", "CalibrationResult", "calibrate_bundle", "find_wavs"]

@@ -40,7 +40,7 @@ import numpy as np
 
 import edge_monitor
 from edge_monitor import audio_io
-from edge_monitor.bundle import (MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, DetectorSpec, load_bundle, write_arrays,
+from edge_monitor.bundle import (MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, load_bundle, write_arrays,
                                  write_model_json)
 from edge_monitor.datasets import ClipRef, DatasetError, find_clips
 from edge_monitor.detectors import Pooling
@@ -343,7 +343,8 @@ def _choose_detectors(config: TrainConfig, n_clips: int) -> tuple[str, ...]:
     kinds = tuple(config.detectors) if config.detectors else default_detectors(n_clips)
     unknown = [k for k in kinds if k not in DETECTOR_KINDS]
     if unknown or not kinds or len(set(kinds)) != len(kinds):
-        raise TrainingError(f"detectors must be distinct names from {', '.join(DETECTOR_KINDS)}, got {', '.join(kinds)}")
+        raise TrainingError(f"detectors must be distinct names from {', '.join(DETECTOR_KINDS)}, "
+                            f"got {', '.join(kinds)}")
     return kinds
 
 
@@ -385,8 +386,10 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
         train_clips, val_clips = list(train_all), []
     machine = train_all[0].machine
     machine_ids = sorted({c.machine_id for c in train_all})
-    why = "" if config.detectors else (f" (default for {len(train_all)} clips: the autoencoder needs "
-                                       f"{MIN_AUTOENCODER_CLIPS}+)")
+    why = "" if config.detectors else " (the default: docs/model.md)"
+    if use_ae and len(train_all) < MIN_AUTOENCODER_CLIPS:
+        log(f"note: {len(train_all)} normal clips are few for an autoencoder ({MIN_AUTOENCODER_CLIPS}+ advised); "
+            f"the profile and frame detectors need no more than a few")
     log(f"data: {machine} {', '.join(machine_ids)}: {len(train_all)} normal training clips"
         + (f" ({len(train_clips)} training + {len(val_clips)} validation for the autoencoder)" if use_ae else "")
         + f", {len(test)} held-out test clips; detectors: {', '.join(kinds)}{why}")
