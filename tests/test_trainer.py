@@ -147,7 +147,7 @@ def test_cli_train_writes_a_loadable_bundle_deterministically(synth_dataset: Pat
     def train(out: Path) -> dict:
         rc = cli.main(["train", str(synth_dataset), "--out", str(out), "--epochs", "2", "--channels", "2,4,8",
                        "--batch-size", "8", "--seed", "3", "--machine-id", "id_00", "--val-split", "0.25",
-                       "--no-test-auc"])
+                       "--no-test-auc", "--detectors", "autoencoder", "profile", "frames"])
         assert rc == 0
         return json.loads((out / MODEL_JSON).read_text())
 
@@ -164,6 +164,24 @@ def test_cli_train_writes_a_loadable_bundle_deterministically(synth_dataset: Pat
     assert again["training"]["history"] == meta["training"]["history"]
     assert again["validation_scores"] == meta["validation_scores"]
     assert again["sha256"] == meta["sha256"]  # bit-identical model.tflite for the same seed and data
+    assert again["arrays"]["sha256"] == meta["arrays"]["sha256"]  # and bit-identical NumPy detectors
+    assert [d["kind"] for d in meta["detectors"]] == ["autoencoder", "profile", "frames"]
+
+
+def test_default_train_fits_numpy_detectors_without_tensorflow(synth_dataset: Path, tmp_path: Path) -> None:
+    """The default bundle (profile + frames, docs/model.md) trains without importing TensorFlow or Keras."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom trainer import cli\n"
+            f"rc = cli.main(['train', {str(synth_dataset)!r}, '--out', {str(tmp_path / 'np')!r}, '--quiet'])\n"
+            "print(rc, 'tensorflow' in sys.modules or 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    assert out[-2:] == ["0", "False"]
+    bundle = load_bundle(tmp_path / "np")
+    assert bundle.detector_names == ("profile", "frames") and not (tmp_path / "np" / "model.tflite").exists()
+    assert bundle.meta["threshold"]["source"] == "out-of-fold"
 
 
 def test_cli_train_reports_bad_data_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -253,7 +271,8 @@ def test_conv_bundle_tflite_equals_keras(synth_dataset: Path, real_samples: Path
 
     out = tmp_path / "conv"
     train_bundle(synth_dataset, out, TrainConfig(arch="conv", channels=(2, 4, 8), epochs=3, seed=0, batch_size=4,
-                                                 val_split=0.25, machine_ids=("id_00",), score_test=False),
+                                                 val_split=0.25, machine_ids=("id_00",), score_test=False,
+                                                 detectors=("autoencoder",)),
                  progress=None)
     bundle = load_bundle(out)
     assert bundle.meta["model"]["arch"] == "conv" and bundle.meta["model"]["channels"] == [2, 4, 8]

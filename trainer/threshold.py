@@ -69,9 +69,11 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
     :func:`fit_threshold` (the bundle's rule and quantile unless given).
     ``model.json`` is rewritten atomically with the new ``threshold`` (source
     ``"calibration"``), ``calibration_scores`` (their distribution),
-    ``band_error`` from the calibration windows, and the previous threshold
-    appended to ``threshold_history``. ``model.tflite`` is not touched, so the
-    checksum in ``model.json`` stays valid.
+    ``band_error`` (and ``band_deviation``) from the calibration windows, and
+    the previous threshold appended to ``threshold_history``. For a bundle of
+    several detectors the threshold applies to the fused score; the fusion's
+    normal statistics stay as trained. ``model.tflite`` and ``detectors.npz``
+    are not touched, so the checksums in ``model.json`` stay valid.
     """
     from datetime import datetime, timezone
 
@@ -84,11 +86,13 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
     quantile = quantile if quantile is not None else float(old.get("quantile", 0.99))
     files = find_wavs(inputs)
     scorer = Scorer(bundle, num_threads=num_threads)
-    scores, bands = [], []
+    scores: list[float] = []
+    bands: dict[str, list[np.ndarray]] = {"recon": [], "mean": []}  # by the view of the detector that fired
     for i, path in enumerate(files, start=1):
         clip = scorer.score_file(path)
         scores += [w.score for w in clip.windows]
-        bands += [w.band_error for w in clip.windows]
+        for w in clip.windows:
+            bands[w.reference].append(w.band_error)
         if progress and (i % 50 == 0 or i == len(files)):
             progress(f"scored {i}/{len(files)} files ({len(scores)} windows)")
     arr = np.asarray(scores)
@@ -104,7 +108,10 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
         meta["threshold_history"] = history
         meta["threshold"] = fit.to_dict()
         meta["calibration_scores"] = score_distribution(arr) | {"n_files": len(files)}
-        meta["band_error"] = band_error_stats(np.asarray(bands), source="calibration")
+        # Per-band statistics of the windows each view explained (a view no window used keeps its own).
+        for ref, key in (("recon", "band_error"), ("mean", "band_deviation")):
+            if len(bands[ref]) >= 2:
+                meta[key] = band_error_stats(np.asarray(bands[ref]), source="calibration")
         target = write_model_json(bundle.path, meta)
     else:
         target = bundle.path / "model.json"
