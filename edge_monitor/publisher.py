@@ -60,6 +60,10 @@ STATES = ("normal", "anomaly")
 MICROPHONE_STATES = ("ok", "problem")
 MAX_INFLIGHT = 20  # outbox messages awaiting PUBACK at once (paho's default window)
 STABLE_SESSION_S = 10.0  # a connection that lasted this long resets the reconnect back-off
+#: Unsent scores kept in memory. Scores are best effort and never touch the disk (an outage
+#: of days must not wear the SD card, one synced write per window); after a reconnect Home
+#: Assistant gets only these latest few, not a flood of stale values.
+SCORE_BACKLOG = 5
 
 
 def utc_now_iso() -> str:
@@ -134,7 +138,7 @@ class Publisher:
         self._active_faults: set[str] = set()  # sensor fault kinds between their start and end
         self._status: bytes | None = None
         self._dirty: set[str] = set()
-        self._scores: deque[bytes] = deque(maxlen=200)
+        self._scores: deque[bytes] = deque(maxlen=SCORE_BACKLOG)
         self._rediscover = False
 
         # per-connection bookkeeping, reset by _session()
@@ -199,14 +203,10 @@ class Publisher:
         self._set_slot("microphone", state)
 
     def publish_score(self, payload: dict[str, Any]) -> None:
-        """One window's score (QoS 0, best effort; queued in the outbox while offline)."""
+        """One window's score (QoS 0, best effort, memory only: the latest ``SCORE_BACKLOG`` wait for a connection)."""
         if not self.cfg.publish_scores:
             return
-        data = self._encode(payload)
-        if self._connected:
-            self._scores.append(data)
-        else:
-            self._outbox.put("score", self.topics.score, data, qos=0, retain=False)
+        self._scores.append(self._encode(payload))  # deque.append is atomic; the oldest falls out
 
     def publish_status(self, payload: dict[str, Any]) -> None:
         """Health JSON on ``<base>/status`` (retained; latest value wins while offline).

@@ -452,3 +452,29 @@ def test_logs_never_show_a_password_and_pick_the_format() -> None:
     logs.configure("debug", "console", stream=console)
     logs.get_logger("t").debug("window", score=1.0)
     assert "window" in console.getvalue() and not console.getvalue().startswith("{")
+
+
+def test_broker_down_normal_windows_write_nothing_to_the_outbox(model: dict, tmp_path: Path) -> None:
+    """12 normal windows while the broker is unreachable: scores stay in memory, no outbox row is written."""
+    import sqlite3
+
+    import yaml
+    from mqtt_helpers import free_port
+
+    clips = write_clips(tmp_path / "n", synth_clips(model["seed"], model["mid"], None, 3, salt=41), "n")
+    cfg = tmp_path / "down.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "device_id": "rail-down", "model": str(model["dir"]), "state_dir": str(tmp_path / "state"),
+        "decision": {"threshold": 1e9},  # normal windows: no alert, so nothing durable either
+        "mqtt": {"host": "127.0.0.1", "port": free_port(), "reconnect_min_s": 0.1, "reconnect_max_s": 0.2}}))
+    res = subprocess.run([sys.executable, "-m", "edge_monitor", "simulate", "-c", str(cfg), "--fast",
+                          "--log-format", "json", *map(str, clips * 4)],
+                         capture_output=True, text=True, cwd=REPO, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    stopped = next(json.loads(line) for line in res.stdout.splitlines() + res.stderr.splitlines()
+                   if '"stopped"' in line)
+    assert stopped["windows"] == stopped["scored"] == 12
+    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+        # AUTOINCREMENT's high-water mark: no row was ever inserted (not written and deleted again).
+        assert db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone() is None

@@ -19,7 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from edge_monitor.mqtt_config import MqttConfigError, load_password, parse_mqtt_config
-from edge_monitor.publisher import Publisher, backoff_delay
+from edge_monitor.publisher import SCORE_BACKLOG, Publisher, backoff_delay
 from edge_monitor.spool import Outbox
 
 from tests.conftest import REPO, require_binary
@@ -481,19 +481,31 @@ def test_relative_secret_paths_resolve_against_the_config_folder(tmp_path):
     assert cfg.password_file == tmp_path / "secrets" / "pw" and cfg.tls.ca_file == tmp_path / "secrets" / "ca.crt"
 
 
-def test_scores_queued_offline_are_sent_and_cleared(tmp_path, publishers):
-    # QoS 0 messages are "acknowledged" (on_publish) inside paho's publish() call, before it
-    # returns the mid: the outbox must still delete them (the on_publish-before-mid race).
-    # queue_qos0_messages: the subscriber's persistent session keeps them across the restart.
+def outbox_rows_ever(path: Path) -> int:
+    """Rows ever inserted into the outbox file (AUTOINCREMENT's high-water mark survives deletes)."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_scores_while_broker_down_never_touch_the_disk_and_only_the_latest_are_sent(tmp_path, publishers):
+    # queue_qos0_messages: the subscriber's persistent session keeps QoS 0 messages across the restart.
+    outbox = tmp_path / "o.db"
     with Mosquitto(tmp_path, require_binary("mosquitto"), extra=["queue_qos0_messages true"]) as broker, \
             Subscriber(broker.port, f"{BASE}/score") as sub:
         broker.stop()
-        pub = start_publisher(publishers, mqtt_cfg(broker.port), tmp_path / "o.db")
-        for i in range(3):
-            pub.publish_score({"score": i / 10, "window": i})
-        assert pub.stats()["outbox_depth"] == 3
+        pub = start_publisher(publishers, mqtt_cfg(broker.port), outbox)
+        for i in range(12):  # 12 windows, two minutes of monitoring, while the broker is away
+            pub.publish_score({"score": i / 100, "window": i})
+        assert pub.stats()["outbox_depth"] == 0
+        assert outbox_rows_ever(outbox) == 0  # not even a row written and deleted again
         broker.start()
-        msgs = sub.wait_topic(f"{BASE}/score", 3)
-        wait_drained(pub)
-    assert [m.json()["window"] for m in msgs] == [0, 1, 2]
+        msgs = sub.wait_topic(f"{BASE}/score", SCORE_BACKLOG)
+        pub.publish_score({"score": 0.5, "window": 12})  # a live score after the backlog: the sentinel
+        msgs = sub.wait_for(lambda ms: ms[-1].json()["window"] == 12, what="the live score")
+    windows = [m.json()["window"] for m in msgs]
+    assert windows == list(range(12 - SCORE_BACKLOG, 13))  # the latest few, in order; no stale flood
     assert all(m.qos == 0 for m in msgs)
+    assert outbox_rows_ever(outbox) == 0
