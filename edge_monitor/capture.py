@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from edge_monitor.backoff import Backoff
 from edge_monitor.config import AudioConfig
 from edge_monitor.ring_buffer import RingBuffer
 
@@ -161,7 +162,8 @@ class MicrophoneSource:
         self.last_error: str | None = None
         self._last_callback = 0.0
         self._callback_error: str | None = None
-        self._backoff = 1.0
+        # 1, 2, 4 ... s up to retry_max_seconds; no jitter: one local device, nobody to spread out from.
+        self._retry = Backoff(1.0, audio.retry_max_seconds, jitter=False)
         self._next_attempt = 0.0
         self._down_since: float | None = None
         self._xruns_total = 0
@@ -224,7 +226,7 @@ class MicrophoneSource:
             self.failures += 1
             self.running = False
             self.log.warning("audio device unavailable", device=self.audio.device, error=self.last_error,
-                             retry_in_s=round(self._backoff, 1))
+                             retry_in_s=round(self._retry.upcoming_cap(), 1))
             return False
         self.stream = stream
         self.running = True
@@ -234,8 +236,7 @@ class MicrophoneSource:
         return True
 
     def _schedule_retry(self) -> None:
-        self._next_attempt = self.clock() + self._backoff
-        self._backoff = min(self._backoff * 2, self.audio.retry_max_seconds)
+        self._next_attempt = self.clock() + self._retry.next_delay()
 
     def _close(self) -> None:
         stream, self.stream = self.stream, None
@@ -275,7 +276,7 @@ class MicrophoneSource:
                            reason=problem)
             self._close()
             self._down_since = self.clock()
-            self._backoff = 1.0
+            self._retry.reset()
             self._schedule_retry()
             return
         if self.running or self.clock() < self._next_attempt:
@@ -283,7 +284,7 @@ class MicrophoneSource:
         if self._open(rescan=True):
             down = self.clock() - (self._down_since or self.clock())
             self.restarts += 1
-            self._backoff = 1.0
+            self._retry.reset()
             self._down_since = None
             self.log.info("audio device recovered", device=self.device.name if self.device else None,
                           down_s=round(down, 1), restarts=self.restarts)

@@ -23,7 +23,7 @@ everything here runs on the main thread, the *scoring loop*:
    periodic health message to MQTT.
 
 The publisher is injected: anything with ``start()``, ``publish_alert(dict)``,
-``publish_sensor(dict)``, ``set_state(str)``, ``publish_score(dict)``,
+``publish_sensor(dict)``, ``set_state(str)``, ``set_microphone(str)``, ``publish_score(dict)``,
 ``publish_status(dict)``, ``stats() -> dict`` and ``stop(timeout)`` (the MQTT
 :class:`edge_monitor.publisher.Publisher`, :class:`NullPublisher`, or a test's
 recording sink).
@@ -64,10 +64,13 @@ def iso_utc(t: float) -> str:
 
 
 class PublisherLike(Protocol):
+    """Transports what the daemon decided; payloads arrive complete (ids, device, times)."""
+
     def start(self) -> None: ...
-    def publish_alert(self, payload: dict) -> None: ...
-    def publish_sensor(self, payload: dict) -> None: ...
+    def publish_alert(self, payload: dict) -> object: ...
+    def publish_sensor(self, payload: dict) -> object: ...
     def set_state(self, state: str) -> None: ...
+    def set_microphone(self, state: str) -> None: ...
     def publish_score(self, payload: dict) -> None: ...
     def publish_status(self, payload: dict) -> None: ...
     def stats(self) -> dict: ...
@@ -87,6 +90,9 @@ class NullPublisher:
         pass
 
     def set_state(self, state: str) -> None:
+        pass
+
+    def set_microphone(self, state: str) -> None:
         pass
 
     def publish_score(self, payload: dict) -> None:
@@ -337,6 +343,9 @@ class Daemon:
             log = self.log.warning if ev.event == "start" else self.log.info
             log("sensor " + ev.event, kind=ev.kind, detail=ev.detail, event_id=payload["event_id"])
             self._safe(self.publisher.publish_sensor, payload)
+        # The monitor knows whether any fault episode is open; the publisher only carries it (and
+        # sends it only when it changes).
+        self._safe(self.publisher.set_microphone, "ok" if self.sensor_monitor.ok else "problem")
         if status.ok:
             return False, None
         self.counters.sensor_faulty += 1
@@ -471,7 +480,8 @@ class Daemon:
             "source": self.source.stats() if self.source is not None else None,
             "sensor": self.sensor_monitor.state() if self.sensor_monitor is not None else None,
             "model": {"name": self.bundle.path.name, "sha256": self.bundle.sha256},
-        } | ({"queue_depth": pub["outbox_depth"]} if "outbox_depth" in pub else {})
+        } | ({"queue_depth": pub["outbox_depth"], "mqtt": {k: v for k, v in pub.items() if k != "last_error"}}
+             if "outbox_depth" in pub else {})
 
     def _maybe_publish_status(self) -> None:
         now = time.monotonic()

@@ -65,6 +65,7 @@ class RecordingPublisher:
     scores: list[dict] = field(default_factory=list)
     statuses: list[dict] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
+    microphone: list[str] = field(default_factory=list)
     started: bool = False
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -89,6 +90,9 @@ class RecordingPublisher:
 
     def set_state(self, state: str) -> None:
         self.states.append(state)
+
+    def set_microphone(self, state: str) -> None:
+        self.microphone.append(state)
 
     def stats(self) -> dict[str, Any]:
         return {"connected": True, "queue_depth": 0}
@@ -307,6 +311,10 @@ def test_sensor_fault_is_reported_not_scored(model: dict, tmp_path: Path) -> Non
     assert len(pub.scores) == 4
     assert [(s["event"], s["kind"]) for s in pub.sensors] == [("start", "dead_input"), ("end", "dead_input")]
     assert pub.sensors[0]["event_id"] == pub.sensors[1]["event_id"]
+    # The daemon sets <base>/microphone from its SensorMonitor (the publisher derives nothing).
+    import itertools
+
+    assert [state for state, _ in itertools.groupby(pub.microphone)] == ["ok", "problem", "ok"]
     assert daemon.counters.sensor_faulty == 3
     assert [a["event"] for a in pub.alerts] == ["start"]
     # The health JSON (<base>/status) carries the sensor state: clean again at the end.
@@ -320,6 +328,7 @@ def test_health_json_carries_a_current_sensor_fault(model: dict, tmp_path: Path)
     paths = write_clips(tmp_path, normals + [np.zeros(160_000, dtype=np.float32)] * 2, "clip")
     pub, _, daemon = run_daemon(make_config(tmp_path, model["dir"]), model["scorer"], paths)
     assert [(s["event"], s["kind"]) for s in pub.sensors] == [("start", "dead_input")]
+    assert pub.microphone[-1] == "problem"
     sensor = pub.statuses[-1]["sensor"]  # the last status, sent on shutdown: the fault is still on
     assert sensor["ok"] is False
     assert [f["kind"] for f in sensor["faults"]] == ["dead_input"] and sensor["faults"][0]["since"]
