@@ -101,7 +101,8 @@ def test_discovery_is_retained_and_resent_when_home_assistant_comes_online(broke
         with Subscriber(broker.port, f"{BASE}/availability") as device_watch:
             device_watch.wait_for(lambda ms: any(m.text == "online" for m in ms), what="online")
         with Subscriber(broker.port, "homeassistant/#", f"{BASE}/availability") as ha:
-            first = ha.wait_for(lambda ms: len(configs(ms)) >= 3, what="3 retained discovery configs")
+            first = ha.wait_for(lambda ms: len(configs(ms)) >= 3 and ha.on(f"{BASE}/availability"),
+                                what="3 retained discovery configs and the retained availability")
             assert all(m.retain and m.qos == 1 for m in configs(first))
             assert {m.topic for m in configs(first)} == {
                 "homeassistant/binary_sensor/rail-7/anomaly/config",
