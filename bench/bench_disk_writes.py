@@ -48,8 +48,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-import common
-
 # Runs the CLI in this process, then copies /proc/self/io (after stop(): the publisher thread and
 # the outbox are closed by then, so everything the daemon wrote is counted) to $EDGE_MONITOR_IO_OUT.
 CHILD = (
@@ -140,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work-dir", type=Path, default=REPO / "bench" / "out" / "disk-writes-tmp")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "disk_writes.json")
     args = ap.parse_args(argv)
+
+    import common  # bench/ is not a package: found through sys.path above
 
     from trainer.broker import free_port, start_broker
 

@@ -64,13 +64,10 @@ def iso_utc(t: float) -> str:
 
 
 class PublisherLike(Protocol):
-    """Transports what the daemon decided; payloads arrive complete (ids, device, times)."""
-
     def start(self) -> None: ...
-    def publish_alert(self, payload: dict) -> object: ...
-    def publish_sensor(self, payload: dict) -> object: ...
+    def publish_alert(self, payload: dict) -> None: ...
+    def publish_sensor(self, payload: dict) -> None: ...
     def set_state(self, state: str) -> None: ...
-    def set_microphone(self, state: str) -> None: ...
     def publish_score(self, payload: dict) -> None: ...
     def publish_status(self, payload: dict) -> None: ...
     def stats(self) -> dict: ...
@@ -296,6 +293,10 @@ class Daemon:
             self.log.warning("input overflow (xrun)", index=win.index, xruns=win.xruns, total_xruns=self._xruns())
         try:
             skip, valid = self._sensor_fault(win)
+            if self.sensor_monitor is not None:
+                # The monitor knows whether a fault episode is open; the publisher only carries
+                # it (and sends it only when it changes).
+                self._safe(self.publisher.set_microphone, "ok" if self.sensor_monitor.ok else "problem")
             if skip:
                 return
             mono = audio_io.downmix(win.samples, self.cfg.audio.channel)
@@ -343,9 +344,6 @@ class Daemon:
             log = self.log.warning if ev.event == "start" else self.log.info
             log("sensor " + ev.event, kind=ev.kind, detail=ev.detail, event_id=payload["event_id"])
             self._safe(self.publisher.publish_sensor, payload)
-        # The monitor knows whether any fault episode is open; the publisher only carries it (and
-        # sends it only when it changes).
-        self._safe(self.publisher.set_microphone, "ok" if self.sensor_monitor.ok else "problem")
         if status.ok:
             return False, None
         self.counters.sensor_faulty += 1
@@ -474,14 +472,14 @@ class Daemon:
             "windows_sensor_fault": self.counters.sensor_faulty,
             "windows_scored_partial": self.counters.scored_partial,
             "alerts": self.counters.alerts,
+            "mqtt": {k: v for k, v in pub.items() if k != "last_error"},  # the publisher's counters
             "xruns": self._xruns(),
             "overruns": self._overruns(),
             "last_error": self.last_error or (getattr(self.source, "last_error", None) if self.source else None),
             "source": self.source.stats() if self.source is not None else None,
             "sensor": self.sensor_monitor.state() if self.sensor_monitor is not None else None,
             "model": {"name": self.bundle.path.name, "sha256": self.bundle.sha256},
-        } | ({"queue_depth": pub["outbox_depth"], "mqtt": {k: v for k, v in pub.items() if k != "last_error"}}
-             if "outbox_depth" in pub else {})
+        } | ({"queue_depth": pub["outbox_depth"]} if "outbox_depth" in pub else {})
 
     def _maybe_publish_status(self) -> None:
         now = time.monotonic()

@@ -37,7 +37,8 @@ def describe_error(err: BaseException, host: str, port: int) -> str:
     if isinstance(err, ConnectionRefusedError):
         return f"connection refused by {host}:{port} (is the broker running and listening there?)"
     if isinstance(err, ssl.SSLCertVerificationError):
-        return f"TLS certificate of {host}:{port} not trusted: {err.verify_message or err.reason} (check mqtt.tls.ca_file)"
+        return (f"TLS certificate of {host}:{port} not trusted: {err.verify_message or err.reason} "
+                "(check mqtt.tls.ca_file)")
     if isinstance(err, ssl.SSLError):
         return f"TLS handshake with {host}:{port} failed: {err.reason or err}"
     if isinstance(err, (TimeoutError, socket.timeout)):

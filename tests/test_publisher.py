@@ -21,7 +21,6 @@ from structlog.testing import capture_logs
 from edge_monitor.mqtt_config import MqttConfigError, load_password, parse_mqtt_config
 from edge_monitor.publisher import SCORE_BACKLOG, Publisher
 from edge_monitor.spool import Outbox
-
 from tests.conftest import REPO, require_binary
 from tests.mqtt_helpers import Mosquitto, Subscriber, free_port, publish_once
 
