@@ -19,7 +19,10 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from edge_monitor.mqtt_config import TlsConfig
 
 __all__ = ["ClientOptions", "PahoTransport", "Transport", "TransportEvents", "TransportFactory", "paho_factory"]
 
@@ -87,7 +90,7 @@ class ClientOptions:
     username: str | None = None
     password: str | None = None
     will_topic: str | None = None  # retained "offline" Last Will
-    tls: Any = None  # edge_monitor.mqtt_config.TlsConfig or None
+    tls: TlsConfig | None = None  # CA, client certificate, insecure host name check
     max_inflight: int = 20  # paho's own window of unacknowledged QoS>0 messages
 
 
