@@ -4,7 +4,8 @@
     .venv/bin/python bench/render_results.py --out-dir bench/out --results bench/RESULTS.md
 
 Reads ``prepare.json``, ``features.json``, ``inference.json``, ``rss.json``,
-``startup.json``, ``quantize.json``, ``soak.json`` and ``cost_model.json`` from
+``startup.json``, ``quantize.json``, ``soak.json``, ``cost_model.json`` and
+``disk_writes.json`` (plus ``disk_writes_before.json`` when present) from
 ``--out-dir`` (a missing one is reported as "not run") and writes one markdown
 file: the machine, a summary table of every ratio with its target, the
 details, and the Raspberry Pi 4 cost model (counted work per window at cited
@@ -47,6 +48,65 @@ def f(v: Any, digits: int = 2, unit: str = "") -> str:
 
 def met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+DISK_BEGIN, DISK_END = "<!-- disk-writes -->", "<!-- /disk-writes -->"
+PAGE = 4096  # write_bytes moves in whole pages
+
+
+def _kb(v: float) -> str:
+    return f"{v / 1000:,.1f} kB"
+
+
+def disk_writes_section(out_dir: Path) -> list[str]:
+    """The "bytes written per hour" section (between markers, so ``--section disk_writes`` can replace it)."""
+    data = load(out_dir, "disk_writes")
+    L = [DISK_BEGIN, "## 6. Disk writes per hour of monitoring (`bench/bench_disk_writes.py`)", ""]
+    if not data:
+        return L + ["Not available: `bench/bench_disk_writes.py` did not run.", "", DISK_END]
+    runs = data["runs"]
+    span_s = runs["broker_up_long"]["audio_s"] - runs["broker_up_short"]["audio_s"]
+    resolution = PAGE * 3600.0 / span_s  # one page more or less between the two runs
+    method = (f"`edge-monitor simulate --fast` with MQTT on, a real {data.get('broker', 'mosquitto')} on 127.0.0.1 "
+              f"(up, then unreachable for the whole run), {f(data['hours_long'], 1)} h of normal audio "
+              f"({runs['broker_up_long']['windows']} windows of 10 s); the daemon process's own `/proc/self/io` "
+              f"read as it exits. Per hour = the slope between a {f(data['minutes_short'], 0)} min and the "
+              f"{f(data['hours_long'], 1)} h run, so the one-off start-up writes (creating the SQLite outbox and "
+              f"its WAL) are counted apart; `write_bytes` moves in {PAGE} B pages, so the slope resolves "
+              f"{_kb(resolution)} per hour. State directory on {data.get('filesystem', '?')} (`stat -f`); measured "
+              f"{str(data.get('machine', {}).get('date', '?'))[:10]} on {data.get('machine', {}).get('cpus', '?')} "
+              f"{data.get('machine', {}).get('cpu_model', '?')} cores. The threshold is out "
+              "of reach, so no alert opens: each alert adds one evidence WAV (~320 kB) and two outbox rows.")
+    header = ("| code | broker | written to disk per hour of audio (`write_bytes`) | start-up writes | "
+              "outbox rows written in the long run | `wchar` per hour (pipes, logs; not disk) |")
+    L += [method, "", header, "|---|---|---:|---:|---:|---:|"]
+    before = load(out_dir, "disk_writes_before")
+    for label, d in (("this", data), ("before: scores spooled to SQLite", before)):
+        if not d:
+            continue
+        for case, name in (("broker_up", "up"), ("broker_down", "down")):
+            rate = d["per_hour"][case]["write_bytes"]
+            shown = f"**{_kb(rate)}**" if abs(rate) >= resolution else f"**0** (< {_kb(resolution)})"
+            L.append(f"| {label} | {name} | {shown} | {_kb(d['startup'][case]['write_bytes'])} | "
+                     f"{d['runs'][case + '_long']['outbox_rows_ever']} | {_kb(d['per_hour'][case]['wchar'])} |")
+    how = ("Reproduce: `.venv/bin/python bench/bench_disk_writes.py` (then "
+           "`.venv/bin/python bench/render_results.py --section disk_writes`); the \"before\" rows: the same with "
+           "`--code-dir` pointing at a checkout of the older code and `--out bench/out/disk_writes_before.json`.")
+    L += ["", how, "", DISK_END]
+    return L
+
+
+def replace_section(text: str, section: list[str]) -> str:
+    """``text`` with its disk-writes section replaced (or inserted before "## Reproduce")."""
+    block = "\n".join(section)
+    if DISK_BEGIN in text and DISK_END in text:
+        head, rest = text.split(DISK_BEGIN, 1)
+        return head + block + rest.split(DISK_END, 1)[1]
+    marker = "## Reproduce"
+    if marker in text:
+        head, rest = text.split(marker, 1)
+        return head + block + "\n\n" + marker + rest
+    return text.rstrip("\n") + "\n\n" + block + "\n"
 
 
 def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | None = None) -> str:
@@ -330,6 +390,7 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
     else:
         L += ["## Raspberry Pi 4: counted cost per window", "", "Not available: `bench/cost_model.py` did not run.", ""]
 
+    L += disk_writes_section(out_dir) + [""]
     L += ["## Reproduce", "", "```", "make bench          # or: bash bench/run.sh", "```", "",
           "The first run synthesises the dataset and trains the bench bundle into `bench/out/` (git-ignored, "
           "1-2.5 min here); later runs reuse them. Every script also runs alone with `--out FILE.json`, and "
@@ -345,8 +406,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="the markdown file to write (default bench/RESULTS.md)")
     parser.add_argument("--total-seconds", type=float, help="duration of the whole run, for the record")
     parser.add_argument("--orig-openblas-env", help="OPENBLAS_* settings of the calling shell, for the record")
+    parser.add_argument("--section", choices=["disk_writes"],
+                        help="only (re)write this section of the existing --results file, from its JSON")
     args = parser.parse_args(argv)
-    text = render(args.out_dir, args.total_seconds, args.orig_openblas_env)
+    if args.section == "disk_writes":
+        text = replace_section(args.results.read_text(), disk_writes_section(args.out_dir))
+    else:
+        text = render(args.out_dir, args.total_seconds, args.orig_openblas_env)
     args.results.write_text(text)
     print(f"wrote {args.results}", file=sys.stderr)
     return 0

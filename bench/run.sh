@@ -63,6 +63,10 @@ else
     echo "bench/bench_soak.py is missing: soak not run" >&2
 fi
 
+step "disk writes per hour of monitoring, broker up and down" "$PY" bench/bench_disk_writes.py \
+    --model "$PWD/$OUT/bundle" --seed 1234 --out "$OUT/disk_writes.json" $([ "$QUICK" = 1 ] && echo "--hours 0.1 --short-minutes 1") \
+    || echo "bench_disk_writes.py exited with status $? (see above)" >&2
+
 step "Pi 4 cost model: counted work per window" "$PY" bench/cost_model.py --bundle "$OUT/bundle" \
     --out "$OUT/cost_model.json"
 

@@ -26,9 +26,11 @@ sees what it saw in training, and the ring still holds every native sample
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+from edge_monitor.backoff import Backoff
 from edge_monitor.config import AudioConfig
 from edge_monitor.ring_buffer import RingBuffer
 
@@ -161,7 +163,8 @@ class MicrophoneSource:
         self.last_error: str | None = None
         self._last_callback = 0.0
         self._callback_error: str | None = None
-        self._backoff = 1.0
+        # 1, 2, 4 ... s up to retry_max_seconds; no jitter: one local device, nobody to spread out from.
+        self._retry = Backoff(1.0, audio.retry_max_seconds, jitter=False)
         self._next_attempt = 0.0
         self._down_since: float | None = None
         self._xruns_total = 0
@@ -173,15 +176,18 @@ class MicrophoneSource:
         # Runs on PortAudio's thread: copy, count, timestamp; nothing else.
         now = time.time()
         ring = self.ring
+        rate = self.sample_rate
+        if ring is None or rate is None:  # not opened yet: nothing to write into
+            return
         if status.input_overflow:
             ring.note_xrun()
         try:
             # Wall-clock time of the block's first sample: now minus how long ago the ADC took it.
             lag = time_info.currentTime - time_info.inputBufferAdcTime
             if not 0.0 <= lag < 1.0:
-                lag = frames / self.sample_rate
+                lag = frames / rate
         except Exception:  # noqa: BLE001
-            lag = frames / self.sample_rate
+            lag = frames / rate
         ring.write(indata, now - lag)
         self._last_callback = self.clock()
 
@@ -224,7 +230,7 @@ class MicrophoneSource:
             self.failures += 1
             self.running = False
             self.log.warning("audio device unavailable", device=self.audio.device, error=self.last_error,
-                             retry_in_s=round(self._backoff, 1))
+                             retry_in_s=round(self._retry.upcoming_cap(), 1))
             return False
         self.stream = stream
         self.running = True
@@ -234,8 +240,7 @@ class MicrophoneSource:
         return True
 
     def _schedule_retry(self) -> None:
-        self._next_attempt = self.clock() + self._backoff
-        self._backoff = min(self._backoff * 2, self.audio.retry_max_seconds)
+        self._next_attempt = self.clock() + self._retry.next_delay()
 
     def _close(self) -> None:
         stream, self.stream = self.stream, None
@@ -275,7 +280,7 @@ class MicrophoneSource:
                            reason=problem)
             self._close()
             self._down_since = self.clock()
-            self._backoff = 1.0
+            self._retry.reset()
             self._schedule_retry()
             return
         if self.running or self.clock() < self._next_attempt:
@@ -283,7 +288,7 @@ class MicrophoneSource:
         if self._open(rescan=True):
             down = self.clock() - (self._down_since or self.clock())
             self.restarts += 1
-            self._backoff = 1.0
+            self._retry.reset()
             self._down_since = None
             self.log.info("audio device recovered", device=self.device.name if self.device else None,
                           down_s=round(down, 1), restarts=self.restarts)

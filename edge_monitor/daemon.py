@@ -23,7 +23,7 @@ everything here runs on the main thread, the *scoring loop*:
    periodic health message to MQTT.
 
 The publisher is injected: anything with ``start()``, ``publish_alert(dict)``,
-``publish_sensor(dict)``, ``set_state(str)``, ``publish_score(dict)``,
+``publish_sensor(dict)``, ``set_state(str)``, ``set_microphone(str)``, ``publish_score(dict)``,
 ``publish_status(dict)``, ``stats() -> dict`` and ``stop(timeout)`` (the MQTT
 :class:`edge_monitor.publisher.Publisher`, :class:`NullPublisher`, or a test's
 recording sink).
@@ -41,8 +41,9 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -62,7 +63,7 @@ STOP_FLUSH_S = 3.0  # publisher flush budget on shutdown (the whole stop must st
 
 def iso_utc(t: float) -> str:
     """Unix time -> ISO 8601 UTC with milliseconds (``2026-11-25T12:00:00.000Z``)."""
-    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class NullPublisher:
@@ -78,6 +79,9 @@ class NullPublisher:
         pass
 
     def set_state(self, state: str) -> None:
+        pass
+
+    def set_microphone(self, state: str) -> None:
         pass
 
     def publish_score(self, payload: dict) -> None:
@@ -279,6 +283,10 @@ class Daemon:
             self.log.warning("input overflow (xrun)", index=win.index, xruns=win.xruns, total_xruns=self._xruns())
         try:
             skip, valid = self._sensor_fault(win)
+            if self.sensor_monitor is not None:
+                # The monitor knows whether a fault episode is open; the publisher only carries
+                # it (and sends it only when it changes).
+                self._safe(self.publisher.set_microphone, "ok" if self.sensor_monitor.ok else "problem")
             if skip:
                 return
             mono = audio_io.downmix(win.samples, self.cfg.audio.channel)
@@ -458,6 +466,7 @@ class Daemon:
             "windows_sensor_fault": self.counters.sensor_faulty,
             "windows_scored_partial": self.counters.scored_partial,
             "alerts": self.counters.alerts,
+            "mqtt": {k: v for k, v in pub.items() if k != "last_error"},  # the publisher's counters
             "xruns": self._xruns(),
             "overruns": self._overruns(),
             "last_error": self.last_error or (getattr(self.source, "last_error", None) if self.source else None),

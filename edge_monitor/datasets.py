@@ -46,9 +46,10 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 __all__ = ["ClipRef", "DatasetError", "find_clips", "normalize_machine_id", "parse_attributes", "summarize"]
 

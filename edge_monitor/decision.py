@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 __all__ = ["DecisionRule", "AlertEvent", "Decider", "typical_normal_score"]
 

@@ -48,8 +48,9 @@ model's own reconstruction of the window (what the model expected to hear).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -356,7 +357,7 @@ class Explainer:
 
     @classmethod
     def from_bundle(cls, bundle: Any, settings: ExplainSettings = ExplainSettings(),
-                    reference: str = "recon") -> "Explainer":
+                    reference: str = "recon") -> Explainer:
         """Build from a loaded :class:`edge_monitor.bundle.ModelBundle`.
 
         ``reference``: ``"recon"`` explains the autoencoder's error against its
@@ -558,7 +559,8 @@ class Explainer:
             family = self._family(spec, fa, fb, (a, b))
             if spec is sig:
                 share = float(sig[family].sum()) / total
-                if share < s.tonal_share or max(self._contrast(sig, fa, fb), self._contrast(sig, a, b)) < s.tonal_contrast:
+                contrast = max(self._contrast(sig, fa, fb), self._contrast(sig, a, b))
+                if share < s.tonal_share or contrast < s.tonal_contrast:
                     continue
             else:
                 share = float(sig[family].sum()) / total if total > 0 else 0.0
@@ -778,7 +780,8 @@ class Explainer:
         d = d[live]
         med = float(np.median(d))
         p10, p90 = np.percentile(d, [10, 90])
-        if abs(med) >= s.shift_db and float(p90 - p10) <= s.shift_spread_db and float(np.mean(np.sign(d) == np.sign(med))) >= 0.9:
+        agree = float(np.mean(np.sign(d) == np.sign(med)))
+        if abs(med) >= s.shift_db and float(p90 - p10) <= s.shift_spread_db and agree >= 0.9:
             return med
         return None
 
@@ -791,7 +794,8 @@ class Explainer:
             hi_hz,
             None,
             shift,
-            f"Everything is {'at least ' if at_least else ''}{abs(shift):.0f} dB {direction} across the whole spectrum: "
+            f"Everything is {'at least ' if at_least else ''}{abs(shift):.0f} dB {direction} across the whole "
+            f"spectrum: "
             f"the microphone was probably moved or its gain changed; if so, run `edge-monitor-train calibrate`.",
             peak_hz=None,
             bands=(0, self.params.n_mels - 1),
@@ -809,13 +813,13 @@ class BundleExplainer:
     ``detector`` names it.
     """
 
-    def __init__(self, explainers: Mapping[str, "Explainer"]) -> None:
+    def __init__(self, explainers: Mapping[str, Explainer]) -> None:
         if not explainers:
             raise ValueError("no explainer")
         self.explainers = dict(explainers)
 
     @classmethod
-    def from_bundle(cls, bundle: Any, settings: ExplainSettings = ExplainSettings()) -> "BundleExplainer":
+    def from_bundle(cls, bundle: Any, settings: ExplainSettings = ExplainSettings()) -> BundleExplainer:
         """Raises ``ValueError`` when the bundle has no band statistics at all."""
         found = explainers_for(bundle, settings)
         if not found:
@@ -834,7 +838,7 @@ class BundleExplainer:
         return replace(out, detector=fired) if fired else out
 
 
-def explainers_for(bundle: Any, settings: ExplainSettings = ExplainSettings()) -> dict[str, "Explainer"]:
+def explainers_for(bundle: Any, settings: ExplainSettings = ExplainSettings()) -> dict[str, Explainer]:
     """One :class:`Explainer` per reference the bundle's detectors use: ``{"recon": ..., "mean": ...}``.
 
     A window is explained by the detector that fired

@@ -115,7 +115,7 @@ class FeatureParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FeatureParams":
+    def from_dict(cls, data: dict[str, Any]) -> FeatureParams:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
@@ -427,7 +427,7 @@ class MinMaxNorm:
 
     @classmethod
     def fit(cls, logmels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5, min_span_db: float = 1.0,
-            clip_lo: float | None = 0.0, clip_hi: float | None = 1.0) -> "MinMaxNorm":
+            clip_lo: float | None = 0.0, clip_hi: float | None = 1.0) -> MinMaxNorm:
         """Fit from training log-mels of shape ``(n_clips, n_mels, frames)`` (dB).
 
         Robust percentiles instead of the raw min/max keep one click in the
@@ -454,7 +454,7 @@ class MinMaxNorm:
                 "clip_lo": self.clip_lo, "clip_hi": self.clip_hi}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MinMaxNorm":
+    def from_dict(cls, data: dict[str, Any]) -> MinMaxNorm:
         """From :meth:`to_dict`'s dict; missing ``clip_lo``/``clip_hi`` (bundles before them) mean 0 and 1."""
         if data.get("kind", "minmax") != "minmax":
             raise ValueError(f"unsupported normalisation kind {data.get('kind')!r}")

@@ -91,7 +91,7 @@ class Outbox:
                 "INSERT INTO outbox(kind, topic, payload, qos, retain, created) VALUES (?,?,?,?,?,?)",
                 (kind, topic, sqlite3.Binary(payload), int(qos), int(bool(retain)), time.time()),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[None]:

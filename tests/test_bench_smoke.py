@@ -94,3 +94,23 @@ def test_results_md_reports_misses_and_absent_benchmarks(tmp_path: Path) -> None
     for absent in ("model inference | not run", "start-up | not run", "float32 vs int8 | not run"):
         assert absent in summary
     assert "Not available" in text.split("Raspberry Pi 4: counted cost", 1)[1]
+
+
+def test_disk_writes_section_is_rendered_in_place_and_says_what_was_measured(tmp_path: Path) -> None:
+    run = {"audio_s": 120.0, "windows": 12, "outbox_rows_ever": 0}
+    data = {"broker": "mosquitto", "hours_long": 1.0, "minutes_short": 2.0, "filesystem": "ext2/ext3",
+            "runs": {f"{c}_{n}": dict(run, audio_s=3600.0 if n == "long" else 120.0)
+                     for c in ("broker_up", "broker_down") for n in ("short", "long")},
+            "per_hour": {"broker_up": {"write_bytes": -4096, "wchar": 85000},
+                         "broker_down": {"write_bytes": 6_266_880, "wchar": 4_879_053}},
+            "startup": {"broker_up": {"write_bytes": 110_733}, "broker_down": {"write_bytes": 106_496}}}
+    (tmp_path / "disk_writes.json").write_text(json.dumps(data))
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\n## Reproduce\n\nmake bench\n")
+    for _ in range(2):  # inserted once, then replaced in place
+        assert render_results.main(["--section", "disk_writes", "--out-dir", str(tmp_path),
+                                    "--results", str(results)]) == 0
+    text = results.read_text()
+    assert text.count(render_results.DISK_BEGIN) == 1 and text.index("## 6. Disk writes") < text.index("## Reproduce")
+    assert "| this | up | **0** (< 4.2 kB) | 110.7 kB | 0 |" in text  # a page of noise is not a rate
+    assert "| this | down | **6,266.9 kB** | 106.5 kB | 0 |" in text

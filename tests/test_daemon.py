@@ -49,6 +49,7 @@ class RecordingPublisher:
     scores: list[dict] = field(default_factory=list)
     statuses: list[dict] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
+    microphone: list[str] = field(default_factory=list)
     started: bool = False
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,6 +74,9 @@ class RecordingPublisher:
 
     def set_state(self, state: str) -> None:
         self.states.append(state)
+
+    def set_microphone(self, state: str) -> None:
+        self.microphone.append(state)
 
     def stats(self) -> dict[str, Any]:
         return {"connected": True, "queue_depth": 0}
@@ -291,6 +295,10 @@ def test_sensor_fault_is_reported_not_scored(model: dict, tmp_path: Path) -> Non
     assert len(pub.scores) == 4
     assert [(s["event"], s["kind"]) for s in pub.sensors] == [("start", "dead_input"), ("end", "dead_input")]
     assert pub.sensors[0]["event_id"] == pub.sensors[1]["event_id"]
+    # The daemon sets <base>/microphone from its SensorMonitor (the publisher derives nothing).
+    import itertools
+
+    assert [state for state, _ in itertools.groupby(pub.microphone)] == ["ok", "problem", "ok"]
     assert daemon.counters.sensor_faulty == 3
     assert [a["event"] for a in pub.alerts] == ["start"]
     # The health JSON (<base>/status) carries the sensor state: clean again at the end.
@@ -304,6 +312,7 @@ def test_health_json_carries_a_current_sensor_fault(model: dict, tmp_path: Path)
     paths = write_clips(tmp_path, normals + [np.zeros(160_000, dtype=np.float32)] * 2, "clip")
     pub, _, daemon = run_daemon(make_config(tmp_path, model["dir"]), model["scorer"], paths)
     assert [(s["event"], s["kind"]) for s in pub.sensors] == [("start", "dead_input")]
+    assert pub.microphone[-1] == "problem"
     sensor = pub.statuses[-1]["sensor"]  # the last status, sent on shutdown: the fault is still on
     assert sensor["ok"] is False
     assert [f["kind"] for f in sensor["faults"]] == ["dead_input"] and sensor["faults"][0]["since"]
@@ -436,3 +445,29 @@ def test_logs_never_show_a_password_and_pick_the_format() -> None:
     logs.configure("debug", "console", stream=console)
     logs.get_logger("t").debug("window", score=1.0)
     assert "window" in console.getvalue() and not console.getvalue().startswith("{")
+
+
+def test_broker_down_normal_windows_write_nothing_to_the_outbox(model: dict, tmp_path: Path) -> None:
+    """12 normal windows while the broker is unreachable: scores stay in memory, no outbox row is written."""
+    import sqlite3
+
+    import yaml
+    from mqtt_helpers import free_port
+
+    clips = write_clips(tmp_path / "n", synth_clips(model["seed"], model["mid"], None, 3, salt=41), "n")
+    cfg = tmp_path / "down.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "device_id": "rail-down", "model": str(model["dir"]), "state_dir": str(tmp_path / "state"),
+        "decision": {"threshold": 1e9},  # normal windows: no alert, so nothing durable either
+        "mqtt": {"host": "127.0.0.1", "port": free_port(), "reconnect_min_s": 0.1, "reconnect_max_s": 0.2}}))
+    res = subprocess.run([sys.executable, "-m", "edge_monitor", "simulate", "-c", str(cfg), "--fast",
+                          "--log-format", "json", *map(str, clips * 4)],
+                         capture_output=True, text=True, cwd=REPO, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    stopped = next(json.loads(line) for line in res.stdout.splitlines() + res.stderr.splitlines()
+                   if '"stopped"' in line)
+    assert stopped["windows"] == stopped["scored"] == 12
+    with sqlite3.connect(tmp_path / "state" / "outbox.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+        # AUTOINCREMENT's high-water mark: no row was ever inserted (not written and deleted again).
+        assert db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone() is None

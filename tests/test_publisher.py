@@ -19,11 +19,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from edge_monitor.mqtt_config import MqttConfigError, load_password, parse_mqtt_config
-from edge_monitor.publisher import Publisher, backoff_delay
+from edge_monitor.publisher import SCORE_BACKLOG, Publisher
 from edge_monitor.spool import Outbox
-
 from tests.conftest import REPO, require_binary
-from tests.mqtt_helpers import Mosquitto, Subscriber, free_port
+from tests.mqtt_helpers import Mosquitto, Subscriber, free_port, publish_once
 
 DEVICE = "rail-7"
 BASE = f"edge-monitor/{DEVICE}"
@@ -52,6 +51,13 @@ def alert(i: int, event: str = "start") -> dict:
         "model": {"name": MODEL["name"], "sha256": MODEL["sha256"]},
         "evidence": None,
     }
+
+
+def sensor(i: int, event: str = "start", kind: str = "dead_input") -> dict:
+    """A sensor event as the daemon sends it: ids and times set once, by the daemon."""
+    return {"event": event, "kind": kind, "since": "2026-11-25T12:00:00.000Z", "at": "2026-11-25T12:00:00.000Z",
+            "detail": "no signal", "windows": 1, "event_id": f"sensor-{i:03d}", "device_id": DEVICE,
+            "time": "2026-11-25T12:00:00.100Z"}
 
 
 def unique_in_order(msgs) -> list[tuple[str, str]]:
@@ -110,7 +116,8 @@ def test_topics_retain_qos_and_payloads(mosquitto, publishers, tmp_path, protoco
         wait_connected(pub)
         pub.set_state("anomaly")
         pub.publish_alert(alert(1))
-        pub.publish_sensor({"event": "start", "kind": "dead_input", "since": "2026-11-25T12:00:00Z"})
+        pub.publish_sensor(sensor(1))
+        pub.set_microphone("problem")
         pub.publish_score({"score": 0.01, "threshold": 0.02})
         pub.publish_status({"uptime_s": 12.5, "windows_scored": 3, "xruns": 0, "last_error": None})
 
@@ -125,9 +132,7 @@ def test_topics_retain_qos_and_payloads(mosquitto, publishers, tmp_path, protoco
         assert a.json() == alert(1)
         (s,) = sub.on(f"{BASE}/sensor")
         assert (s.qos, s.retain) == (1, False)
-        sensor = s.json()
-        assert sensor["event"] == "start" and sensor["kind"] == "dead_input" and sensor["device_id"] == DEVICE
-        assert sensor["event_id"] and sensor["time"].endswith("Z")
+        assert s.json() == sensor(1)  # exactly what the daemon sent: nothing re-stamped or added
         (sc,) = sub.on(f"{BASE}/score")
         assert (sc.qos, sc.retain) == (0, False) and sc.json()["score"] == 0.01
         avail = sub.on(f"{BASE}/availability")
@@ -137,17 +142,20 @@ def test_topics_retain_qos_and_payloads(mosquitto, publishers, tmp_path, protoco
         assert all(m.qos == 1 and m.retain for m in states)
         sub.wait_for(lambda ms: any(m.topic == f"{BASE}/microphone" and m.text == "problem" for m in ms))
         status = sub.on(f"{BASE}/status")[-1]
-        assert status.retain and status.json()["queue_depth"] >= 0 and status.json()["uptime_s"] == 12.5
+        assert status.retain and status.json() == {"uptime_s": 12.5, "windows_scored": 3, "xruns": 0,
+                                                   "last_error": None}
 
     # A late joiner sees the retained topics only: never an alert, a sensor event or a score.
     with Subscriber(mosquitto.port, f"{BASE}/#") as late:
-        late.wait_topic(f"{BASE}/status")
-        time.sleep(0.3)
-        topics = {m.topic: m for m in late.messages}
+        # The broker sends retained messages on SUBSCRIBE, before anything published later: once a
+        # sentinel published now arrives, every retained message has.
+        publish_once(mosquitto.port, f"{BASE}/sentinel", "x")
+        late.wait_topic(f"{BASE}/sentinel")
+        topics = {m.topic: m for m in late.messages if m.topic != f"{BASE}/sentinel"}
         assert set(topics) == {f"{BASE}/{t}" for t in ("availability", "state", "microphone", "status")}
         assert topics[f"{BASE}/availability"].text == "online"
         assert topics[f"{BASE}/state"].text == "anomaly"
-        assert all(m.retain for m in late.messages)
+        assert all(m.retain for m in topics.values())
 
         pub.stop(timeout=3.0)
         late.wait_for(lambda ms: ms[-1].topic == f"{BASE}/availability" and ms[-1].text == "offline",
@@ -167,10 +175,10 @@ def test_alerts_raised_while_broker_down_arrive_once_in_order(mosquitto, publish
         during = [(0, "end"), (1, "start"), (1, "end"), (2, "start"), (2, "end")]
         for i, event in during:
             pub.publish_alert(alert(i, event))
-            time.sleep(0.2)
         assert pub.stats()["outbox_depth"] == 5
-        time.sleep(3.0)  # several seconds without a broker: the publisher keeps retrying
-        assert pub.stats()["connect_failures"] >= 2
+        # The publisher keeps retrying without a broker (and keeps the alerts meanwhile).
+        wait_until(lambda: pub.stats()["connect_failures"] >= 2, "two failed reconnects")
+        assert pub.stats()["outbox_depth"] == 5
         mosquitto.start()
         pub.publish_alert(alert(3))
         pub.publish_alert(alert(3, "end"))
@@ -252,10 +260,7 @@ def test_half_open_broker_is_detected_and_recovered(mosquitto, publishers, tmp_p
         mosquitto.pause()
         try:
             pub.publish_alert(alert(1))
-            end = time.monotonic() + 10
-            while pub.stats()["connected"]:
-                assert time.monotonic() < end, "a silent broker was never noticed"
-                time.sleep(0.05)
+            wait_until(lambda: not pub.stats()["connected"], "the silent broker is noticed (keepalive)")
         finally:
             mosquitto.resume()
         pub.publish_alert(alert(2))
@@ -270,9 +275,8 @@ def test_unreachable_broker_errors_are_one_clear_line_each(publishers, tmp_path)
         unresolvable = start_publisher(publishers, parse_mqtt_config({"host": "no-such-broker.invalid", **FAST}),
                                        tmp_path / "b.db", device="rail-8")
         refused.publish_alert(alert(1))
-        time.sleep(2.0)
-        assert refused.stats()["connect_failures"] >= 3
-        assert unresolvable.stats()["connect_failures"] >= 2
+        wait_until(lambda: refused.stats()["connect_failures"] >= 3, "three refused attempts")
+        wait_until(lambda: unresolvable.stats()["connect_failures"] >= 2, "two failed look-ups")
     errors = [e for e in logs if e["log_level"] == "error"]
     assert len(errors) == 2, errors
     assert any("connection refused" in e["error"] for e in errors)
@@ -337,10 +341,9 @@ def test_tls_with_client_certificate_and_password(tmp_path, publishers):
                              tls={"cert_file": str(certs["client.crt"]), "key_file": str(certs["client.key"])})
         with capture_logs() as logs:
             bad = start_publisher(publishers, untrusted, tmp_path / "bad.db", device="rail-9")
-            time.sleep(1.0)
+            wait_until(lambda: bad.stats()["connect_failures"] >= 2, "two failed TLS handshakes")
         errors = [e for e in logs if e["log_level"] == "error"]
         assert len(errors) == 1 and "not trusted" in errors[0]["error"], errors
-        assert bad.stats()["connect_failures"] >= 2
 
 
 def test_wrong_password_is_one_clear_error_and_retries(tmp_path, publishers, monkeypatch):
@@ -352,26 +355,14 @@ def test_wrong_password_is_one_clear_error_and_retries(tmp_path, publishers, mon
         with capture_logs() as logs:
             pub = start_publisher(publishers, cfg, tmp_path / "o.db")
             pub.publish_alert(alert(1))
-            time.sleep(2.5)
+            wait_until(lambda: pub.stats()["connect_failures"] >= 4, "four refused logins")
         stats = pub.stats()
-        assert stats["connect_failures"] >= 4 and stats["connects"] == 0
-        assert publishers[0]._thread is not None and publishers[0]._thread.is_alive()
+        assert stats["connects"] == 0
         errors = [e for e in logs if e["log_level"] == "error"]
         assert len(errors) == 1, errors
         assert "refused the login" in errors[0]["error"] and "password_file" in errors[0]["error"]
         assert not any("wrong-password" in json.dumps(e, default=str) for e in logs)
         assert stats["outbox_depth"] == 1  # the alert waits for a working login
-
-
-def test_backoff_grows_exponentially_with_jitter_and_is_capped():
-    import random
-
-    rng = random.Random(1)
-    delays = [backoff_delay(a, 1.0, 60.0, rng) for a in range(10)]
-    for a, d in enumerate(delays):
-        cap = min(60.0, 2.0**a)
-        assert cap / 2 <= d <= cap
-    assert len({round(backoff_delay(3, 1.0, 60.0, rng), 6) for _ in range(20)}) > 10  # jitter
 
 
 # ---------------------------------------------------------------- mqtt: config validation
@@ -443,7 +434,7 @@ def test_demo_broker_and_printer_show_alerts_with_explanation(tmp_path, publishe
         assert broker.kind == "mosquitto"
         pub = start_publisher(publishers, mqtt_cfg(broker.port), tmp_path / "o.db")
         pub.publish_alert(alert(1) | {"explanation": {"kind": "tonal", "text": "A new tone near 3.1 kHz."}})
-        pub.publish_sensor({"event": "start", "kind": "dead_input", "since": "2026-11-25T12:00:00Z"})
+        pub.publish_sensor(sensor(1))
         wait_until(lambda: len(printer.received) >= 2, "the printer got both messages")
     lines = out.getvalue().splitlines()
     assert "ALERT START" in lines[0] and "score=0.032" in lines[0] and "threshold=0.02" in lines[0]
@@ -451,25 +442,18 @@ def test_demo_broker_and_printer_show_alerts_with_explanation(tmp_path, publishe
     assert "SENSOR START" in lines[2] and "kind=dead_input" in lines[2]
 
 
-def test_microphone_state_follows_overlapping_sensor_faults(mosquitto, publishers, tmp_path):
-    with Subscriber(mosquitto.port, f"{BASE}/microphone", f"{BASE}/sensor") as sub:
+def test_microphone_is_what_the_daemon_says(mosquitto, publishers, tmp_path):
+    mic = f"{BASE}/microphone"
+    with Subscriber(mosquitto.port, mic, f"{BASE}/alert") as sub:
         pub = start_publisher(publishers, mqtt_cfg(mosquitto.port), tmp_path / "o.db")
-        wait_connected(pub)
-
-        def step(event: str, kind: str, expect: str) -> None:
-            pub.publish_sensor({"event": event, "kind": kind, "event_id": f"{kind}-1"})
-            wait_until(lambda: pub._microphone == expect, f"microphone {expect}")  # noqa: SLF001
-            sub.wait_for(lambda ms: [m.text for m in ms if m.topic.endswith("/microphone")][-1:] == [expect],
-                         what=f"microphone {expect}")
-
-        step("start", "clipping", "problem")
-        step("start", "dropout", "problem")
-        step("end", "clipping", "problem")  # dropout still active
-        step("end", "dropout", "ok")
-        sub.wait_topic(f"{BASE}/sensor", 4)
-    assert [m.text for m in sub.on(f"{BASE}/microphone")] == ["problem", "ok"]
-    assert [(m.json()["kind"], m.json()["event"]) for m in sub.on(f"{BASE}/sensor")] == [
-        ("clipping", "start"), ("dropout", "start"), ("clipping", "end"), ("dropout", "end")]
+        pub.publish_sensor(sensor(1, "start"))
+        pub.publish_alert(alert(1))  # sentinel: queued after the sensor event, so it arrives after
+        sub.wait_topic(f"{BASE}/alert")
+        assert sub.on(mic) == []  # a sensor event alone sets nothing: the daemon's SensorMonitor decides
+        pub.set_microphone("problem")
+        sub.wait_for(lambda ms: [m.text for m in ms if m.topic == mic] == ["problem"], what="problem")
+    with pytest.raises(ValueError, match="microphone state"):
+        pub.set_microphone("broken")
 
 
 def test_relative_secret_paths_resolve_against_the_config_folder(tmp_path):
@@ -481,19 +465,31 @@ def test_relative_secret_paths_resolve_against_the_config_folder(tmp_path):
     assert cfg.password_file == tmp_path / "secrets" / "pw" and cfg.tls.ca_file == tmp_path / "secrets" / "ca.crt"
 
 
-def test_scores_queued_offline_are_sent_and_cleared(tmp_path, publishers):
-    # QoS 0 messages are "acknowledged" (on_publish) inside paho's publish() call, before it
-    # returns the mid: the outbox must still delete them (the on_publish-before-mid race).
-    # queue_qos0_messages: the subscriber's persistent session keeps them across the restart.
+def outbox_rows_ever(path: Path) -> int:
+    """Rows ever inserted into the outbox file (AUTOINCREMENT's high-water mark survives deletes)."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_scores_while_broker_down_never_touch_the_disk_and_only_the_latest_are_sent(tmp_path, publishers):
+    # queue_qos0_messages: the subscriber's persistent session keeps QoS 0 messages across the restart.
+    outbox = tmp_path / "o.db"
     with Mosquitto(tmp_path, require_binary("mosquitto"), extra=["queue_qos0_messages true"]) as broker, \
             Subscriber(broker.port, f"{BASE}/score") as sub:
         broker.stop()
-        pub = start_publisher(publishers, mqtt_cfg(broker.port), tmp_path / "o.db")
-        for i in range(3):
-            pub.publish_score({"score": i / 10, "window": i})
-        assert pub.stats()["outbox_depth"] == 3
+        pub = start_publisher(publishers, mqtt_cfg(broker.port), outbox)
+        for i in range(12):  # 12 windows, two minutes of monitoring, while the broker is away
+            pub.publish_score({"score": i / 100, "window": i})
+        assert pub.stats()["outbox_depth"] == 0
+        assert outbox_rows_ever(outbox) == 0  # not even a row written and deleted again
         broker.start()
-        msgs = sub.wait_topic(f"{BASE}/score", 3)
-        wait_drained(pub)
-    assert [m.json()["window"] for m in msgs] == [0, 1, 2]
+        msgs = sub.wait_topic(f"{BASE}/score", SCORE_BACKLOG)
+        pub.publish_score({"score": 0.5, "window": 12})  # a live score after the backlog: the sentinel
+        msgs = sub.wait_for(lambda ms: ms[-1].json()["window"] == 12, what="the live score")
+    windows = [m.json()["window"] for m in msgs]
+    assert windows == list(range(12 - SCORE_BACKLOG, 13))  # the latest few, in order; no stale flood
     assert all(m.qos == 0 for m in msgs)
+    assert outbox_rows_ever(outbox) == 0

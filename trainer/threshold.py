@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +77,7 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
     normal statistics stay as trained. ``model.tflite`` and ``detectors.npz``
     are not touched, so the checksums in ``model.json`` stay valid.
     """
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from edge_monitor.bundle import load_bundle, write_model_json
     from edge_monitor.scorer import Scorer
@@ -104,7 +106,7 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
     meta = dict(bundle.meta)
     if write:
         history = list(meta.get("threshold_history", []))
-        history.append({**old, "replaced": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        history.append({**old, "replaced": datetime.now(UTC).isoformat(timespec="seconds")})
         meta["threshold_history"] = history
         meta["threshold"] = fit.to_dict()
         meta["calibration_scores"] = score_distribution(arr) | {"n_files": len(files)}

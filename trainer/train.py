@@ -31,17 +31,17 @@ import hashlib
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 import edge_monitor
 from edge_monitor import audio_io
-from edge_monitor.bundle import (MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, load_bundle, write_arrays,
-                                 write_model_json)
+from edge_monitor.bundle import MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, load_bundle, write_arrays, write_model_json
 from edge_monitor.datasets import ClipRef, DatasetError, find_clips
 from edge_monitor.detectors import Pooling
 from edge_monitor.features import FeatureParams, MinMaxNorm, logmel, model_frames
@@ -49,9 +49,21 @@ from edge_monitor.fit import band_deviations, band_levels, detector_arrays, dete
 from edge_monitor.fusion import Fusion, NormalStats
 from edge_monitor.scorer import window_errors
 from edge_monitor.threshold import band_error_stats, fit_threshold, score_distribution
-from trainer.defaults import (ARCHITECTURES, DEFAULT_AE_POOLING, DEFAULT_ARCH, DEFAULT_CHANNELS, DEFAULT_CLIP_HI,
-                              DEFAULT_CLIP_LO, DEFAULT_FUSION, DEFAULT_THRESHOLD_QUANTILE, DEFAULT_THRESHOLD_RULE,
-                              DETECTOR_KINDS, MIN_AUTOENCODER_CLIPS, default_detectors, detector_specs)
+from trainer.defaults import (
+    ARCHITECTURES,
+    DEFAULT_AE_POOLING,
+    DEFAULT_ARCH,
+    DEFAULT_CHANNELS,
+    DEFAULT_CLIP_HI,
+    DEFAULT_CLIP_LO,
+    DEFAULT_FUSION,
+    DEFAULT_THRESHOLD_QUANTILE,
+    DEFAULT_THRESHOLD_RULE,
+    DETECTOR_KINDS,
+    MIN_AUTOENCODER_CLIPS,
+    default_detectors,
+    detector_specs,
+)
 
 __all__ = [
     "TrainConfig",
@@ -402,7 +414,7 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     log(f"features: {len(db_all)} windows of {input_shape[0]}x{frames} ({time.monotonic() - t_start:.1f} s)")
 
     meta: dict[str, Any] = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine,
         "machine_ids": machine_ids,
         "features": params.to_dict(),
@@ -569,7 +581,7 @@ def _quantization_effect(float_bytes: bytes, quant_bytes: bytes, test: Sequence[
     from edge_monitor.tflite_backend import TFLiteModel
 
     runner = TFLiteModel.from_bytes(float_bytes)
-    float_scores = []
+    per_clip: list[float] = []
     for clip in test:
         samples = audio_io.read_wav(clip.path, sample_rate=params.sample_rate)
         windows = audio_io.clip_windows(samples, params.window_samples)
@@ -577,8 +589,8 @@ def _quantization_effect(float_bytes: bytes, quant_bytes: bytes, test: Sequence[
         for w in windows:
             x = norm.apply(logmel(w, params)[:, :frames])
             s.append(window_errors(x, runner.run(x))[0])
-        float_scores.append(float(np.mean(s)))
-    float_scores = np.asarray(float_scores)
+        per_clip.append(float(np.mean(s)))
+    float_scores = np.asarray(per_clip)
     rel = np.abs(quant_result["scores"] - float_scores) / np.maximum(float_scores, 1e-12)
     return {
         "auc_float32": _auc(quant_result["labels"], float_scores),
