@@ -201,7 +201,7 @@ def test_score_cli_explain(bundle_dir, test_clips) -> None:
     assert rc == 0
     for line in stdout.splitlines():
         ex = json.loads(line)["explanation"]
-        assert set(ex) == {"kind", "freq_lo_hz", "freq_hi_hz", "period_s", "level_change_db", "text"}
+        assert set(ex) == {"kind", "freq_lo_hz", "freq_hi_hz", "period_s", "level_change_db", "text", "detector"}
         assert ex["kind"] in ("tonal", "impact", "broadband", "level_shift", "none") and ex["text"]
     rc, stdout, _ = _score([str(bundle_dir), str(anomaly[0]), "--explain"])
     assert rc == 0 and len(stdout.splitlines()) == 3  # header, row, the explanation sentence
