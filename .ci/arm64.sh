@@ -182,7 +182,8 @@ say "x86: synthesising a tiny dataset and training a bundle ($PY)"
 "$PY" -m trainer synth "$WORK/data" --seed 0 --machine-ids id_00 --train 6 --test-normal 2 \
     --test-anomaly 2 >"$WORK/synth.log" 2>&1 || { cat "$WORK/synth.log" >&2; die "x86 synth failed"; }
 DATA=$WORK/data/slider
-"$PY" -m trainer train "$DATA" --out "$WORK/bundle" --epochs 3 --seed 0 --quiet >"$WORK/train.log" 2>&1 \
+"$PY" -m trainer train "$DATA" --out "$WORK/bundle" --epochs 3 --seed 0 --quiet \
+    --detectors autoencoder profile frames >"$WORK/train.log" 2>&1 \
     || { cat "$WORK/train.log" >&2; die "x86 training failed"; }
 mapfile -t WAVS < <(find "$DATA/test" -name '*.wav' | sort)
 "$PY" -m edge_monitor score "$WORK/bundle" "${WAVS[@]}" --json >"$WORK/x86.jsonl"

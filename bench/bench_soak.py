@@ -68,7 +68,8 @@ def train_tiny(folder: Path) -> tuple[Path, int, str]:
     from trainer.train import TrainConfig, train_bundle
 
     generate_dataset(folder / "data", 0, machine_ids=("id_00",), n_train=24, n_test_normal=0, n_test_anomaly=0)
-    train_bundle(folder / "data" / "slider", folder / "bundle", TrainConfig(epochs=8, seed=0, score_test=False),
+    train_bundle(folder / "data" / "slider", folder / "bundle", TrainConfig(epochs=8, seed=0, score_test=False,
+                                                                               detectors=("autoencoder", "profile", "frames")),
                  progress=None)
     return folder / "bundle", 0, "id_00"
 

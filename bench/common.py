@@ -5,7 +5,8 @@
 
 ``prepare`` writes a synthetic DCASE-layout dataset (``trainer.synth.generate_dataset``
 with its default size: 3 machine ids x 50 training + 50 test clips of 10 s) and
-trains a bundle at the default model size (``trainer.train.TrainConfig()``),
+trains a bundle with every detector (the default autoencoder size plus the
+level-profile and frame detectors: ``TrainConfig(detectors=(...all three...))``),
 both under ``--out`` (git-ignored ``bench/out/``). A second call reuses them:
 the dataset when its ``metadata.csv`` exists, the bundle when its
 ``model.json`` exists and names the same channel widths.
@@ -319,7 +320,9 @@ def prepare(out: Path, *, n_train: int | None = None, epochs: int | None = None,
         log(f"reusing the dataset in {root}")
     from trainer.train import TrainConfig, train_bundle
 
-    config = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)
+    # Every detector on: the bundle the cost targets are about (autoencoder + profile + frames).
+    every = ("autoencoder", "profile", "frames")
+    config = TrainConfig(detectors=every) if epochs is None else TrainConfig(epochs=epochs, detectors=every)
     bdir = bundle_dir(out)
     meta_path = bdir / "model.json"
     reuse = False
@@ -330,7 +333,9 @@ def prepare(out: Path, *, n_train: int | None = None, epochs: int | None = None,
             config.arch != "conv" or model_meta.get("channels") == list(config.channels))
         norm = meta.get("normalisation", meta.get("norm", {}))
         same_clip = (norm.get("clip_lo", 0.0), norm.get("clip_hi", 1.0)) == (config.clip_lo, config.clip_hi)
-        reuse = same_model and same_clip and meta.get("training", {}).get("epochs") == config.epochs
+        same_detectors = [d.get("kind") for d in meta.get("detectors", [])] == list(every)
+        reuse = (same_model and same_clip and same_detectors
+                 and meta.get("training", {}).get("epochs") == config.epochs)
     if reuse:
         log(f"reusing the bundle in {bdir}")
     else:

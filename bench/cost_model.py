@@ -122,13 +122,16 @@ def count(bundle_dir: Path) -> tuple[WindowWork, dict[str, Any]]:
     macs = float(get("macs_per_window") or get("macs") or 0)
     if not macs:
         raise SystemExit(f"{bundle_dir}/model.json: no macs_per_window; retrain with a current trainer")
+    # Bundles with NumPy detectors record the autoencoder's own MACs apart; the rest is the detectors'.
+    ae_macs = float(get("macs_autoencoder") or (macs if b.has_autoencoder else 0.0))
+    numpy_macs = macs - ae_macs
     mel_exec, mel_dense = _mel_macs_per_frame(p)
     fft = frames * (2.5 * p.n_fft * math.log2(p.n_fft) + p.n_fft + 3 * n_bins)
     work = WindowWork(
         frames=frames, n_fft=p.n_fft, n_mels=n_mels, model_cells=cells,
         fft_flops=fft, mel_macs=float(frames * mel_exec), mel_dense_macs=float(frames * mel_dense),
-        log_flops=float(LOG_FLOPS * n_mels * frames), model_macs=macs,
-        detector_macs=float(cells), detector_flops=float(2 * cells + 3 * cells))
+        log_flops=float(LOG_FLOPS * n_mels * frames), model_macs=ae_macs,
+        detector_macs=float(cells) + numpy_macs, detector_flops=float(2 * cells + 3 * cells) + 2 * numpy_macs)
     model = {"arch": get("arch"), "parameters": get("parameters"), "tflite_bytes": get("tflite_bytes"),
              "input_shape": [n_mels, model_frames]}
     return work, model
@@ -172,7 +175,7 @@ def measure(bundle_dir: Path, runs: int) -> dict[str, dict[str, float]]:
         inp = None
     stages: dict[str, Any] = {"features (log-mel)": lambda: logmel(x, b.features),
                               "whole window (Scorer.score_window)": lambda: scorer.score_window(x)}
-    if inp is not None and hasattr(scorer, "score_input"):
+    if inp is not None and hasattr(scorer, "score_input") and len(getattr(scorer, "detectors", [None])) == 1:
         stages["model + detector (Scorer.score_input)"] = lambda: scorer.score_input(inp)
     times: dict[str, list[float]] = {k: [] for k in stages}
     for fn in stages.values():
@@ -239,7 +242,8 @@ def markdown(data: dict[str, Any]) -> list[str]:
          f"{' x '.join(map(str, model.get('input_shape') or []))}) | {_m(w.model_macs)} MMAC (`model.json`) | "
          f"{_m(2 * w.model_macs)} | XNNPACK, {PI4_MODEL_GMACS[0]}-{PI4_MODEL_GMACS[1]} GMAC/s | "
          f"{est['model'][0]:.1f}-{est['model'][1]:.1f} |",
-         f"| detector: normalise + squared error pooled ({w.model_cells:,} cells) | {_m(w.detector_macs)} MMAC + "
+         f"| detectors: normalise + squared error pooled ({w.model_cells:,} cells), level profile and frame "
+         f"Gaussian (band means, Mahalanobis) | {_m(w.detector_macs)} MMAC + "
          f"{_m(w.detector_flops - 2 * w.detector_macs)} MFLOP | {_m(w.detector_flops)} | streaming | "
          f"{est['detector'][0]:.2f}-{est['detector'][1]:.2f} |",
          f"| **whole window** | | **{_m(w.total_flops)}** | | **{est['window'][0]:.0f}-{est['window'][1]:.0f}** |",
