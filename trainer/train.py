@@ -451,6 +451,10 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
         training["numpy_fit_seconds"] = round(fit.seconds, 3)
         log(f"detectors: {'; '.join(sp.describe() for sp in numpy_specs)} fitted in {fit.seconds:.1f} s "
             f"(out-of-fold normal scores of {len(db_all)} windows)")
+    if use_ae and len(db_all) - n_train_windows < 2:
+        raise TrainingError(f"the autoencoder needs at least 2 validation windows for its threshold, got "
+                            f"{len(db_all) - n_train_windows} from {len(val_clips)} clip(s): give 4 or more normal "
+                            f"clips, or leave the autoencoder out (the default detectors need no validation share)")
     if use_ae:
         ae = _train_autoencoder(config, norm.apply(db_all[:n_train_windows]), norm.apply(db_all[n_train_windows:]),
                                 input_shape, out_dir, machine, machine_ids, log)
