@@ -365,7 +365,8 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
                                                           out / "score_distributions.png")
     figures.append(report.Figure(
         "score_distributions.png", "Score distributions",
-        "Clip scores (mean reconstruction error over the clip's windows) of normal and anomalous clips. "
+        "Clip scores (the mean window score over the clip's windows: fused detector scores, or the "
+        "reconstruction MSE of an autoencoder-only bundle) of normal and anomalous clips. "
         "Clips right of the dashed line are flagged.", wide=False))
 
     examples = _reconstruction_examples(scorer, results)
@@ -374,9 +375,11 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
         name = f"recon_{ex.label}_{ex.kind}.png"
         files[name] = report.plot_reconstruction(ex, bundle.features, bundle.norm, out / name, error_vmax=vmax)
         rank = ("the highest-scoring" if ex.kind == "worst" else "the median-scoring")
+        middle = ("its reconstruction by the autoencoder" if ex.reference == "recon" else
+                  "each band's normal level (the profile and frame detectors' reference)")
         cap = (f"{rank.capitalize()} {'normal' if ex.label == 'normal' else 'anomalous'} clip, "
                f"{ex.clip_score:.4g} against threshold {threshold:.4g}. Left: the model input; middle: "
-               f"its reconstruction; right: the squared error, on one colour scale for all examples.")
+               f"{middle}; right: the squared error, on one colour scale for all examples.")
         if ex.explanation and ex.explanation.get("text"):
             cap += f" Explanation (dashed box): {ex.explanation['text']}"
         figures.append(report.Figure(name, f"{'Normal' if ex.label == 'normal' else 'Anomalous'} clip, "
@@ -396,7 +399,8 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
         **({"domains": "; ".join(f"{d}: {metrics[f'n_normal_{d}']} normal, {metrics[f'n_anomaly_{d}']} anomalous"
                                  for d in metrics["domains"])} if metrics.get("domains") else {}),
         "threshold": f"{threshold:.6g} ({bundle.threshold_rule} rule; anomalous when score > threshold)",
-        "scored with": f"TFLite ({scorer.backend}), the runtime scorer",
+        "scored with": (f"{', '.join(d.describe() for d in bundle.detectors)}; fusion {bundle.fusion.rule}; "
+                        f"the runtime scorer ({scorer.backend})"),
         "created": metrics["created"],
     }
     index = report.write_index_html(out, metrics, figures, info, embed=embed_images)
@@ -426,5 +430,5 @@ def _reconstruction_examples(scorer: Scorer, results: Sequence[ClipResult]) -> l
             explanation = explain(w, windows[k] if len(windows) == len(cs.windows) else None)
         examples.append(ReconExample(path=r.clip.path, label=label, kind=kind, clip_score=r.score,
                                      window_index=k, n_windows=len(cs.windows), input=w.input, recon=w.recon,
-                                     machine_id=r.group, explanation=explanation))
+                                     machine_id=r.group, explanation=explanation, reference=w.reference))
     return examples

@@ -81,6 +81,9 @@ class ReconExample:
         recon: reconstruction, ``(n_mels, frames)`` in [0, 1].
         explanation: optional ``edge_monitor.explain`` result (``freq_lo_hz``,
             ``freq_hi_hz``, ``kind``, ``text`` ...) to mark on the error map.
+        reference: ``"recon"`` (the autoencoder's reconstruction) or ``"mean"``
+            (each band's normal level: the NumPy detectors' reference), see
+            ``edge_monitor.scorer.WindowScore``.
     """
 
     path: Path
@@ -93,6 +96,7 @@ class ReconExample:
     recon: np.ndarray
     machine_id: str = ""
     explanation: dict[str, Any] | None = field(default=None)
+    reference: str = "recon"
 
     @property
     def sq_error(self) -> np.ndarray:
@@ -254,8 +258,10 @@ def plot_reconstruction(example: ReconExample, params: FeatureParams, norm: MinM
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), constrained_layout=True)
     panels = [
         (x_db, "model input (log-mel)", "magma", vmin, vmax, "level (dB re full scale)"),
-        (r_db, "reconstruction", "magma", vmin, vmax, "level (dB re full scale)"),
-        (err, f"squared error (window score = mean = {err.mean():.4g})", "inferno", 0.0, emax,
+        (r_db, "reconstruction" if example.reference == "recon" else "normal level per band", "magma", vmin, vmax,
+         "level (dB re full scale)"),
+        (err, (f"squared error (window score = mean = {err.mean():.4g})" if example.reference == "recon"
+               else f"squared deviation from normal (mean {err.mean():.4g})"), "inferno", 0.0, emax,
          "squared error (normalised units²)"),
     ]
     for ax, (img, title, cmap, v0, v1, clabel) in zip(axes, panels):
