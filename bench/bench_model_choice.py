@@ -137,7 +137,7 @@ def measure(name: str, root: Path, label: str, kinds: tuple[str, ...], out: Path
     train_s = time.monotonic() - t0
     bundle = load_bundle(res.bundle_dir)
     scorer = Scorer(bundle)
-    clips, _ = evaluation_clips(root, None, bundle.meta)
+    clips, _ = evaluation_clips(root, None, bundle.doc.training if bundle.doc else None)
     results, failures = score_clips(scorer, clips)
     m = compute_metrics(results, scorer.threshold, failures)
     samples = audio_io.clip_windows(audio_io.read_wav(clips[0].path, sample_rate=16000),

@@ -41,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_monitor.detectors import KINDS, NUMPY_KINDS, Pooling
+from edge_monitor.detectors import NUMPY_KINDS
 from edge_monitor.features import FeatureParams, MinMaxNorm, model_frames
 from edge_monitor.fusion import Fusion
+from edge_monitor.model_json import DetectorSpec, ModelJson
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -55,6 +56,7 @@ __all__ = [
     "BundleError",
     "DetectorSpec",
     "ModelBundle",
+    "ModelJson",
     "load_bundle",
     "write_model_json",
     "sha256_file",
@@ -80,65 +82,14 @@ class BundleError(Exception):
 
 
 @dataclass(frozen=True)
-class DetectorSpec:
-    """One detector of a bundle, as model.json describes it.
-
-    Attributes:
-        name: unique within the bundle (``"autoencoder"``, ``"profile"``, ``"frames"``).
-        kind: one of :data:`edge_monitor.detectors.KINDS`.
-        pooling: frames -> window score (``autoencoder``, ``frames``).
-        n_bands: coarse bands (``profile``, ``frames``); 0 for the autoencoder.
-        top_fraction: the profile's loudest-frame share (``profile``).
-    """
-
-    name: str
-    kind: str
-    pooling: Pooling = Pooling()
-    n_bands: int = 0
-    top_fraction: float = 0.01
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
-        if self.kind == "autoencoder":
-            out.update(file=MODEL_TFLITE, pooling=self.pooling.to_dict())
-        elif self.kind == "profile":
-            out.update(n_bands=self.n_bands, top_fraction=self.top_fraction)
-        else:
-            out.update(n_bands=self.n_bands, pooling=self.pooling.to_dict())
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Any, n_mels: int) -> DetectorSpec:
-        if not isinstance(data, dict):
-            raise ValueError(f"a detector must be an object, got {data!r}")
-        kind = data.get("kind")
-        if kind not in KINDS:
-            raise ValueError(f"unknown detector kind {kind!r} (this edge_monitor knows {', '.join(KINDS)})")
-        name = str(data.get("name") or kind)
-        pooling = Pooling.from_dict(data.get("pooling", {"kind": "mean"}))
-        n_bands = int(data.get("n_bands", 0))
-        if kind in NUMPY_KINDS and (n_bands < 1 or n_mels % n_bands):
-            raise ValueError(f"detector {name!r}: n_bands {n_bands} does not divide {n_mels} mel bands")
-        top = float(data.get("top_fraction", 0.01))
-        if not 0.0 < top <= 1.0:
-            raise ValueError(f"detector {name!r}: top_fraction must be in (0, 1], got {top}")
-        return cls(name=name, kind=str(kind), pooling=pooling, n_bands=n_bands, top_fraction=top)
-
-    def describe(self) -> str:
-        if self.kind == "autoencoder":
-            return f"autoencoder ({self.pooling.describe()})"
-        if self.kind == "profile":
-            return f"level profile ({self.n_bands} bands, median and loudest {self.top_fraction:.0%} of frames)"
-        return f"frame Gaussian ({self.n_bands} bands, {self.pooling.describe()})"
-
-
-@dataclass(frozen=True)
 class ModelBundle:
     """A verified bundle, ready for :class:`edge_monitor.scorer.Scorer`.
 
     Attributes:
         path: the bundle directory.
-        meta: the parsed ``model.json``.
+        meta: the parsed ``model.json`` as a plain mapping (informational keys).
+        doc: the same, typed and validated (:class:`edge_monitor.model_json.ModelJson`):
+            what runtime modules read.
         features: front-end parameters the model was trained with.
         norm: per-band dB -> [0, 1] scaling fitted on the training data.
         input_shape: ``(n_mels, frames)`` of one model input.
@@ -169,6 +120,7 @@ class ModelBundle:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     deviation_stats: dict[str, np.ndarray] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    doc: ModelJson | None = None
 
     @property
     def threshold_rule(self) -> str:
@@ -223,14 +175,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_model_json(bundle_dir: str | Path, meta: dict[str, Any]) -> Path:
+def write_model_json(bundle_dir: str | Path, meta: dict[str, Any] | ModelJson) -> Path:
     """Write ``model.json`` atomically (temporary file + rename).
+
+    ``meta``: the typed document (:class:`edge_monitor.model_json.ModelJson`),
+    or a mapping (what an older tool or a test edits by hand).
 
     Sets ``schema_version`` and, when ``model.tflite`` exists, ``sha256`` from
     its bytes, so the file always agrees with the model next to it. NumPy
     values are converted to plain JSON numbers.
     """
     bundle_dir = Path(bundle_dir)
+    if isinstance(meta, ModelJson):
+        meta = meta.to_dict()
     meta = {"schema_version": SCHEMA_VERSION, **{k: v for k, v in meta.items() if k != "schema_version"}}
     tflite = bundle_dir / MODEL_TFLITE
     if tflite.is_file():
@@ -264,23 +221,6 @@ def write_arrays(bundle_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
-
-
-def _band_stats(meta: dict[str, Any], n_mels: int, where: Path, key: str = "band_error") -> dict[str, np.ndarray]:
-    raw = meta.get(key)
-    if not raw:
-        return {}
-    if not isinstance(raw, dict):
-        raise BundleError(f"{where}: '{key}' must be an object with per-band lists")
-    out: dict[str, np.ndarray] = {}
-    for name, values in raw.items():
-        if not isinstance(values, list):
-            continue  # e.g. "source": "validation"
-        arr = np.asarray(values, dtype=np.float64)
-        if arr.shape != (n_mels,):
-            raise BundleError(f"{where}: {key}.{name} has {arr.size} values, expected {n_mels} (one per mel band)")
-        out[name] = arr
-    return out
 
 
 def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None = None,
@@ -320,56 +260,15 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
     if version not in READABLE_VERSIONS:
         raise BundleError(f"{json_path}: schema version {version!r} is not supported (this edge_monitor reads "
                           f"versions {', '.join(map(str, READABLE_VERSIONS))}); retrain or upgrade edge_monitor")
-    missing = [k for k in (REQUIRED_KEYS_V1 if version == 1 else REQUIRED_KEYS_V2) if k not in meta]
-    if missing:
-        raise BundleError(f"{json_path}: missing key(s) {', '.join(missing)}")
     try:
-        features = FeatureParams.from_dict(meta["features"])
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"{json_path}: bad 'features': {exc}") from None
+        doc = ModelJson.from_dict(meta)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BundleError(f"{json_path}: {exc}") from None
+    features, norm, detectors = doc.features, doc.normalisation, doc.detectors
     if expected_features is not None and features != expected_features:
         ours, theirs = expected_features.to_dict(), features.to_dict()
         diff = ", ".join(f"{k}={theirs[k]!r} (expected {ours[k]!r})" for k in ours if ours[k] != theirs.get(k))
         raise BundleError(f"{json_path}: feature parameters differ from the expected ones: {diff}")
-    try:
-        norm = MinMaxNorm.from_dict(meta["normalisation"])
-    except (TypeError, ValueError, KeyError) as exc:
-        raise BundleError(f"{json_path}: bad 'normalisation': {exc}") from None
-    shape = meta["input_shape"]
-    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) for v in shape)):
-        raise BundleError(f"{json_path}: 'input_shape' must be [n_mels, frames], got {shape!r}")
-    n_mels, frames = shape
-    if n_mels != features.n_mels or not 8 <= frames <= features.window_frames:
-        raise BundleError(f"{json_path}: input_shape {shape} does not fit the features "
-                          f"({features.n_mels} mels, {features.window_frames} frames per window)")
-    if len(norm.lo) != n_mels:
-        raise BundleError(f"{json_path}: normalisation has {len(norm.lo)} bands, expected {n_mels}")
-
-    if version == 1:
-        detectors: tuple[DetectorSpec, ...] = (DetectorSpec("autoencoder", "autoencoder"),)
-        fusion = Fusion("none", {})
-    else:
-        raw = meta["detectors"]
-        if not isinstance(raw, list) or not raw:
-            raise BundleError(f"{json_path}: 'detectors' must be a non-empty list")
-        try:
-            detectors = tuple(DetectorSpec.from_dict(d, n_mels) for d in raw)
-            names = tuple(d.name for d in detectors)
-            if len(set(names)) != len(names):
-                raise ValueError(f"detector names repeat: {', '.join(names)}")
-            fusion = Fusion.from_dict(meta["fusion"], names)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise BundleError(f"{json_path}: bad detectors or fusion: {exc}") from None
-
-    thr = meta["threshold"]
-    value = thr.get("value") if isinstance(thr, dict) else thr
-    # A fused score is a z-score (it may be negative); an autoencoder's MSE or a distance is positive.
-    positive = fusion.rule == "none"
-    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-            or (positive and value <= 0)):
-        raise BundleError(f"{json_path}: threshold must be a {'positive' if positive else 'finite'} number, "
-                          f"got {value!r}")
-
     has_ae = any(d.kind == "autoencoder" for d in detectors)
     actual = ""
     if has_ae:
@@ -388,24 +287,24 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
     arrays = _load_arrays(root, meta, detectors, json_path, verify_checksum)
     if not has_ae:
         actual = str(meta["arrays"]["sha256"])  # what identifies a NumPy-only bundle's model
-    machine_ids = meta.get("machine_ids") or []
     return ModelBundle(
         path=root,
         meta=meta,
         features=features,
         norm=norm,
-        input_shape=(int(n_mels), int(frames)),
-        threshold=float(value),
+        input_shape=doc.input_shape,
+        threshold=doc.threshold.value,
         tflite_path=tflite_path,
         sha256=actual,
-        machine=str(meta.get("machine") or ""),
-        machine_ids=tuple(str(v) for v in machine_ids),
-        band_error_stats=_band_stats(meta, n_mels, json_path),
+        machine=doc.machine,
+        machine_ids=doc.machine_ids,
+        band_error_stats=doc.band_error.as_arrays() if doc.band_error else {},
         detectors=detectors,
-        fusion=fusion,
+        fusion=doc.fusion,
         arrays=arrays,
-        deviation_stats=_band_stats(meta, n_mels, json_path, "band_deviation"),
-        schema_version=int(version),
+        deviation_stats=doc.band_deviation.as_arrays() if doc.band_deviation else {},
+        schema_version=doc.schema_version,
+        doc=doc,
     )
 
 

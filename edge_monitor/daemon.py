@@ -176,7 +176,7 @@ class Daemon:
         self.threshold = float(cfg.decision.threshold if cfg.decision.threshold is not None else self.bundle.threshold)
         d = cfg.decision
         self.rule = DecisionRule(self.threshold, d.k, d.n, d.clear_windows, d.clear_ratio, d.cooldown_seconds,
-                                 baseline=typical_normal_score(self.bundle.meta, self.threshold))
+                                 baseline=typical_normal_score(self._typical_normal(), self.threshold))
         self.decider = Decider(self.rule, id_factory)
         self.evidence = (EvidenceStore(cfg.evidence_dir, int(cfg.evidence.max_mb * 1_000_000))
                          if cfg.evidence.enabled else None)
@@ -192,6 +192,10 @@ class Daemon:
         self._stop_requested = False
         self._next_status = 0.0
         self._open_alert_start: AlertEvent | None = None
+
+    def _typical_normal(self) -> float | None:
+        doc = getattr(self.bundle, "doc", None)
+        return doc.typical_normal_score() if doc is not None else None
 
     # --- optional parts --------------------------------------------------------------------
 

@@ -31,20 +31,17 @@ from typing import Literal
 __all__ = ["DecisionRule", "AlertEvent", "Decider", "typical_normal_score"]
 
 
-def typical_normal_score(meta: dict, threshold: float) -> float:
-    """The median normal window score recorded in a bundle's model.json.
+def typical_normal_score(median: float | None, threshold: float) -> float:
+    """The clear level's baseline: a bundle's median normal window score, when it is usable.
 
-    Prefers the on-site ``calibration_scores`` (written by ``calibrate``) over
-    the training ``validation_scores``. Returns 0 (a clear level relative to
-    zero) when neither is there or the median is not below ``threshold``.
+    ``median``: ``ModelJson.typical_normal_score()`` (the on-site calibration's
+    median when ``calibrate`` ran, else the validation or out-of-fold one).
+    Returns 0 (a clear level relative to zero) when there is none or it is not
+    in ``[0, threshold)`` (e.g. a threshold overridden below it).
     """
-    for key in ("calibration_scores", "validation_scores"):
-        try:
-            median = float(meta[key]["percentiles"]["50"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        return median if 0 <= median < threshold else 0.0
-    return 0.0
+    if median is None or not 0 <= median < threshold:
+        return 0.0
+    return float(median)
 
 
 @dataclass(frozen=True)

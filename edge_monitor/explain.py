@@ -368,9 +368,9 @@ class Explainer:
         stats = getattr(bundle, "band_error_stats" if reference == "recon" else "deviation_stats", None)
         if not stats:
             raise ValueError(f"{getattr(bundle, 'path', 'bundle')}: model.json has no band_error statistics")
-        meta = getattr(bundle, "meta", {}) or {}
-        level = meta.get("band_level_db")
-        level_mean = level.get("mean") if isinstance(level, Mapping) else None
+        doc = getattr(bundle, "doc", None)
+        levels = doc.band_level_db if doc is not None else None
+        level_mean = levels.mean if levels is not None else None
         return cls(
             bundle.features,
             bundle.norm,

@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 
 import edge_monitor
-from edge_monitor.bundle import DetectorSpec, write_arrays, write_model_json
+from edge_monitor.bundle import DetectorSpec, load_bundle, write_arrays, write_model_json
 from edge_monitor.detectors import NUMPY_KINDS, FrameDetector, Pooling, ProfileDetector, coarse_bands, profile_vector
 from edge_monitor.features import FeatureParams, MinMaxNorm
 from edge_monitor.fusion import Fusion, NormalStats
 from edge_monitor.gaussian import GaussianModel
-from edge_monitor.threshold import band_error_stats, fit_threshold, score_distribution
+from edge_monitor.model_json import BandLevels, BandStats, ModelJson, ScoreStats
+from edge_monitor.threshold import fit_threshold
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -61,19 +62,16 @@ MAX_FIT_FRAMES = 200_000
 
 
 def band_levels(db: np.ndarray) -> dict[str, Any]:
-    """Per-mel-band mean and standard deviation (dB) of training log-mels ``(n, n_mels, frames)``.
+    """Per-mel-band mean and standard deviation (dB) of training log-mels ``(n, n_mels, frames)``, as stored.
 
-    Stored in model.json as ``band_level_db``: the explanations compare a
-    window's level per band with what training heard, and the NumPy
-    detectors' reference is this mean.
+    Stored in model.json as ``band_level_db`` (:class:`edge_monitor.model_json.BandLevels`):
+    the explanations compare a window's level per band with what training
+    heard, and the NumPy detectors' reference is this mean.
     """
-    bands = np.moveaxis(np.asarray(db, dtype=np.float64), -2, 0).reshape(db.shape[-2], -1)
-    return {"mean": [round(float(v), 4) for v in bands.mean(axis=1)],
-            "std": [round(float(v), 4) for v in bands.std(axis=1)],
-            "n_windows": int(db.shape[0]), "source": "training"}
+    return BandLevels.of(db).to_dict()
 
 
-def band_deviations(db: np.ndarray, norm: MinMaxNorm, level_mean: Sequence[float]) -> np.ndarray:
+def band_deviations(db: np.ndarray, norm: MinMaxNorm, level_mean: Sequence[float] | np.ndarray) -> np.ndarray:
     """``(n, n_mels)`` mean squared deviation per band of the scaled input from the scaled normal level.
 
     What :class:`edge_monitor.scorer.Scorer` reports as ``band_error`` when a
@@ -203,29 +201,23 @@ def write_numpy_bundle(out_dir: str | Path, db: np.ndarray, groups: np.ndarray, 
     fused = fusion.fuse_many(fit.oof_scores)
     thr = fit_threshold(fused, threshold_quantile, threshold_rule, source="out-of-fold")
     norm = MinMaxNorm.fit(db, clip_lo=clip_lo, clip_hi=clip_hi)
-    levels = band_levels(db)
+    levels = BandLevels.of(db)
     log(f"detectors: {', '.join(s.describe() for s in fit.specs)}; fitted in {fit.seconds:.1f} s; "
         f"threshold {thr.value:.4g} ({thr.describe()})")
-    meta: dict[str, Any] = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine,
-        "machine_ids": list(machine_ids),
-        "features": params.to_dict(),
-        "input_shape": [n_mels, frames],
-        "normalisation": norm.to_dict(),
-        "band_level_db": levels,
-        "detectors": [s.to_dict() for s in fit.specs],
-        "fusion": fusion.to_dict(),
-        "model": {"arch": None, "macs_per_window": int(sum(detector_macs(s, n_mels, frames) for s in fit.specs))},
-        "threshold": thr.to_dict(),
-        "validation_scores": score_distribution(fused) | {"source": "out-of-fold"},
-        "band_deviation": band_error_stats(band_deviations(db, norm, levels["mean"]), source="training"),
-        "training": {"windows": int(n), "clips": int(np.unique(groups).size), "fit_seconds": round(fit.seconds, 3),
-                     **(source or {})},
-        "versions": {"edge_monitor": edge_monitor.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-    }
+    doc = ModelJson(
+        features=params, input_shape=(n_mels, frames), normalisation=norm, detectors=tuple(fit.specs),
+        fusion=fusion, threshold=thr, created=datetime.now(UTC).isoformat(timespec="seconds"), machine=machine,
+        machine_ids=tuple(machine_ids), band_level_db=levels,
+        validation_scores=ScoreStats.of(fused, source="out-of-fold"),
+        band_deviation=BandStats.of(band_deviations(db, norm, levels.mean), source="training"),
+        model={"arch": None, "macs_per_window": int(sum(detector_macs(s, n_mels, frames) for s in fit.specs))},
+        training={"windows": int(n), "clips": int(np.unique(groups).size), "fit_seconds": round(fit.seconds, 3),
+                  **(source or {})},
+        versions={"edge_monitor": edge_monitor.__version__, "numpy": np.__version__,
+                  "python": platform.python_version()},
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_arrays(out_dir, detector_arrays(fit.detectors))
-    write_model_json(out_dir, meta)
-    return meta
+    write_model_json(out_dir, doc)
+    return load_bundle(out_dir).meta
+

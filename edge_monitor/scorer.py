@@ -113,11 +113,10 @@ def reference_input(bundle: ModelBundle, frames: int) -> np.ndarray:
     The reference the NumPy detectors' explanations measure deviations from;
     the middle of each band's training range when the bundle has no levels.
     """
-    level = bundle.meta.get("band_level_db") or {}
-    mean = level.get("mean") if isinstance(level, dict) else None
+    levels = bundle.doc.band_level_db if bundle.doc is not None else None
     n_mels = bundle.input_shape[0]
-    if mean is not None and len(mean) == n_mels:
-        ref = bundle.norm.apply(np.asarray(mean, dtype=np.float32)[:, None])
+    if levels is not None:
+        ref = bundle.norm.apply(np.asarray(levels.mean, dtype=np.float32)[:, None])
     else:
         ref = np.full((n_mels, 1), 0.5, dtype=np.float32)
     return np.repeat(np.asarray(ref, dtype=np.float32), frames, axis=1)

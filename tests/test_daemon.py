@@ -171,7 +171,7 @@ def separating_rule(scorer: Any, normals: list[Path], anomalies: list[Path]) -> 
     threshold = (max(n) + min(a)) / 2
     clear_level = max(n) + 0.25 * (threshold - max(n))
     # The daemon measures the clear level from the bundle's typical normal score.
-    baseline = typical_normal_score(scorer.bundle.meta, threshold)
+    baseline = typical_normal_score(scorer.bundle.doc.typical_normal_score(), threshold)
     return {"threshold": threshold, "clear_ratio": (clear_level - baseline) / (threshold - baseline)}
 
 
@@ -179,7 +179,7 @@ def clear_level_of(rule: dict[str, float], scorer: Any) -> float:
     """The clear level the daemon derives from ``rule`` and the bundle."""
     from edge_monitor.decision import DecisionRule
 
-    baseline = typical_normal_score(scorer.bundle.meta, rule["threshold"])
+    baseline = typical_normal_score(scorer.bundle.doc.typical_normal_score(), rule["threshold"])
     return DecisionRule(rule["threshold"], clear_ratio=rule["clear_ratio"], baseline=baseline).clear_level
 
 

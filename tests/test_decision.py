@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
+import numpy as np
 import pytest
 
 from edge_monitor.decision import Decider, DecisionRule
@@ -100,9 +102,20 @@ def test_clear_level_is_measured_from_the_typical_normal_score() -> None:
 
 def test_typical_normal_score_prefers_calibration() -> None:
     from edge_monitor.decision import typical_normal_score
+    from edge_monitor.features import FeatureParams, MinMaxNorm
+    from edge_monitor.fusion import Fusion
+    from edge_monitor.model_json import DetectorSpec, ModelJson, ScoreStats
+    from edge_monitor.threshold import ThresholdFit
 
-    meta = {"validation_scores": {"percentiles": {"50": 0.02}}, "calibration_scores": {"percentiles": {"50": 0.03}}}
-    assert typical_normal_score(meta, 0.04) == 0.03
-    assert typical_normal_score({"validation_scores": {"percentiles": {"50": 0.02}}}, 0.04) == 0.02
-    assert typical_normal_score({}, 0.04) == 0.0
-    assert typical_normal_score(meta, 0.025) == 0.0  # a median above an overridden threshold: ignore it
+    doc = ModelJson(features=FeatureParams(), input_shape=(128, 312),
+                    normalisation=MinMaxNorm(tuple([0.0] * 128), tuple([1.0] * 128)),
+                    detectors=(DetectorSpec("autoencoder", "autoencoder"),), fusion=Fusion(),
+                    threshold=ThresholdFit(0.04, "gamma", 0.99, 10),
+                    validation_scores=ScoreStats.of(np.array([0.01, 0.02, 0.03])))
+    assert doc.typical_normal_score() == 0.02
+    calibrated = dataclasses.replace(doc, calibration_scores=ScoreStats.of(np.array([0.03, 0.03, 0.03])))
+    assert calibrated.typical_normal_score() == 0.03
+    assert typical_normal_score(calibrated.typical_normal_score(), 0.04) == 0.03
+    assert typical_normal_score(None, 0.04) == 0.0
+    assert typical_normal_score(0.03, 0.025) == 0.0  # a median above an overridden threshold: ignore it
+    assert typical_normal_score(-0.2, 2.5) == 0.0  # a fused (standardised) median below zero: relative to zero

@@ -303,12 +303,12 @@ def test_layouts_without_split_skip_the_bundles_training_clips(test_clips, tmp_p
     every = find_clips(flat)
     train, held_out = select_clips(flat, seed=3)
     assert train and held_out and len(train) + len(held_out) == len(every)
-    trained_here = {"training": {"seed": 3, "data_fingerprint": data_fingerprint(train)}}
-    clips, which = evaluation_clips(flat, bundle_meta=trained_here)
+    trained_here = {"seed": 3, "data_fingerprint": data_fingerprint(train)}
+    clips, which = evaluation_clips(flat, bundle_training=trained_here)
     assert sorted(c.path for c in clips) == sorted(c.path for c in held_out) and "held out" in which
     assert not {c.path for c in clips} & {c.path for c in train}
-    trained_elsewhere = {"training": {"seed": 3, "data_fingerprint": {"n_files": 1, "sha256": "0" * 64}}}
-    clips, which = evaluation_clips(flat, bundle_meta=trained_elsewhere)
+    trained_elsewhere = {"seed": 3, "data_fingerprint": {"n_files": 1, "sha256": "0" * 64}}
+    clips, which = evaluation_clips(flat, bundle_training=trained_elsewhere)
     assert len(clips) == len(every) and "every clip" in which
 
 

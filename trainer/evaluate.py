@@ -134,7 +134,7 @@ class Progress:
 
 
 def evaluation_clips(data_dir: str | Path, machine_ids: Sequence[str] | None = None,
-                     bundle_meta: dict[str, Any] | None = None) -> tuple[list[ClipRef], str]:
+                     bundle_training: dict[str, Any] | None = None) -> tuple[list[ClipRef], str]:
     """The clips to evaluate on, and a sentence saying which they are.
 
     - DCASE layout: the ``test`` split (unlabelled evaluation-set clips are an error).
@@ -155,7 +155,7 @@ def evaluation_clips(data_dir: str | Path, machine_ids: Sequence[str] | None = N
                                "(test/{normal,anomaly}_id_XX_*.wav or "
                                "test/section_XX_<domain>_test_<normal|anomaly>_NNNN*.wav)")
         return chosen, "the test split"
-    training = (bundle_meta or {}).get("training") or {}
+    training = bundle_training or {}
     fingerprint = training.get("data_fingerprint")
     if fingerprint and len({c.machine for c in clips}) == 1:
         from trainer.train import data_fingerprint, select_clips
@@ -320,7 +320,7 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
     err = stream if stream is not None else sys.stderr
     bundle = load_bundle(bundle_dir)
     scorer = Scorer(bundle, num_threads=num_threads)
-    clips, which = evaluation_clips(data_dir, machine_ids, bundle.meta)
+    clips, which = evaluation_clips(data_dir, machine_ids, bundle.doc.training if bundle.doc else None)
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_monitor.model_json import BandStats, ScoreStats
 from edge_monitor.threshold import (
     MIN_GAMMA_SCORES,
     PERCENTILES,
@@ -83,9 +85,12 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
     from edge_monitor.scorer import Scorer
 
     bundle = load_bundle(bundle_dir)
-    old = bundle.meta.get("threshold", {})
-    rule = rule or old.get("requested_rule") or old.get("rule") or "gamma"
-    quantile = quantile if quantile is not None else float(old.get("quantile", 0.99))
+    doc = bundle.doc
+    assert doc is not None  # load_bundle always sets it
+    old = doc.threshold
+    rule = rule or (old.requested_rule if old.requested_rule in RULES else None) or (
+        old.rule if old.rule in RULES else "gamma")
+    quantile = quantile if quantile is not None else (old.quantile if math.isfinite(old.quantile) else 0.99)
     files = find_wavs(inputs)
     scorer = Scorer(bundle, num_threads=num_threads)
     scores: list[float] = []
@@ -103,18 +108,18 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
                                f"{len(files)} file(s); record at least 2 windows of normal sound (more is better: "
                                f"{MIN_GAMMA_SCORES}+ for the gamma fit)")
     fit = fit_threshold(arr, quantile=quantile, rule=rule, source="calibration")
-    meta = dict(bundle.meta)
     if write:
-        history = list(meta.get("threshold_history", []))
-        history.append({**old, "replaced": datetime.now(UTC).isoformat(timespec="seconds")})
-        meta["threshold_history"] = history
-        meta["threshold"] = fit.to_dict()
-        meta["calibration_scores"] = score_distribution(arr) | {"n_files": len(files)}
+        history = list(doc.extra.get("threshold_history", []))
+        history.append({**old.to_dict(), "replaced": datetime.now(UTC).isoformat(timespec="seconds")})
+        calibration = ScoreStats.of(arr, source="calibration")
+        calibration = replace(calibration, extra={"n_files": len(files)})
         # Per-band statistics of the windows each view explained (a view no window used keeps its own).
-        for ref, key in (("recon", "band_error"), ("mean", "band_deviation")):
-            if len(bands[ref]) >= 2:
-                meta[key] = band_error_stats(np.asarray(bands[ref]), source="calibration")
-        target = write_model_json(bundle.path, meta)
+        stats = {ref: BandStats.of(np.asarray(b), source="calibration") for ref, b in bands.items() if len(b) >= 2}
+        new_doc = replace(doc, threshold=fit, calibration_scores=calibration,
+                          band_error=stats.get("recon", doc.band_error),
+                          band_deviation=stats.get("mean", doc.band_deviation),
+                          extra=doc.extra | {"threshold_history": history})
+        target = write_model_json(bundle.path, new_doc)
     else:
         target = bundle.path / "model.json"
     return CalibrationResult(old_threshold=bundle.threshold, new=fit, n_files=len(files), n_windows=int(arr.size),

@@ -32,7 +32,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,9 @@ from edge_monitor.detectors import Pooling
 from edge_monitor.features import FeatureParams, MinMaxNorm, logmel, model_frames
 from edge_monitor.fit import band_deviations, band_levels, detector_arrays, detector_macs, fit_numpy_detectors
 from edge_monitor.fusion import Fusion, NormalStats
+from edge_monitor.model_json import BandLevels, BandStats, ModelJson, ScoreStats
 from edge_monitor.scorer import window_errors
-from edge_monitor.threshold import band_error_stats, fit_threshold, score_distribution
+from edge_monitor.threshold import fit_threshold
 from trainer.defaults import (
     ARCHITECTURES,
     DEFAULT_AE_POOLING,
@@ -410,18 +411,8 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     db_all, groups = load_windows(ordered, params, frames, log)
     n_train_windows = int(np.sum(groups < len(train_clips)))
     norm = MinMaxNorm.fit(db_all[:n_train_windows], clip_lo=config.clip_lo, clip_hi=config.clip_hi)
-    band_level_db = band_levels(db_all[:n_train_windows])
     log(f"features: {len(db_all)} windows of {input_shape[0]}x{frames} ({time.monotonic() - t_start:.1f} s)")
 
-    meta: dict[str, Any] = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine,
-        "machine_ids": machine_ids,
-        "features": params.to_dict(),
-        "input_shape": list(input_shape),
-        "normalisation": norm.to_dict(),
-        "band_level_db": band_level_db,
-    }
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (MODEL_TFLITE, MODEL_KERAS, TRAINING_CURVE, "detectors.npz"):
         (out_dir / stale).unlink(missing_ok=True)  # a bundle folder reused for another kind keeps no old model
@@ -436,6 +427,9 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     macs = 0
     tflite: bytes | None = None
     ae_model = None
+    band_error: BandStats | None = None
+    band_deviation: BandStats | None = None
+    model_info: dict[str, Any] = {}
     if numpy_specs:
         fit = fit_numpy_detectors(numpy_specs, db_all, groups)
         write_arrays(out_dir, detector_arrays(fit.detectors))
@@ -446,8 +440,8 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
             # autoencoder's unseen ones); the NumPy detectors' scores there are out-of-fold too.
             scores[sp.name] = oof[n_train_windows:] if use_ae else oof
             macs += detector_macs(sp, *input_shape)
-        deviations = band_deviations(db_all, norm, band_level_db["mean"])
-        meta["band_deviation"] = band_error_stats(deviations, source="training")
+        deviations = band_deviations(db_all, norm, BandLevels.of(db_all[:n_train_windows]).mean)
+        band_deviation = BandStats.of(deviations, source="training")
         training["numpy_fit_seconds"] = round(fit.seconds, 3)
         log(f"detectors: {'; '.join(sp.describe() for sp in numpy_specs)} fitted in {fit.seconds:.1f} s "
             f"(out-of-fold normal scores of {len(db_all)} windows)")
@@ -465,14 +459,14 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
             [ae_spec.pooling.apply(f) for f in val_frames])
         scores[ae_spec.name] = ae_scores
         stats[ae_spec.name] = NormalStats.of(ae_scores)
-        meta["band_error"] = band_error_stats(val_bands, source="validation")
+        band_error = BandStats.of(val_bands, source="validation")
         macs += ae["macs"]
-        meta["model"] = ae["model_meta"]
+        model_info = ae["model_meta"]
         training.update(ae["training"])
         versions.update(ae["versions"])
     else:
-        meta["model"] = {"arch": None}
-    meta["model"]["macs_per_window"] = int(macs)
+        model_info = {"arch": None}
+    model_info["macs_per_window"] = int(macs)
 
     fusion = Fusion(config.fusion if len(specs) > 1 else "none", stats if len(specs) > 1 else {})
     names = [sp.name for sp in specs]
@@ -481,35 +475,33 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     thr = fit_threshold(fused, config.threshold_quantile, config.threshold_rule, source=source)
     log(f"threshold: {thr.value:.6g} ({thr.describe()})" + (f"; fusion {fusion.rule} of {', '.join(names)}"
                                                              if fusion.rule != "none" else ""))
-    meta.update({
-        "detectors": [sp.to_dict() for sp in specs],
-        "fusion": fusion.to_dict(),
-        "threshold": thr.to_dict(),
-        "validation_scores": score_distribution(fused) | {"source": source},
-        "training": training,
-        "versions": versions,
-    })
-    if tflite is not None:
-        meta["sha256"] = ""
-    write_model_json(out_dir, meta)
+    doc = ModelJson(
+        features=params, input_shape=input_shape, normalisation=norm, detectors=tuple(specs), fusion=fusion,
+        threshold=thr, created=datetime.now(UTC).isoformat(timespec="seconds"), machine=machine,
+        machine_ids=tuple(machine_ids), band_level_db=BandLevels.of(db_all[:n_train_windows]),
+        validation_scores=ScoreStats.of(fused, source=source), band_error=band_error,
+        band_deviation=band_deviation, model=model_info, training=training, versions=versions)
+    write_model_json(out_dir, doc)
 
     if config.score_test and test:
         result = _score_test(out_dir, test, log)
         if result is not None:
-            meta["test"] = {k: v for k, v in result.items() if k not in ("scores", "labels")}
+            extra: dict[str, Any] = {"test": {k: v for k, v in result.items() if k not in ("scores", "labels")}}
             if config.quantize != "none" and ae_model is not None and tflite is not None and fusion.rule == "none":
                 # The same clips through the float32 model: what quantisation costs.
                 from trainer.convert import to_tflite
 
                 float_bytes = to_tflite(ae_model, "none")
                 q = _quantization_effect(float_bytes, tflite, test, params, norm, frames, result)
-                meta["quantization"] = q
+                extra["quantization"] = q
                 log(f"quantization ({config.quantize}): AUC {q['auc_float32']:.4f} -> {q['auc_quantized']:.4f}, "
                     f"{q['bytes_float32']:,} -> {q['bytes_quantized']:,} bytes")
-            write_model_json(out_dir, meta)
+            doc = replace(doc, extra=doc.extra | extra)
+            write_model_json(out_dir, doc)
 
     seconds = time.monotonic() - t_start
     log(f"bundle written to {out_dir} ({_fmt_seconds(seconds)})")
+    meta = load_bundle(out_dir).meta  # as written: plain JSON values
     return TrainResult(bundle_dir=out_dir, meta=meta, history=history, val_scores=fused, seconds=seconds)
 
 
