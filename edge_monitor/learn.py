@@ -1,0 +1,290 @@
+"""Learning a model on the Pi: normal windows in, a NumPy-detector bundle out (``edge-monitor learn``).
+
+No TensorFlow and no scikit-learn: the detectors (level profile + frame
+Gaussian, :mod:`edge_monitor.fit`) are fitted with NumPy (+ SciPy's gamma
+fit for the threshold), so the runtime package alone can do it.
+
+The pieces, used by :mod:`edge_monitor.commands.learn`:
+
+* :class:`WindowSet` collects 10 s windows (from the microphone or from
+  WAVs), drops those with sensor faults (a dead input, clipping, dropouts or
+  an xrun burst is not the machine's normal sound) and keeps the log-mel of
+  the others, cropped to the model's frames;
+* :func:`block_groups` says which windows are alike for the out-of-fold
+  split that sets the threshold: consecutive windows of one recording sound
+  alike, so a window must not be scored by a detector fitted on its
+  neighbours; blocks of about a minute are held out together;
+* :func:`fit` writes the bundle (:func:`edge_monitor.fit.write_numpy_bundle`);
+* :func:`set_config_model` rewrites the ``model:`` line of a config in place
+  (``--update-config``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from edge_monitor.features import FeatureParams, logmel, model_frames
+
+__all__ = ["MIN_WINDOWS", "BLOCK_SECONDS", "WindowSet", "block_groups", "wav_windows", "fit",
+           "default_out_dir", "find_model_line", "set_config_model", "LearnError"]
+
+#: Fewest clean windows to fit: out-of-fold scoring fits each detector without one
+#: group, and a detector needs at least 2 windows.
+MIN_WINDOWS = 3
+#: Windows within this many seconds of recording form one out-of-fold group.
+BLOCK_SECONDS = 60.0
+
+Progress = Callable[[str], None]
+
+
+class LearnError(Exception):
+    """Learning cannot go on; the message is one line for the user."""
+
+
+@dataclass
+class WindowSet:
+    """Normal windows' log-mels and where each came from; windows with sensor faults are counted, not kept.
+
+    Attributes:
+        params: the front end (the bundle's features).
+        db: per kept window, its log-mel ``(n_mels, frames)`` in dB.
+        positions: per kept window, its index in its recording (0, 1, ...;
+            windows are consecutive, so index x window length = start time).
+        sources: per kept window, which recording (file) it came from.
+        dropped: fault kind -> windows dropped for it (a window with two
+            faults counts under both).
+        n_dropped: windows dropped.
+        feature_seconds: time spent on log-mels (s).
+    """
+
+    params: FeatureParams = field(default_factory=FeatureParams)
+    db: list[np.ndarray] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    sources: list[int] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    n_dropped: int = 0
+    feature_seconds: float = 0.0
+
+    @property
+    def frames(self) -> int:
+        """Log-mel frames kept per window (313 -> 312, what the bundle's detectors score)."""
+        return model_frames(self.params.window_frames)
+
+    def __len__(self) -> int:
+        return len(self.db)
+
+    def add(self, mono: np.ndarray, raw: np.ndarray, sample_rate: int, *, position: int, source: int = 0,
+            xruns: int = 0) -> bool:
+        """Check one window and keep its log-mel when it is clean; ``True`` when kept.
+
+        Args:
+            mono: ``(window_samples,)`` float32 at ``params.sample_rate``.
+            raw: the same window as captured (``(n,)`` or ``(n, channels)`` at
+                ``sample_rate`` Hz): the sensor checks see every channel.
+            sample_rate: the rate of ``raw`` (Hz).
+            position: the window's index in its recording.
+            source: the recording it came from.
+            xruns: capture overflows during the window.
+        """
+        from edge_monitor.sensor_health import check_window  # noqa: PLC0415
+
+        status = check_window(raw, sample_rate, xruns=xruns, bits=16)  # bits=16: as the daemon checks
+        if not status.ok:
+            self.n_dropped += 1
+            self.dropped.update(status.kinds)
+            return False
+        t0 = time.monotonic()
+        self.db.append(logmel(mono, self.params)[:, : self.frames])
+        self.feature_seconds += time.monotonic() - t0
+        self.positions.append(int(position))
+        self.sources.append(int(source))
+        return True
+
+    def dropped_text(self) -> str:
+        """E.g. ``2 dropped for sensor faults (dead_input 1, clipping 1)``, or ``none dropped``."""
+        if not self.n_dropped:
+            return "none dropped for sensor faults"
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.dropped.items()))
+        return f"{self.n_dropped} dropped for sensor faults ({kinds})"
+
+    def array(self) -> np.ndarray:
+        """``(n, n_mels, frames)`` float32 dB."""
+        return np.stack(self.db).astype(np.float32, copy=False)
+
+
+def block_groups(positions: Sequence[int], window_seconds: float,
+                 block_seconds: float = BLOCK_SECONDS) -> tuple[np.ndarray, str]:
+    """Out-of-fold groups for consecutive windows of one recording, and a few words on them.
+
+    Windows within the same ``block_seconds`` of recording share a group
+    (neighbours sound alike, so they are held out together). With fewer than
+    two blocks' worth of windows there would be too few groups: then every
+    window is its own group.
+
+    Args:
+        positions: each window's index in the recording (gaps where windows were dropped).
+        window_seconds: window length (s).
+        block_seconds: block length (s).
+    """
+    pos = np.asarray(positions, dtype=np.int64)
+    per_block = max(1, int(round(block_seconds / window_seconds)))
+    span = int(pos.max()) + 1 if pos.size else 0
+    if span < 2 * per_block:
+        return np.arange(pos.size), (f"each window its own group (under {2 * block_seconds / 60:g} minutes "
+                                     f"of audio: too short for {block_seconds:g} s blocks)")
+    groups = pos // per_block
+    return groups, f"{np.unique(groups).size} groups of {per_block * window_seconds:g} s"
+
+
+def wav_windows(paths: Sequence[Path], params: FeatureParams,
+                channel: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(file index, window index in the file, (window_samples,) float32)`` of every WAV, as the trainer cuts them.
+
+    Each file is read with ``audio_io.read_wav`` (any rate and width,
+    downmixed, resampled to ``params.sample_rate``) and cut with
+    ``audio_io.clip_windows``.
+
+    Raises:
+        LearnError: an unreadable file or one shorter than half a window.
+    """
+    from edge_monitor import audio_io  # noqa: PLC0415
+
+    for i, path in enumerate(paths):
+        try:
+            samples = audio_io.read_wav(path, params.sample_rate, channel)
+            windows = audio_io.clip_windows(samples, params.window_samples)
+        except audio_io.AudioFileError as exc:
+            raise LearnError(str(exc)) from None
+        except ValueError as exc:  # ClipTooShortError
+            raise LearnError(f"{path}: {exc}") from None
+        for j, w in enumerate(windows):
+            yield i, j, w
+
+
+def fit(windows: WindowSet, out_dir: Path, *, groups: np.ndarray, machine: str, machine_ids: Sequence[str],
+        source: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+    """Fit the default NumPy detectors on ``windows`` and write the bundle to ``out_dir``; model.json.
+
+    Raises:
+        LearnError: fewer than :data:`MIN_WINDOWS` clean windows, or fewer than 2 groups.
+    """
+    from edge_monitor.fit import write_numpy_bundle  # noqa: PLC0415 - SciPy loads only here
+
+    if len(windows) < MIN_WINDOWS:
+        raise LearnError(f"only {len(windows)} usable window(s) ({windows.dropped_text()}); "
+                         f"need at least {MIN_WINDOWS}")
+    if np.unique(groups).size < 2:
+        raise LearnError("all windows are in one group; need at least 2 for the out-of-fold threshold")
+    return write_numpy_bundle(out_dir, windows.array(), groups, windows.params, machine=machine,
+                              machine_ids=machine_ids, source=source, progress=progress)
+
+
+def default_out_dir(state_dir: Path, now: float | None = None) -> Path:
+    """``<state_dir>/models/learned-<UTC time>``, e.g. ``learned-20261202T061500Z``."""
+    stamp = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path(state_dir) / "models" / f"learned-{stamp}"
+
+
+def writable_dir(path: Path) -> str | None:
+    """Why ``path`` cannot be created (or written into), or ``None`` when it can; creates nothing."""
+    p = Path(path).absolute()
+    if p.exists():
+        if not p.is_dir():
+            return f"{p} exists and is not a folder"
+        if any(p.iterdir()):
+            return f"{p} exists and is not empty (choose a new --out; a running daemon may be using it)"
+        return None if os.access(p, os.W_OK) else f"{p}: permission denied"
+    parent = p.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a folder"
+    return None if os.access(parent, os.W_OK | os.X_OK) else f"cannot create {p}: {parent} is not writable"
+
+
+# --- --update-config ----------------------------------------------------------------
+
+_MODEL_LINE = re.compile(r"^model:(?P<gap>[ \t]*)(?P<value>[^\n#]*?)(?P<tail>[ \t]+#[^\n]*)?[ \t]*$", re.M)
+_PLAIN = re.compile(r"[A-Za-z0-9_./@+~-][A-Za-z0-9_./@+~:-]*")
+
+
+def find_model_line(text: str) -> re.Match[str]:
+    """The one top-level ``model: ...`` line of a YAML config.
+
+    Raises:
+        LearnError: none, or more than one (it is then not clear which to rewrite).
+    """
+    found = list(_MODEL_LINE.finditer(text))
+    if len(found) != 1:
+        raise LearnError(f"found {len(found)} top-level 'model:' lines, need exactly one to rewrite")
+    return found[0]
+
+
+def _yaml_scalar(path: str) -> str:
+    """``path`` as a YAML scalar: plain when safe, else double-quoted (JSON strings are valid YAML)."""
+    return path if _PLAIN.fullmatch(path) and not path.endswith(":") else json.dumps(path)
+
+
+def set_config_model(config: str | os.PathLike[str], bundle_dir: Path) -> Path:
+    """Point the config's ``model:`` at ``bundle_dir`` (absolute), keeping every other byte; the file written.
+
+    The new text is validated as a config before it replaces the old one
+    (atomically where the folder is writable; mode and owner are kept), so a
+    failure leaves the file as it was.
+
+    Raises:
+        LearnError: no single ``model:`` line, the result does not validate, or it cannot be written.
+    """
+    from edge_monitor.config import ConfigError, parse_config  # noqa: PLC0415
+
+    path = Path(config).resolve()  # a symlinked config: rewrite its target, keep the link
+    text = path.read_text(encoding="utf-8")
+    m = find_model_line(text)
+    value = _yaml_scalar(str(Path(bundle_dir).resolve()))
+    new = text[: m.start()] + f"model: {value}{m.group('tail') or ''}" + text[m.end():]
+    try:
+        cfg = parse_config(new, str(path), path.parent)
+    except ConfigError as exc:
+        raise LearnError(f"the rewritten config does not validate: {exc}") from None
+    if Path(cfg.model).resolve() != Path(bundle_dir).resolve():
+        raise LearnError(f"the rewritten config's model is {cfg.model}, not {bundle_dir}")
+    _replace_text(path, new)
+    return path
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file renamed over it, else in place (folder read-only)."""
+    st = path.stat()
+    tmp = path.with_name(f".{path.name}.learn.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, st.st_mode & 0o7777)
+    except OSError:
+        fd = -1
+    if fd < 0:
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise LearnError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, st.st_mode & 0o7777)  # os.open's mode is filtered by the umask
+        try:
+            os.chown(tmp, st.st_uid, st.st_gid)
+        except OSError:
+            pass  # not root: the file stays ours, as it was if we could write it
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise LearnError(f"cannot write {path}: {exc.strerror or exc}") from None
