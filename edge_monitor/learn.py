@@ -36,7 +36,7 @@ import numpy as np
 from edge_monitor.features import FeatureParams, logmel, model_frames
 
 __all__ = ["MIN_WINDOWS", "BLOCK_SECONDS", "WindowSet", "block_groups", "wav_windows", "fit",
-           "default_out_dir", "find_model_line", "set_config_model", "LearnError"]
+           "default_out_dir", "find_model_value", "rewrite_model", "set_config_model", "LearnError"]
 
 #: Fewest clean windows to fit: out-of-fold scoring fits each detector without one
 #: group, and a detector needs at least 2 windows.
@@ -214,20 +214,30 @@ def writable_dir(path: Path) -> str | None:
 
 # --- --update-config ----------------------------------------------------------------
 
-_MODEL_LINE = re.compile(r"^model:(?P<gap>[ \t]*)(?P<value>[^\n#]*?)(?P<tail>[ \t]+#[^\n]*)?[ \t]*$", re.M)
 _PLAIN = re.compile(r"[A-Za-z0-9_./@+~-][A-Za-z0-9_./@+~:-]*")
 
 
-def find_model_line(text: str) -> re.Match[str]:
-    """The one top-level ``model: ...`` line of a YAML config.
+def find_model_value(text: str) -> tuple[int, int]:
+    """Where the value of the config's top-level ``model:`` key sits in ``text``: ``(start, end)`` characters.
+
+    From the YAML parser's own marks, so quoting, comments and flow style
+    (``{model: x}``) are handled exactly as the config loader reads them.
 
     Raises:
-        LearnError: none, or more than one (it is then not clear which to rewrite).
+        LearnError: not a YAML mapping, no ``model`` key, or its value is not a plain string.
     """
-    found = list(_MODEL_LINE.finditer(text))
-    if len(found) != 1:
-        raise LearnError(f"found {len(found)} top-level 'model:' lines, need exactly one to rewrite")
-    return found[0]
+    import yaml  # noqa: PLC0415
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise LearnError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(root, yaml.MappingNode):
+        raise LearnError("the config is not a YAML mapping")
+    found = [v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "model"]
+    if len(found) != 1 or not isinstance(found[0], yaml.ScalarNode):
+        raise LearnError(f"found {len(found)} top-level 'model' key(s) with a plain value, need exactly one")
+    return found[0].start_mark.index, found[0].end_mark.index
 
 
 def _yaml_scalar(path: str) -> str:
@@ -235,30 +245,39 @@ def _yaml_scalar(path: str) -> str:
     return path if _PLAIN.fullmatch(path) and not path.endswith(":") else json.dumps(path)
 
 
-def set_config_model(config: str | os.PathLike[str], bundle_dir: Path) -> Path:
-    """Point the config's ``model:`` at ``bundle_dir`` (absolute), keeping every other byte; the file written.
+def rewrite_model(text: str, config: Path, bundle_dir: Path) -> str:
+    """``text`` (the config at ``config``) with its ``model`` value replaced by ``bundle_dir`` (absolute).
 
-    The new text is validated as a config before it replaces the old one
-    (atomically where the folder is writable; mode and owner are kept), so a
-    failure leaves the file as it was.
+    Every other character stays. The result is validated as a config (an
+    alias to an anchor on the old value, for one, would break it).
 
     Raises:
-        LearnError: no single ``model:`` line, the result does not validate, or it cannot be written.
+        LearnError: no single ``model`` key, or the result does not validate.
     """
     from edge_monitor.config import ConfigError, parse_config  # noqa: PLC0415
 
-    path = Path(config).resolve()  # a symlinked config: rewrite its target, keep the link
-    text = path.read_text(encoding="utf-8")
-    m = find_model_line(text)
-    value = _yaml_scalar(str(Path(bundle_dir).resolve()))
-    new = text[: m.start()] + f"model: {value}{m.group('tail') or ''}" + text[m.end():]
+    start, end = find_model_value(text)
+    new = text[:start] + _yaml_scalar(str(Path(bundle_dir).resolve())) + text[end:]
     try:
-        cfg = parse_config(new, str(path), path.parent)
+        cfg = parse_config(new, str(config), Path(config).parent)
     except ConfigError as exc:
-        raise LearnError(f"the rewritten config does not validate: {exc}") from None
+        raise LearnError(f"the rewritten config would not validate: {exc}") from None
     if Path(cfg.model).resolve() != Path(bundle_dir).resolve():
-        raise LearnError(f"the rewritten config's model is {cfg.model}, not {bundle_dir}")
-    _replace_text(path, new)
+        raise LearnError(f"the rewritten config's model would be {cfg.model}, not {bundle_dir}")
+    return new
+
+
+def set_config_model(config: str | os.PathLike[str], bundle_dir: Path) -> Path:
+    """Point the config's ``model`` at ``bundle_dir`` (:func:`rewrite_model`); the file written.
+
+    The file is replaced atomically where its folder is writable (mode and
+    owner kept), so a failure leaves it as it was.
+
+    Raises:
+        LearnError: see :func:`rewrite_model`; or the file cannot be written.
+    """
+    path = Path(config).resolve()  # a symlinked config: rewrite its target, keep the link
+    _replace_text(path, rewrite_model(path.read_text(encoding="utf-8"), path, bundle_dir))
     return path
 
 

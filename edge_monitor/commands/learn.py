@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -246,7 +247,7 @@ def _next_steps(config: str | None, out: Path, updated: bool) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.config import EX_CONFIG
     from edge_monitor.features import FeatureParams
-    from edge_monitor.learn import LearnError, WindowSet, default_out_dir, find_model_line, fit, set_config_model, writable_dir
+    from edge_monitor.learn import LearnError, WindowSet, default_out_dir, fit, rewrite_model, set_config_model, writable_dir
     from edge_monitor.recorder import EX_DEVICE, RecordError, check_device, load_audio
 
     problem = _check_args(args)
@@ -263,13 +264,12 @@ def run(args: argparse.Namespace) -> int:
     if why:
         return _fail(why, EX_CANTCREAT)
     if args.update_config:
+        config = Path(args.config).resolve()
         try:
-            find_model_line(Path(args.config).read_text(encoding="utf-8"))
+            rewrite_model(config.read_text(encoding="utf-8"), config, out)  # a dry run, written after the fit
         except LearnError as exc:
             return _fail(f"--update-config: {args.config}: {exc}; set `model:` by hand", EX_CONFIG)
-        import os
-
-        if not os.access(Path(args.config).resolve(), os.W_OK):
+        if not os.access(config, os.W_OK):
             return _fail(f"--update-config: {args.config} is not writable (run with sudo?)", EX_CANTCREAT)
     windows = WindowSet(FeatureParams())
     early = None
