@@ -26,17 +26,29 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from edge_monitor.features import FeatureParams, logmel, model_frames
 
-__all__ = ["MIN_WINDOWS", "BLOCK_SECONDS", "WindowSet", "block_groups", "wav_windows", "fit",
-           "default_out_dir", "find_model_value", "rewrite_model", "set_config_model", "LearnError"]
+__all__ = [
+    "BLOCK_SECONDS",
+    "MIN_WINDOWS",
+    "LearnError",
+    "WindowSet",
+    "block_groups",
+    "default_out_dir",
+    "find_model_value",
+    "fit",
+    "rewrite_model",
+    "set_config_model",
+    "wav_windows",
+]
 
 #: Fewest clean windows to fit: out-of-fold scoring fits each detector without one
 #: group, and a detector needs at least 2 windows.
@@ -96,7 +108,7 @@ class WindowSet:
             source: the recording it came from.
             xruns: capture overflows during the window.
         """
-        from edge_monitor.sensor_health import check_window  # noqa: PLC0415
+        from edge_monitor.sensor_health import check_window
 
         status = check_window(raw, sample_rate, xruns=xruns, bits=16)  # bits=16: as the daemon checks
         if not status.ok:
@@ -137,7 +149,7 @@ def block_groups(positions: Sequence[int], window_seconds: float,
         block_seconds: block length (s).
     """
     pos = np.asarray(positions, dtype=np.int64)
-    per_block = max(1, int(round(block_seconds / window_seconds)))
+    per_block = max(1, round(block_seconds / window_seconds))
     span = int(pos.max()) + 1 if pos.size else 0
     if span < 2 * per_block:
         return np.arange(pos.size), (f"each window its own group (under {2 * block_seconds / 60:g} minutes "
@@ -157,7 +169,7 @@ def wav_windows(paths: Sequence[Path], params: FeatureParams,
     Raises:
         LearnError: an unreadable file or one shorter than half a window.
     """
-    from edge_monitor import audio_io  # noqa: PLC0415
+    from edge_monitor import audio_io
 
     for i, path in enumerate(paths):
         try:
@@ -178,7 +190,7 @@ def fit(windows: WindowSet, out_dir: Path, *, groups: np.ndarray, machine: str, 
     Raises:
         LearnError: fewer than :data:`MIN_WINDOWS` clean windows, or fewer than 2 groups.
     """
-    from edge_monitor.fit import write_numpy_bundle  # noqa: PLC0415 - SciPy loads only here
+    from edge_monitor.fit import write_numpy_bundle
 
     if len(windows) < MIN_WINDOWS:
         raise LearnError(f"only {len(windows)} usable window(s) ({windows.dropped_text()}); "
@@ -191,7 +203,7 @@ def fit(windows: WindowSet, out_dir: Path, *, groups: np.ndarray, machine: str, 
 
 def default_out_dir(state_dir: Path, now: float | None = None) -> Path:
     """``<state_dir>/models/learned-<UTC time>``, e.g. ``learned-20261202T061500Z``."""
-    stamp = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y%m%dT%H%M%SZ")
     return Path(state_dir) / "models" / f"learned-{stamp}"
 
 
@@ -226,7 +238,7 @@ def find_model_value(text: str) -> tuple[int, int]:
     Raises:
         LearnError: not a YAML mapping, no ``model`` key, or its value is not a plain string.
     """
-    import yaml  # noqa: PLC0415
+    import yaml
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -254,7 +266,7 @@ def rewrite_model(text: str, config: Path, bundle_dir: Path) -> str:
     Raises:
         LearnError: no single ``model`` key, or the result does not validate.
     """
-    from edge_monitor.config import ConfigError, parse_config  # noqa: PLC0415
+    from edge_monitor.config import ConfigError, parse_config
 
     start, end = find_model_value(text)
     new = text[:start] + _yaml_scalar(str(Path(bundle_dir).resolve())) + text[end:]

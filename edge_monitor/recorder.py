@@ -18,15 +18,25 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from edge_monitor.config import EX_CONFIG, AudioConfig, Config
 
-__all__ = ["EX_DEVICE", "EX_DEVICE_GONE", "RecordError", "DeviceGone", "Recorded", "Recorder",
-           "load_audio", "check_device", "to_mono"]
+__all__ = [
+    "EX_DEVICE",
+    "EX_DEVICE_GONE",
+    "DeviceGone",
+    "RecordError",
+    "Recorded",
+    "Recorder",
+    "check_device",
+    "load_audio",
+    "to_mono",
+]
 
 EX_DEVICE = 1  # device not found, cannot be opened, too little audio
 EX_DEVICE_GONE = 3  # the device stayed gone past --give-up-after
@@ -62,7 +72,7 @@ def load_audio(config: str | None, device: int | str | None) -> tuple[Config | N
     Raises:
         RecordError: status 78 (EX_CONFIG) for a config error.
     """
-    from edge_monitor.config import ConfigError, load_config  # noqa: PLC0415
+    from edge_monitor.config import ConfigError, load_config
 
     cfg: Config | None = None
     audio = AudioConfig()
@@ -87,7 +97,7 @@ def check_device(audio: AudioConfig) -> str:
     Raises:
         RecordError: status 1, no such device or PortAudio unusable.
     """
-    from edge_monitor.capture import DeviceError, find_input_device  # noqa: PLC0415
+    from edge_monitor.capture import DeviceError, find_input_device
 
     try:
         return find_input_device(audio.device).name
@@ -113,7 +123,7 @@ def to_mono(samples: np.ndarray, sample_rate: int, channel: int | None, rate: in
     channels, or ``channel``), resample the window as a whole when the device
     runs at another rate, crop or pad to ``n`` samples.
     """
-    from edge_monitor import audio_io  # noqa: PLC0415
+    from edge_monitor import audio_io
 
     mono = audio_io.downmix(samples, channel)
     if sample_rate != rate:
@@ -143,11 +153,15 @@ class Recorded:
 class Recorder:
     """Consecutive windows of ``window_seconds`` from the microphone, converted to mono at ``rate``.
 
-    Use as a context manager (the stream is stopped on exit)::
+    Typical use (always stop, also after an error or Ctrl-C)::
 
-        with Recorder(audio, 16000, 10.0, log) as rec:
+        rec = Recorder(audio, 16000, 10.0, log)
+        rec.start()
+        try:
             for w in rec.windows(6, give_up_after=60):
                 ...
+        finally:
+            rec.stop()
 
     Args:
         audio: the ``audio:`` config (device, channels, channel, ...).
@@ -157,26 +171,19 @@ class Recorder:
     """
 
     def __init__(self, audio: AudioConfig, rate: int, window_seconds: float, log: Any) -> None:
-        from edge_monitor.capture import MicrophoneSource  # noqa: PLC0415
+        from edge_monitor.capture import MicrophoneSource
 
         self.audio = audio
         self.rate = int(rate)
         self.window_seconds = float(window_seconds)
-        self.n = int(round(self.window_seconds * self.rate))
+        self.n = round(self.window_seconds * self.rate)
         self.source = MicrophoneSource(audio, self.rate, self._make_ring, log)
 
     def _make_ring(self, rate: int, channels: int) -> Any:
-        from edge_monitor.ring_buffer import RingBuffer  # noqa: PLC0415
+        from edge_monitor.ring_buffer import RingBuffer
 
-        n = int(round(self.window_seconds * rate))
+        n = round(self.window_seconds * rate)
         return RingBuffer(n, n, rate, channels)  # hop = window: consecutive, no overlap
-
-    def __enter__(self) -> "Recorder":
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: Any) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Open the stream. Raises :class:`RecordError` (status 1) when it cannot be opened."""

@@ -25,13 +25,21 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_capture import PulseServer, pulse  # noqa: E402,F401 - `pulse` is a fixture
-from test_record_devices import start_playing, stop, tone_with_noise  # noqa: E402
+import test_capture
+from test_capture import PulseServer
+from test_record_devices import start_playing, stop, tone_with_noise
 
-from edge_monitor import audio_io  # noqa: E402
-from edge_monitor.learn import (  # noqa: E402
-    LearnError, WindowSet, block_groups, default_out_dir, set_config_model, writable_dir,
+from edge_monitor import audio_io
+from edge_monitor.learn import (
+    LearnError,
+    WindowSet,
+    block_groups,
+    default_out_dir,
+    set_config_model,
+    writable_dir,
 )
+
+pulse = test_capture.pulse  # the private PulseAudio server fixture, shared with the capture tests
 
 REPO = Path(__file__).resolve().parents[1]
 #: Imported by learn in a subprocess, this prints the heavy modules it loaded, then exits with learn's status.
@@ -49,7 +57,7 @@ LEARN_AND_LIST_MODULES = (
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """``edge-monitor ARGS`` in a subprocess (PYTHONPATH from the environment: a worktree's code wins)."""
     return subprocess.run([sys.executable, "-m", "edge_monitor", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def write_config(tmp_path: Path, **audio: Any) -> Path:
@@ -135,7 +143,7 @@ def test_set_config_model_rewrites_only_the_model_line(tmp_path: Path) -> None:
     flow = tmp_path / "flow.yaml"
     flow.write_text("{device_id: x, model: 'old, quoted', state_dir: /s}  # one line\n")
     set_config_model(flow, bundle)
-    assert flow.read_text() == "{device_id: x, model: %s, state_dir: /s}  # one line\n" % json.dumps(str(bundle))
+    assert flow.read_text() == f"{{device_id: x, model: {json.dumps(str(bundle))}, state_dir: /s}}  # one line\n"
     assert load_config(flow).model == bundle
 
     # Validated before it is written: an alias to the old value would dangle.
@@ -167,7 +175,7 @@ def test_learn_from_wav_writes_a_bundle_that_scores_anomalies_higher_without_ten
     out = tmp_path / "learned"
     proc = subprocess.run([sys.executable, "-c", LEARN_AND_LIST_MODULES, "learn", "--from-wav",
                            str(synth_dataset / "train"), "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     heavy = json.loads(proc.stdout.splitlines()[-1].removeprefix("MODULES "))
     assert heavy == [], f"learn imported {heavy}"
@@ -224,7 +232,7 @@ def test_learn_from_one_long_wav_groups_minutes_of_it(synth_dataset: Path, tmp_p
 def test_bad_arguments_are_one_line_and_the_right_status(tmp_path: Path, args: list[str], status: int,
                                                          words: str) -> None:
     (tmp_path / "broken.yaml").write_text("device_id: [\n")
-    (tmp_path / "anchored.yaml").write_text("device_id: x\nmodel: &m %s\nstate_dir: *m\n" % (tmp_path / "s"))
+    (tmp_path / "anchored.yaml").write_text(f"device_id: x\nmodel: &m {tmp_path / 's'}\nstate_dir: *m\n")
     (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "model.json").write_text("{}")
@@ -300,6 +308,9 @@ def test_learn_from_the_microphone_end_to_end(pulse: PulseServer, synth_dataset:
     assert len(windows) == len(normal) + len(anomalous), sim.stderr[-2000:]
     s = np.array([w["score"] for w in windows])
     assert s[len(normal):].mean() > s[: len(normal)].mean(), s
+    alerts = [json.loads(ln) for ln in sim.stdout.splitlines() if ln.startswith('{"')]
+    assert any(a["topic"] == "alert" and a["event"] == "start" and a["model"]["name"] == bundle.name
+               for a in alerts), sim.stdout  # the faults raise an alert, explained by the detector that fired
 
 
 def test_learn_unknown_device_is_one_line_and_writes_nothing(pulse: PulseServer, tmp_path: Path) -> None:
@@ -322,14 +333,15 @@ def test_learn_gives_up_with_one_line_when_the_device_stays_gone(pulse: PulseSer
                             cwd=REPO, env=pulse.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # The first stdout line is printed once the stream is open: recording is under way.
+        assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         assert ready, "learn never started recording"
-        first = proc.stdout.readline()  # type: ignore[union-attr]
+        first = proc.stdout.readline()
         assert first.startswith("recording 1 min (6 windows"), first
         stop(player)
         pulse.kill()  # the audio server, and with it the device, goes away for good
         killed = time.monotonic()
-        stdout, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=60)
         took = time.monotonic() - killed
     finally:
         if proc.poll() is None:

@@ -218,12 +218,12 @@ def _summary(meta: dict[str, Any], out: Path, windows: Any, groups_text: str, se
     thr = meta["threshold"]
     fused = f", fused by {meta['fusion']['rule']}" if meta["fusion"]["rule"] != "none" else ""
     lines = [f"fitted: {'; '.join(dets)}{fused}",
-             f"  from {len(windows)} windows of {windows.params.window_seconds:g} s "
-             f"({len(windows) * windows.params.window_seconds / 60:.1f} min; {windows.dropped_text()}); "
-             f"out-of-fold: {groups_text}",
+             (f"  from {len(windows)} windows of {windows.params.window_seconds:g} s "
+              f"({len(windows) * windows.params.window_seconds / 60:.1f} min; {windows.dropped_text()}); "
+              f"out-of-fold: {groups_text}"),
              f"  threshold {thr['value']:.4g} ({thr['description']})" + (f"; {thr['note']}" if thr.get("note") else ""),
-             f"  fit {seconds:.1f} s (detectors {meta['training']['fit_seconds']:.1f} s; "
-             f"log-mels {windows.feature_seconds:.1f} s while reading)",
+             (f"  fit {seconds:.1f} s (detectors {meta['training']['fit_seconds']:.1f} s); "
+              f"log-mels {windows.feature_seconds:.1f} s"),
              f"bundle: {out}"]
     if len(windows) < 30:
         lines.append(f"note: {len(windows)} windows give a rough threshold; 10 minutes (60 windows) are better")
@@ -240,14 +240,22 @@ def _next_steps(config: str | None, out: Path, updated: bool) -> list[str]:
              f"  1. in {config} set:  model: {out}   (or rerun with --update-config)")
     return ["next:", first,
             f"  {'1' if updated else '2'}. edge-monitor check-config {config} --model",
-            f"  {'2' if updated else '3'}. edge-monitor run --config {config}"
-            "     (as a service: sudo systemctl restart edge-monitor)"]
+            (f"  {'2' if updated else '3'}. edge-monitor run --config {config}"
+             "     (as a service: sudo systemctl restart edge-monitor)")]
 
 
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.config import EX_CONFIG
     from edge_monitor.features import FeatureParams
-    from edge_monitor.learn import LearnError, WindowSet, default_out_dir, fit, rewrite_model, set_config_model, writable_dir
+    from edge_monitor.learn import (
+        LearnError,
+        WindowSet,
+        default_out_dir,
+        fit,
+        rewrite_model,
+        set_config_model,
+        writable_dir,
+    )
     from edge_monitor.recorder import EX_DEVICE, RecordError, check_device, load_audio
 
     problem = _check_args(args)

@@ -48,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edge_monitor import audio_io, logs
-    from edge_monitor.recorder import DeviceGone, Recorder, RecordError, check_device, load_audio
+    from edge_monitor.recorder import (
+        DeviceGone,
+        Recorder,
+        RecordError,
+        check_device,
+        load_audio,
+    )
 
     if args.seconds <= 0 or args.clip_seconds <= 0 or args.seconds < args.clip_seconds:
         print("edge-monitor: need --seconds >= --clip-seconds > 0", file=sys.stderr)
