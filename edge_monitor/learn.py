@@ -45,6 +45,7 @@ __all__ = [
     "default_out_dir",
     "find_model_value",
     "fit",
+    "hand_over",
     "rewrite_model",
     "set_config_model",
     "wav_windows",
@@ -199,6 +200,37 @@ def fit(windows: WindowSet, out_dir: Path, *, groups: np.ndarray, machine: str, 
         raise LearnError("all windows are in one group; need at least 2 for the out-of-fold threshold")
     return write_numpy_bundle(out_dir, windows.array(), groups, windows.params, machine=machine,
                               machine_ids=machine_ids, source=source, progress=progress)
+
+
+def hand_over(out: Path, state_dir: Path | None) -> None:
+    """Make a written bundle readable by the daemon.
+
+    The bundle writer's temporary files are created 0600 (``mkstemp``), which
+    would ignore the umask: the files get the mode a plain ``open`` would
+    give. When root writes the bundle inside the daemon's ``state_dir`` (``sudo
+    edge-monitor learn``), the bundle and the folders created for it are
+    handed to the owner of ``state_dir`` (the service user), as the files the
+    service writes there are.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    files = [f for f in Path(out).iterdir() if f.is_file()]
+    for f in files:
+        os.chmod(f, 0o666 & ~umask)
+    if state_dir is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    base = Path(state_dir).resolve()
+    try:
+        rel = Path(out).resolve().relative_to(base)
+    except ValueError:
+        return  # elsewhere (--out): left to whoever asked for it there
+    st = base.stat()
+    p = base
+    for part in rel.parts:
+        p = p / part
+        os.chown(p, st.st_uid, st.st_gid)
+    for f in files:
+        os.chown(f, st.st_uid, st.st_gid)
 
 
 def default_out_dir(state_dir: Path, now: float | None = None) -> Path:

@@ -35,6 +35,7 @@ from edge_monitor.learn import (
     WindowSet,
     block_groups,
     default_out_dir,
+    hand_over,
     set_config_model,
     writable_dir,
 )
@@ -119,6 +120,37 @@ def test_default_out_dir_and_writable_checks(tmp_path: Path) -> None:
     assert "not empty" in (writable_dir(tmp_path / "full") or "")
     (tmp_path / "file").write_text("")
     assert "not a folder" in (writable_dir(tmp_path / "file") or "")
+
+
+def test_hand_over_makes_the_bundle_readable_like_any_file(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "model.json").write_text("{}")
+    os.chmod(out / "model.json", 0o600)  # what the bundle writer's mkstemp leaves
+    old = os.umask(0o022)
+    try:
+        hand_over(out, None)
+    finally:
+        os.umask(old)
+    assert (out / "model.json").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can hand files to another user")
+def test_hand_over_as_root_gives_the_bundle_to_the_state_dir_owner(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 65534, 65534)  # the service user (here: nobody) owns its state folder
+    out = default_out_dir(state)
+    out.mkdir(parents=True)  # models/ and the bundle, created by root
+    (out / "model.json").write_text("{}")
+    hand_over(out, state)
+    for p in (state / "models", out, out / "model.json"):
+        assert (p.stat().st_uid, p.stat().st_gid) == (65534, 65534), p
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "model.json").write_text("{}")
+    hand_over(elsewhere, state)
+    assert (elsewhere / "model.json").stat().st_uid == 0  # --out outside state_dir: left as it is
 
 
 def test_set_config_model_rewrites_only_the_model_line(tmp_path: Path) -> None:
@@ -283,6 +315,9 @@ def test_learn_from_the_microphone_end_to_end(pulse: PulseServer, synth_dataset:
     bundle = bundles[0]
     assert f"bundle: {bundle.resolve()}" in out and f"(done) {cfg}: model: {bundle.resolve()}" in out
     assert f"edge-monitor check-config {cfg} --model" in out and f"edge-monitor run --config {cfg}" in out
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(f.stat().st_mode & 0o777 == 0o666 & ~umask for f in bundle.iterdir())  # not mkstemp's 0600
     meta = json.loads((bundle / "model.json").read_text())
     training = meta["training"]
     assert training["source"] == "microphone" and "pulse" in training["device"]

@@ -252,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         WindowSet,
         default_out_dir,
         fit,
+        hand_over,
         rewrite_model,
         set_config_model,
         writable_dir,
@@ -305,6 +306,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EX_DEVICE)
     except OSError as exc:
         return _fail(f"cannot write {out}: {exc.strerror or exc}", EX_CANTCREAT)
+    try:
+        hand_over(out, cfg.state_dir if cfg else None)
+    except OSError as exc:
+        print(f"warning: the daemon may not be able to read {out}: {exc}", file=sys.stderr, flush=True)
     print("\n".join(_summary(meta, out.resolve(), windows, groups_text, time.monotonic() - t0)), flush=True)
     updated = False
     if args.update_config:
