@@ -61,9 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the daemon's config: audio.* for the microphone, state_dir for the bundle")
     # Not an argparse mutually exclusive group: its error is a usage block, not one line.
     parser.add_argument("--minutes", type=float, default=None,
-                      help="minutes of normal sound to record (fractions allowed; at least 0.5, 10 is a good start)")
+                        help="minutes of normal sound to record (fractions allowed; at least 0.5, 10 is a good start)")
     parser.add_argument("--from-wav", nargs="+", default=None, metavar="WAV_OR_DIR",
-                      help="fit from these normal recordings instead of the microphone")
+                        help="fit from these normal recordings instead of the microphone")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="bundle folder, new or empty (default <state_dir>/models/learned-<UTC time>)")
     parser.add_argument("--device", type=_device, default=None,
@@ -81,14 +81,17 @@ def _fail(message: str, status: int) -> int:
 
 def _check_args(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments alone (exit status 2), or ``None``."""
+    from edge_monitor.features import FeatureParams
     from edge_monitor.learn import MIN_WINDOWS
 
     if (args.minutes is None) == (args.from_wav is None):
         return "need either --minutes N (record from the microphone) or --from-wav PATH... (not both)"
     if args.minutes is not None:
-        least = MIN_WINDOWS * 10 / 60
+        window_s = FeatureParams().window_seconds
+        least = MIN_WINDOWS * window_s / 60
         if not least <= args.minutes <= MAX_MINUTES:
-            return f"need {least:g} <= --minutes <= {MAX_MINUTES:g} (10 s windows, at least {MIN_WINDOWS}), got {args.minutes:g}"
+            return (f"need {least:g} <= --minutes <= {MAX_MINUTES:g} ({window_s:g} s windows, at least "
+                    f"{MIN_WINDOWS}), got {args.minutes:g}")
         if not args.give_up_after > 0:
             return "need --give-up-after > 0"
     if args.from_wav is not None and args.device is not None:
@@ -244,6 +247,47 @@ def _next_steps(config: str | None, out: Path, updated: bool) -> list[str]:
              "     (as a service: sudo systemctl restart edge-monitor)")]
 
 
+def _preflight(args: argparse.Namespace, out: Path) -> tuple[str, int] | None:
+    """``(why, exit status)`` when the bundle folder or the config to update cannot be written, else ``None``.
+
+    Checked before recording: nobody should record ten minutes to hear then
+    that the result cannot be saved.
+    """
+    from edge_monitor.config import EX_CONFIG
+    from edge_monitor.learn import LearnError, rewrite_model, writable_dir
+
+    why = writable_dir(out)
+    if why:
+        return why, EX_CANTCREAT
+    if args.update_config:
+        config = Path(args.config).resolve()
+        try:
+            rewrite_model(config.read_text(encoding="utf-8"), config, out)  # a dry run; written after the fit
+        except LearnError as exc:
+            return f"--update-config: {args.config}: {exc}; set `model:` by hand", EX_CONFIG
+        if not os.access(config, os.W_OK):
+            return f"--update-config: {args.config} is not writable (run with sudo?)", EX_CANTCREAT
+    return None
+
+
+def _collect(args: argparse.Namespace, audio: Any, windows: Any) -> dict[str, Any]:
+    """Fill ``windows`` from the microphone or ``--from-wav``; the source metadata.
+
+    Raises:
+        RecordError: device problems (1, 3).
+        LearnError: a missing or unreadable WAV (66).
+    """
+    from edge_monitor.recorder import check_device
+
+    if args.minutes is None:
+        return _read_wavs(args, audio.channel, windows)
+    check_device(audio)
+    source, early = _record(args, audio, windows)
+    if early:
+        print(f"{early}: fitting what was recorded", flush=True)
+    return source
+
+
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.config import EX_CONFIG
     from edge_monitor.features import FeatureParams
@@ -253,11 +297,9 @@ def run(args: argparse.Namespace) -> int:
         default_out_dir,
         fit,
         hand_over,
-        rewrite_model,
         set_config_model,
-        writable_dir,
     )
-    from edge_monitor.recorder import EX_DEVICE, RecordError, check_device, load_audio
+    from edge_monitor.recorder import EX_DEVICE, RecordError, load_audio
 
     problem = _check_args(args)
     if problem:
@@ -267,43 +309,26 @@ def run(args: argparse.Namespace) -> int:
     except RecordError as exc:
         return _fail(str(exc), exc.status)
     out = Path(args.out) if args.out else default_out_dir(cfg.state_dir if cfg else Path("."))
-    # Everything that can be checked before recording is: nobody should record ten minutes
-    # to hear then that the folder or the config cannot be written.
-    why = writable_dir(out)
-    if why:
-        return _fail(why, EX_CANTCREAT)
-    if args.update_config:
-        config = Path(args.config).resolve()
-        try:
-            rewrite_model(config.read_text(encoding="utf-8"), config, out)  # a dry run, written after the fit
-        except LearnError as exc:
-            return _fail(f"--update-config: {args.config}: {exc}; set `model:` by hand", EX_CONFIG)
-        if not os.access(config, os.W_OK):
-            return _fail(f"--update-config: {args.config} is not writable (run with sudo?)", EX_CANTCREAT)
+    refused = _preflight(args, out)
+    if refused:
+        return _fail(*refused)
     windows = WindowSet(FeatureParams())
-    early = None
     try:
-        if args.minutes is not None:
-            check_device(audio)
-            source, early = _record(args, audio, windows)
-        else:
-            source = _read_wavs(args, audio.channel, windows)
+        source = _collect(args, audio, windows)
     except RecordError as exc:
         if exc.status == EX_DEVICE:
             return _fail(str(exc), exc.status)
         return _fail(f"{exc}; recorded {len(windows) + windows.n_dropped} window(s), nothing written", exc.status)
     except LearnError as exc:
         return _fail(str(exc), EX_NOINPUT)
-    if early:
-        print(f"{early}: fitting what was recorded", flush=True)
     groups, groups_text = _groups(windows)
     source.update({"windows_dropped": dict(windows.dropped), "groups": groups_text, "command": "edge-monitor learn"})
     t0 = time.monotonic()
     try:
         meta = fit(windows, out, groups=groups, machine=cfg.device_id if cfg else "",
                    machine_ids=[cfg.device_id] if cfg else [], source=source)
-    except LearnError as exc:
-        return _fail(str(exc), EX_DEVICE)
+    except (LearnError, ValueError) as exc:  # ValueError: data the detectors cannot be fitted on
+        return _fail(f"cannot fit: {exc}" if isinstance(exc, ValueError) else str(exc), EX_DEVICE)
     except OSError as exc:
         return _fail(f"cannot write {out}: {exc.strerror or exc}", EX_CANTCREAT)
     try:
