@@ -111,6 +111,21 @@ def test_window_set_drops_sensor_faults_and_says_why() -> None:
     assert ws.dropped_text() == "3 dropped for sensor faults (clipping 1, dead_input 1, xrun 1)"
 
 
+@pytest.mark.parametrize("rate, channels, channel", [(16000, 1, None), (48000, 2, None), (44100, 2, 1)])
+def test_recorded_windows_are_converted_as_the_daemon_converts_them(rate: int, channels: int,
+                                                                     channel: int | None) -> None:
+    from edge_monitor.daemon import _fit
+    from edge_monitor.recorder import to_mono
+
+    raw = np.random.default_rng(rate).normal(0, 0.1, (10 * rate, channels)).astype(np.float32)
+    expected = audio_io.downmix(raw, channel)  # Daemon.process, step by step
+    if rate != 16000:
+        expected = _fit(audio_io.resample(expected, rate, 16000), 160000)
+    got = to_mono(raw, rate, channel, 16000, 160000)
+    assert got.shape == (160000,) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_default_out_dir_and_writable_checks(tmp_path: Path) -> None:
     out = default_out_dir(tmp_path / "state", now=0.0)
     assert out == tmp_path / "state" / "models" / "learned-19700101T000000Z"
