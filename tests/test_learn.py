@@ -14,6 +14,7 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -214,6 +215,26 @@ def test_progress_prints_a_line_every_10_percent_off_a_terminal() -> None:
     assert lines[-1] == "recording: 60/60 windows (10.0 of 10.0 min, 100 %), 1 dropped for sensor faults"
 
 
+def test_progress_updates_one_line_on_a_terminal() -> None:
+    from edge_monitor.commands.learn import ProgressLine
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    buf = Tty()
+    p = ProgressLine(3, 10.0, buf)
+    p.update(1, 0)
+    p.close()  # interrupted: the line is ended
+    assert buf.getvalue() == "\rrecording: 1/3 windows (0.2 of 0.5 min, 33 %)\x1b[K\n"
+    buf = Tty()
+    p = ProgressLine(3, 10.0, buf)
+    for i in (1, 2, 3):
+        p.update(i, 0)
+    p.close()
+    assert buf.getvalue().count("\r") == 3 and buf.getvalue().count("\n") == 1 and buf.getvalue().endswith("100 %)\x1b[K\n")
+
+
 # --- --from-wav -----------------------------------------------------------------------------
 
 
@@ -403,3 +424,33 @@ def test_learn_gives_up_with_one_line_when_the_device_stays_gone(pulse: PulseSer
                     r"\(--give-up-after 3\): .+; recorded \d window\(s\), nothing written$", last), last
     assert took < 3 + 5 + 10, took  # loss detection (stream error or 5 s stall) plus the 3 s limit
     assert not out.exists()
+
+
+def test_ctrl_c_ends_the_recording_and_fits_what_was_recorded(pulse: PulseServer, synth_dataset: Path,
+                                                              tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, device="pulse")
+    player = start_playing(pulse, normal_audio(synth_dataset, tmp_path, 6))
+    out = tmp_path / "early"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_monitor", "learn", "--config", str(cfg), "--minutes", "1",
+                             "--out", str(out)],
+                            cwd=REPO, env=pulse.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 90
+        while not any(ln.startswith("recording: 3/6") for ln in lines):
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready and proc.poll() is None, (lines, proc.poll())
+            lines.append(proc.stdout.readline())
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        stop(player)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "interrupted after 3 of 6 windows: fitting what was recorded" in stdout, stdout
+    meta = json.loads((out / "model.json").read_text())
+    assert (meta["training"]["windows"], meta["training"]["windows_recorded"]) == (3, 3)
+    assert meta["training"]["minutes"] == 0.5
