@@ -21,14 +21,15 @@ bundle that `edge-monitor run` loads like one from `edge-monitor-train`.
 It then prints what to run next.
 
   sudo systemctl stop edge-monitor        # the daemon may hold the microphone
-  edge-monitor learn --config /etc/edge-monitor/config.yaml --minutes 10 --update-config
-  edge-monitor check-config /etc/edge-monitor/config.yaml --model
+  sudo edge-monitor learn --config /etc/edge-monitor/config.yaml --minutes 10 --update-config
+  sudo edge-monitor check-config /etc/edge-monitor/config.yaml --model
   sudo systemctl start edge-monitor
 
 The bundle goes to <state_dir>/models/learned-<UTC time> unless --out says
-otherwise. --update-config rewrites the config's `model:` line to point at it
-(only that line; the new file is validated first); without it, the command
-prints the line to set. Ten minutes is a good start (fitting them takes a few
+otherwise. --update-config rewrites the value of the config's `model:` to point at it
+(nothing else changes; the new file is validated first); without it, the
+command prints the line to set. Run as root, the bundle is handed to the
+owner of state_dir (the service user). Ten minutes is a good start (fitting them takes a few
 seconds); at least 0.5 minute (3 windows) is needed, and under 5 minutes the
 threshold is rough. Recording while the machine does something unusual
 teaches the model that this is normal. Ctrl-C ends the recording early and
