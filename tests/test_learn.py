@@ -49,7 +49,7 @@ LEARN_AND_LIST_MODULES = (
     "import json, sys\n"
     "from edge_monitor.cli import main\n"
     "rc = main(sys.argv[1:])\n"
-    "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'sklearn', 'tflite_runtime',"
+    "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'sklearn', 'matplotlib', 'librosa', 'tflite_runtime',"
     " 'ai_edge_litert'))\n"
     "print('MODULES ' + json.dumps(heavy))\n"
     "sys.exit(rc)\n"
