@@ -77,6 +77,10 @@ REQUIRED_KEYS_V1 = REQUIRED_KEYS + ("sha256",)
 REQUIRED_KEYS_V2 = REQUIRED_KEYS + ("detectors", "fusion")
 
 
+#: Mode of the files a bundle writer creates: readable by the daemon's service user.
+_FILE_MODE = 0o644
+
+
 class BundleError(Exception):
     """A bundle that cannot be used; the message is ``"<file>: <what is wrong>"``."""
 
@@ -201,6 +205,7 @@ def write_model_json(bundle_dir: str | Path, meta: dict[str, Any] | ModelJson) -
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 would hide the bundle from the service user
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -216,6 +221,7 @@ def write_arrays(bundle_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})  # type: ignore[arg-type]
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

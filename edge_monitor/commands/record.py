@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 
@@ -25,7 +24,7 @@ fewer clips than asked (interrupted); 2 bad arguments; 3 the device stayed
 gone past --give-up-after; 78 config error.
 """
 
-EX_DEVICE_GONE = 3  # the device stayed gone past --give-up-after
+EX_DEVICE_GONE = 3  # the device stayed gone past --give-up-after (edge_monitor.recorder.EX_DEVICE_GONE)
 
 
 def _device(text: str) -> int | str:
@@ -49,10 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edge_monitor import audio_io, logs
-    from edge_monitor.capture import DeviceError, MicrophoneSource, find_input_device
-    from edge_monitor.commands.common import config_error
-    from edge_monitor.config import AudioConfig, ConfigError, load_config
-    from edge_monitor.ring_buffer import RingBuffer
+    from edge_monitor.recorder import (
+        DeviceGone,
+        Recorder,
+        RecordError,
+        check_device,
+        load_audio,
+    )
 
     if args.seconds <= 0 or args.clip_seconds <= 0 or args.seconds < args.clip_seconds:
         print("edge-monitor: need --seconds >= --clip-seconds > 0", file=sys.stderr)
@@ -60,79 +62,45 @@ def run(args: argparse.Namespace) -> int:
     if not args.give_up_after > 0:
         print("edge-monitor: need --give-up-after > 0", file=sys.stderr)
         return 2
-    audio = AudioConfig()
-    if args.config:
-        try:
-            audio = load_config(args.config).audio
-        except ConfigError as exc:
-            return config_error(exc)
-    if args.device is not None:
-        audio = dataclasses.replace(audio, device=args.device)
     try:
-        # Resolve the device first: a wrong name is one clear line (which inputs exist), not a
-        # capture warning promising a retry that `record` never makes; and no empty --out is left.
-        find_input_device(audio.device)
-    except DeviceError as exc:
+        _cfg, audio = load_audio(args.config, args.device)
+    except RecordError as exc:
+        print(f"edge-monitor: {exc}", file=sys.stderr)
+        return exc.status
+    try:
+        check_device(audio)
+    except RecordError as exc:
         print(f"edge-monitor: record: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - PortAudio missing or broken
-        print(f"edge-monitor: record: cannot list audio devices: {exc}", file=sys.stderr)
-        return 1
+        return exc.status
     logs.configure("info", "auto")
     log = logs.get_logger("edge_monitor.record")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def make_ring(rate: int, channels: int) -> RingBuffer:
-        n = int(round(args.clip_seconds * rate))
-        return RingBuffer(n, n, rate, channels)
-
-    source = MicrophoneSource(audio, args.rate, make_ring, log)
-    if not source.start():
-        print(f"edge-monitor: cannot open the input device: {source.last_error}", file=sys.stderr)
-        return 1
     want = int(args.seconds // args.clip_seconds)
     saved = 0
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    gone_since: float | None = None
-    gave_up = False
+    recorder = Recorder(audio, args.rate, args.clip_seconds, log)
     try:
-        while saved < want:
-            win = source.ring.read(timeout=0.5) if source.ring is not None else None
-            source.poll()
-            now = time.monotonic()
-            if source.running:
-                gone_since = None
-            elif gone_since is None:
-                gone_since = now
-            elif now - gone_since > args.give_up_after:
-                name = source.device.name if source.device is not None else audio.device
-                print(f"edge-monitor: record: the input device {name!r} has been gone for "
-                      f"{now - gone_since:.0f} s (--give-up-after {args.give_up_after:g}): "
-                      f"{source.last_error or 'no audio'}; saved {saved} of {want} clip(s) in {out}",
-                      file=sys.stderr, flush=True)
-                gave_up = True
-                break
-            if win is None:
-                if source.ring is None:
-                    time.sleep(0.5)
-                continue
-            mono = audio_io.downmix(win.samples, audio.channel)
-            if win.sample_rate != args.rate:
-                mono = audio_io.resample(mono, win.sample_rate, args.rate)[: int(round(args.clip_seconds * args.rate))]
+        recorder.start()
+    except RecordError as exc:
+        print(f"edge-monitor: {exc}", file=sys.stderr)
+        return exc.status
+    try:
+        for win in recorder.windows(want, args.give_up_after):
             path = out / f"normal_id_{args.machine_id}_{stamp}_{saved:04d}.wav"
-            audio_io.write_wav(path, mono, args.rate)
+            audio_io.write_wav(path, win.mono, args.rate)
             saved += 1
-            peak = float(abs(mono).max()) if mono.size else 0.0
-            warning = "  CLIPPING?" if peak >= 0.999 else "  SILENT? (check the device and gain)" if peak == 0.0 else ""
-            print(f"[{saved}/{want}] {path}  peak {peak:.3f}{warning}", flush=True)
+            peak = float(abs(win.mono).max()) if win.mono.size else 0.0
+            print(f"[{saved}/{want}] {path}  peak {peak:.3f}{'  CLIPPING?' if peak >= 0.999 else ''}{'  SILENT? (check the device and gain)' if peak == 0.0 else ''}", flush=True)
+    except DeviceGone as exc:
+        print(f"edge-monitor: record: {exc}; saved {saved} of {want} clip(s) in {out}", file=sys.stderr, flush=True)
+        return exc.status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
     finally:
-        source.stop()
-    if not gave_up and source.ring is not None and source.ring.xruns:
-        print(f"warning: {source.ring.xruns} input overflow(s) during recording", file=sys.stderr)
-    if gave_up:
-        return EX_DEVICE_GONE
+        recorder.stop()
+    if recorder.xruns:
+        print(f"warning: {recorder.xruns} input overflow(s) during recording", file=sys.stderr)
     print(f"saved {saved} clip(s) of {args.clip_seconds:g} s in {out}")
     return 0 if saved == want else 1
