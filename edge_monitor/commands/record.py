@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
             audio_io.write_wav(path, win.mono, args.rate)
             saved += 1
             peak = float(abs(win.mono).max()) if win.mono.size else 0.0
-            print(f"[{saved}/{want}] {path}  peak {peak:.3f}{'  CLIPPING?' if peak >= 0.999 else ''}{'  SILENT? (check the device and gain)' if peak == 0.0 else ''}", flush=True)
+            warn = "  CLIPPING?" if peak >= 0.999 else "  SILENT? (check the device and gain)" if peak == 0.0 else ""
+            print(f"[{saved}/{want}] {path}  peak {peak:.3f}{warn}", flush=True)
     except DeviceGone as exc:
         print(f"edge-monitor: record: {exc}; saved {saved} of {want} clip(s) in {out}", file=sys.stderr, flush=True)
         return exc.status
