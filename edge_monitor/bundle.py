@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ import numpy as np
 from edge_monitor.detectors import NUMPY_KINDS
 from edge_monitor.features import FeatureParams, MinMaxNorm, model_frames
 from edge_monitor.fusion import Fusion
+from edge_monitor.jsonutil import jsonable
 from edge_monitor.model_json import DetectorSpec, ModelJson
 
 __all__ = [
@@ -162,23 +162,6 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def write_model_json(bundle_dir: str | Path, meta: dict[str, Any] | ModelJson) -> Path:
     """Write ``model.json`` atomically (temporary file + rename).
 
@@ -199,7 +182,7 @@ def write_model_json(bundle_dir: str | Path, meta: dict[str, Any] | ModelJson) -
     arrays = bundle_dir / DETECTORS_NPZ
     if arrays.is_file():
         meta["arrays"] = {"file": DETECTORS_NPZ, "sha256": sha256_file(arrays)}
-    text = json.dumps(_jsonable(meta), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    text = json.dumps(jsonable(meta), indent=2, sort_keys=False, allow_nan=False) + "\n"
     target = bundle_dir / MODEL_JSON
     fd, tmp = tempfile.mkstemp(prefix=".model.json.", dir=bundle_dir)
     try:
