@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "devices": "devices",
     "record": "record",
     "check-config": "check_config",
+    "check-mic": "check_mic",
 }
 
 
