@@ -24,12 +24,15 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_capture import PulseServer, pulse  # noqa: F401 - `pulse` is a fixture
+import test_capture
+from test_capture import PulseServer
 from test_daemon import bundle_and_profile
 from test_record_devices import cli, start_playing, stop, tone_with_noise
 
 from edge_monitor import audio_io
 from edge_monitor.mic_check import analyse
+
+pulse = test_capture.pulse  # the private PulseAudio server fixture, shared with the capture tests
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
