@@ -23,6 +23,8 @@ window_errors_total                               counter    windows that failed
 score                                             gauge      last window's score
 window_score                                      histogram  scores; buckets are multiples of the
                                                              threshold (0.25 ... 8)
+window_score_ratio                                histogram  score / threshold, same buckets (le
+                                                             "1.0" = the threshold, fleet-wide)
 threshold / clear_level                           gauge      the alert rule's levels
 anomaly                                           gauge      1 while an alert is open
 alerts_started_total / alerts_ended_total         counter    alert events
@@ -59,7 +61,7 @@ from prometheus_client.metrics_core import (
 )
 
 from edge_monitor.sensor_health import FAULT_KINDS
-from edge_monitor.status_board import Snapshot
+from edge_monitor.status_board import SCORE_BUCKET_FACTORS, Snapshot
 
 __all__ = ["PREFIX", "MetricsRenderer", "SnapshotCollector"]
 
@@ -102,12 +104,19 @@ class SnapshotCollector:
         yield counter("window_errors", "Windows that failed to score (logged as errors).", c["errors"])
         yield gauge("score", "Anomaly score (reconstruction MSE) of the last scored window.",
                     s.last_score if s.last_score is not None else math.nan)
-        cumulative, buckets = 0, []
-        for bound, count in zip((*s.bucket_bounds, math.inf), s.bucket_counts):
+        # One set of counts, two views: the bounds are multiples of the threshold, so the same
+        # buckets read as absolute scores and as score / threshold (comparable across a fleet).
+        cumulative, buckets, ratio_buckets = 0, [], []
+        for bound, factor, count in zip((*s.bucket_bounds, math.inf), (*SCORE_BUCKET_FACTORS, math.inf),
+                                        s.bucket_counts):
             cumulative += count
             buckets.append(("+Inf" if math.isinf(bound) else repr(float(bound)), cumulative))
-        yield HistogramMetricFamily(_n("window_score"), "Anomaly scores of scored windows (buckets are "
+            ratio_buckets.append(("+Inf" if math.isinf(factor) else repr(float(factor)), cumulative))
+        yield HistogramMetricFamily(_n("window_score"), "Anomaly scores of scored windows (bucket bounds are "
                                     "multiples of the threshold).", buckets=buckets, sum_value=s.score_sum)
+        yield HistogramMetricFamily(_n("window_score_ratio"), "Anomaly score / threshold of scored windows "
+                                    "(1 = at the threshold; the same buckets for every monitor).",
+                                    buckets=ratio_buckets, sum_value=s.score_sum / s.threshold)
         yield gauge("threshold", "Alert threshold on the anomaly score.", s.threshold)
         yield gauge("clear_level", "Score below which windows count towards closing an alert.", s.clear_level)
         yield gauge("anomaly", "1 while an alert is open, else 0.", 1.0 if s.state == "anomaly" else 0.0)

@@ -98,7 +98,8 @@ class Running:
         text = yaml.safe_dump({"device_id": "rail-http", "model": str(model["dir"]),
                                "state_dir": str(tmp_path / "state"), "mqtt": {"enabled": False},
                                "audio": {"hop_seconds": 5.0}, "http": http,
-                               **({"decision": decision} if decision else {})})
+                               # Far above any score of the tiny model: no alert unless a test asks.
+                               "decision": decision or {"threshold": 1.0}})
         self.cfg = parse_config(text, str(tmp_path / "c.yaml"))
         logs.configure("warning", "json")
         log = logs.get_logger("test-http")
@@ -188,6 +189,18 @@ def test_metrics_parse_and_count_up_as_windows_are_scored(model: dict, tmp_path:
     count = value(second, "edge_monitor_window_score", "edge_monitor_window_score_count")
     inf = value(second, "edge_monitor_window_score", "edge_monitor_window_score_bucket", le="+Inf")
     assert count == inf == n2
+    ratio = value(second, "edge_monitor_window_score_ratio", "edge_monitor_window_score_ratio_bucket", le="1.0")
+    at_threshold = value(second, "edge_monitor_window_score", "edge_monitor_window_score_bucket",
+                         le=repr(float(run.daemon.threshold)))
+    assert ratio == at_threshold <= count
+    # Every metric the Grafana dashboard queries exists in a real scrape.
+    import re
+
+    dash = json.loads((Path(__file__).resolve().parents[1] / "deploy/grafana/edge-monitor-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    exposed = {s.name for f in second.values() for s in f.samples}
+    used = {m for e in exprs for m in re.findall(r"edge_monitor_[a-z_]+", e)}
+    assert used and used <= exposed, used - exposed
     assert value(second, "edge_monitor_threshold") == pytest.approx(run.daemon.threshold)
     assert value(second, "edge_monitor_windows_skipped", "edge_monitor_windows_skipped_total", kind="clipping") == 0
     assert value(second, "edge_monitor_mqtt_connected") == float(bool(run.daemon.publisher.stats()["connected"]))
@@ -308,3 +321,36 @@ def test_a_client_that_never_reads_does_not_stall_scoring(model: dict, tmp_path:
     assert value(fams, "edge_monitor_windows_scored", "edge_monitor_windows_scored_total") >= n0 + 10
     assert answer_s < 5, answer_s
     assert took < 60, took
+
+
+def test_the_example_config_s_http_section_is_valid_once_uncommented(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).resolve().parents[1] / "deploy" / "config.example.yaml"
+    text = example.read_text()
+    assert parse_config(text, str(example)).http is None  # shipped commented out: no server
+    lines, out, inside = text.splitlines(), [], False
+    for line in lines:
+        if line.startswith("#http:"):
+            inside = True
+        elif inside and not line.startswith("#  "):
+            inside = False
+        out.append(line[1:] if inside else line)
+    cfg = parse_config("\n".join(out), str(example))
+    assert cfg.http is not None and cfg.http.listen == "127.0.0.1:8088" and cfg.http.loopback
+    assert cfg.http.token_env == "EDGE_MONITOR_HTTP_TOKEN" and cfg.http.history_seconds == 3600
+
+
+def test_the_hardened_unit_lets_the_server_bind_and_the_scrape_sample_is_valid() -> None:
+    from test_systemd_unit import parse_unit
+
+    repo = Path(__file__).resolve().parents[1]
+    service = parse_unit((repo / "systemd" / "edge-monitor.service").read_text())["Service"]
+    families = " ".join(service["RestrictAddressFamilies"]).split()
+    assert {"AF_INET", "AF_INET6"} <= set(families), families  # the page binds a TCP socket
+    assert "IPAddressDeny" not in service and service.get("PrivateNetwork", ["no"]) == ["no"]
+    # Default port 8088 > 1023: binding needs no CAP_NET_BIND_SERVICE (the bounding set is empty).
+    assert service["CapabilityBoundingSet"] == [""]
+    assert parse_config(BASE + "http: {}\n", "c.yaml").http.port > 1023  # type: ignore[union-attr]
+    scrape = yaml.safe_load((repo / "deploy" / "prometheus" / "scrape.yml").read_text())
+    job = scrape["scrape_configs"][0]
+    assert job["metrics_path"] == "/metrics" and job["authorization"]["type"] == "Bearer"
+    assert all(t.endswith(":8088") for t in job["static_configs"][0]["targets"])
