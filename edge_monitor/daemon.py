@@ -22,6 +22,11 @@ everything here runs on the main thread, the *scoring loop*:
 5. ``WATCHDOG=1`` and ``STATUS=`` to systemd, the per-window score and the
    periodic health message to MQTT.
 
+Observers (``Daemon.observers``, see :meth:`Daemon._observe`) see each
+window, alert and sensor event on the loop's thread; the ``http:`` status
+page and ``/metrics`` (:mod:`edge_monitor.http_server`) is one, attached only
+when the config has that section.
+
 The publisher is injected: anything with ``start()``, ``publish_alert(dict)``,
 ``publish_sensor(dict)``, ``set_state(str)``, ``publish_score(dict)``,
 ``publish_status(dict)``, ``stats() -> dict`` and ``stop(timeout)`` (the MQTT
