@@ -69,8 +69,8 @@ def main() -> int:
             f"{tmp}/c.yaml")
         logs.configure("warning", "json", stream=io.StringIO())
         daemon = Daemon(cfg, scorer, RecordingPublisher(), logs.get_logger("shot"), notifier=Notes())
-        window = int(round(daemon.window_seconds * rate))
-        ring = RingBuffer(window, int(round(args.hop * rate)), rate, 1, capacity=audio.size + window)
+        window = round(daemon.window_seconds * rate)
+        ring = RingBuffer(window, round(args.hop * rate), rate, 1, capacity=audio.size + window)
         ring.write(audio[:, None], first_sample_time=time.time() - audio.size / rate)
         daemon._observe("start", None)
         while (win := ring.read(timeout=0)) is not None:
