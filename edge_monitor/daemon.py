@@ -208,6 +208,7 @@ class Daemon:
         # Observers see the loop's events on the loop's thread (see _observe); the HTTP
         # status page and /metrics (edge_monitor.http_server) is one, only with `http:` set.
         self.observers: list[Any] = []
+        self._observer_failures: dict[str, int] = {}
         self.http: Any = None
         if getattr(cfg, "http", None) is not None:
             from edge_monitor.http_server import attach  # loads only when configured
@@ -451,7 +452,10 @@ class Daemon:
             try:
                 obs.observe(self, event, payload)
             except Exception as exc:  # noqa: BLE001 - the page must never stop the monitoring
-                self.log.error("observer failed", observer=type(obs).__name__, event=event, error=str(exc))
+                name = type(obs).__name__
+                n = self._observer_failures[name] = self._observer_failures.get(name, 0) + 1
+                if n & (n - 1) == 0:  # failures 1, 2, 4, 8, ...: seen, without flooding the journal
+                    self.log.error("observer failed", observer=name, hook=event, error=str(exc), failures=n)
 
     def _safe(self, fn: Callable[..., Any], *args: Any) -> None:
         try:

@@ -277,12 +277,14 @@ def test_a_token_is_required_when_configured(model: dict, tmp_path: Path, monkey
         bearer = run.get("/api/status", headers={"Authorization": f"Bearer {token}"})
         query = run.get(f"/metrics?token={token}")
         page = run.get(f"/?token={token}")
+        evidence = run.get(f"/evidence/none.wav?token={token}")  # what the page's <audio> asks for
     for code, headers, body in [*missing.values(), wrong, wrong_q, basic]:
         assert code == 401 and headers["www-authenticate"].startswith("Bearer"), (code, body[:200])
         assert token.encode() not in body
     assert bearer[0] == 200 and json.loads(bearer[2])["device_id"] == "rail-http"
     assert query[0] == 200 and b"edge_monitor_windows_scored_total" in query[2]
     assert page[0] == 200
+    assert evidence[0] == 404  # past the token check: the file just does not exist
 
 
 def test_a_client_that_never_reads_does_not_stall_scoring(model: dict, tmp_path: Path) -> None:
@@ -354,3 +356,37 @@ def test_the_hardened_unit_lets_the_server_bind_and_the_scrape_sample_is_valid()
     job = scrape["scrape_configs"][0]
     assert job["metrics_path"] == "/metrics" and job["authorization"]["type"] == "Bearer"
     assert all(t.endswith(":8088") for t in job["static_configs"][0]["targets"])
+
+
+def test_too_many_connections_are_closed_and_a_failing_observer_is_only_logged(model: dict, tmp_path: Path) -> None:
+    from edge_monitor.http_server import MAX_CONNECTIONS
+
+    class Broken:
+        def observe(self, daemon: Any, event: str, payload: Any) -> None:
+            raise RuntimeError("broken observer")
+
+    with Running(tmp_path, model, {"listen": "127.0.0.1:0"}) as run:
+        run.daemon.observers.insert(0, Broken())
+        idle = [socket.create_connection(run.address, timeout=10) for _ in range(MAX_CONNECTIONS)]
+        try:
+            # Each idle connection holds a handler thread waiting for its request line; once all
+            # slots are taken, the next connection is closed unanswered (never queued).
+            extra = socket.create_connection(run.address, timeout=10)
+            assert extra.recv(100) == b""
+            extra.close()
+        finally:
+            for s in idle:
+                s.close()
+        # The slots come back: the next request is served.
+        wait_for(lambda: _served(run), 15, "a request to be served again")
+        n0 = run.daemon.counters.scored
+        wait_for(lambda: run.daemon.counters.scored >= n0 + 2, 60, "windows scored despite the broken observer")
+        failures = run.daemon._observer_failures["Broken"]
+    assert failures >= 3  # every window and tick failed in it; logged 1, 2, 4, 8, ... times only
+
+
+def _served(run: Running) -> bool:
+    try:
+        return run.get("/api/status", timeout=2)[0] == 200
+    except OSError:
+        return False

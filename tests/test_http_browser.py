@@ -92,10 +92,16 @@ class Simulate:
                 return rec
 
     def stop(self) -> int:
+        import time
+
+        self.stop_s = 0.0
+        t0 = time.monotonic()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=20)
+            rc = self.proc.wait(timeout=20)
+            self.stop_s = time.monotonic() - t0
+            return rc
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -151,6 +157,7 @@ def test_simulate_serves_a_page_chromium_renders_with_an_alert_and_its_audio(
     finally:
         rc = sim.stop()
     assert rc == 0, "".join(sim.stderr)[-3000:]
+    assert sim.stop_s < 5.0, sim.stop_s  # SIGTERM: still within the daemon's 5 s with the server on
     assert page["device"] == "rail-page"
     assert page["state"] == "anomaly"
     assert page["points"] >= 1 and page["threshold"]
