@@ -390,3 +390,26 @@ def _served(run: Running) -> bool:
         return run.get("/api/status", timeout=2)[0] == 200
     except OSError:
         return False
+
+
+def test_without_an_http_section_nothing_of_it_is_imported(model: dict, tmp_path: Path) -> None:
+    import subprocess
+
+    code = f"""
+import sys, yaml
+from edge_monitor import logs
+from edge_monitor.bundle import load_bundle
+from edge_monitor.config import parse_config
+from edge_monitor.daemon import Daemon, NullPublisher
+from edge_monitor.scorer import Scorer
+cfg = parse_config(yaml.safe_dump({{"device_id": "x", "model": {str(model["dir"])!r}, "state_dir": {str(tmp_path)!r},
+                                    "mqtt": {{"enabled": False}}}}), "c.yaml")
+d = Daemon(cfg, Scorer(load_bundle(cfg.model)), NullPublisher(), logs.get_logger("t"))
+assert d.http is None and d.observers == []
+print(sorted(m for m in ("prometheus_client", "http.server", "edge_monitor.http_server", "edge_monitor.metrics",
+                         "edge_monitor.status_board") if m in sys.modules))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
