@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "record": "record",
     "check-config": "check_config",
     "learn": "learn",
+    "check-mic": "check_mic",
 }
 
 

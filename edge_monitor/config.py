@@ -50,6 +50,7 @@ __all__ = [
     "AudioConfig",
     "DecisionConfig",
     "EvidenceConfig",
+    "HttpConfig",
     "LoggingConfig",
     "Config",
     "load_config",
@@ -284,6 +285,79 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The operator's web page and Prometheus metrics (:mod:`edge_monitor.http_server`).
+
+    The whole section absent means no server. Read-only: GET/HEAD of ``/``,
+    ``/api/status``, ``/metrics`` and ``/evidence/<file>``.
+
+    Attributes:
+        listen: ``HOST:PORT`` to bind (``[::1]:8088`` for IPv6); port 0 picks
+            a free port (logged). A non-loopback host (a LAN address,
+            ``0.0.0.0``) requires ``token_env``.
+        token_env: name of an environment variable holding the access token;
+            requests must then carry ``Authorization: Bearer <token>`` or
+            ``?token=<token>``. Like the MQTT password, the token itself is
+            never in the YAML.
+        history_seconds: how much score history the page's chart gets (s).
+    """
+
+    listen: str = _opt("127.0.0.1:8088", pattern=r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}",
+                       doc="HOST:PORT; loopback unless a token is set")
+    token_env: str | None = _opt(None, pattern=r"[A-Za-z_][A-Za-z0-9_]*", doc="env variable with the token")
+    history_seconds: float = _opt(3600.0, min=60, max=86400)
+
+    @property
+    def host(self) -> str:
+        """The host part of ``listen`` (IPv6 without brackets)."""
+        return split_listen(self.listen)[0]
+
+    def cross_check(self) -> tuple[str, str] | None:
+        """``listen`` parses, and an address reachable from the network has a token."""
+        try:
+            host, port = split_listen(self.listen)
+        except ValueError as exc:
+            return "listen", str(exc)
+        if port > 65535:
+            return "listen", f"port must be at most 65535, got {port}"
+        if not is_loopback_host(host) and self.token_env is None:
+            return "listen", (f"{host} is reachable from the network: set http.token_env (an environment "
+                              "variable holding an access token), or listen on 127.0.0.1")
+        return None
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+    @property
+    def loopback(self) -> bool:
+        """``True`` when ``listen`` binds only to this machine (127.0.0.0/8, ::1, localhost)."""
+        return is_loopback_host(self.host)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` / ``"[V6]:PORT"`` -> ``(host, port)``; ``ValueError`` when malformed."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"must be HOST:PORT, got {listen!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an IP literal or ``localhost``) is a loopback address; names are not."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything, so it needs a token
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Log level and format (the command line's ``--log-*`` options win)."""
 
@@ -301,6 +375,8 @@ class Config:
         model: model bundle directory.
         state_dir: outbox, evidence and other state.
         num_threads: TFLite interpreter threads.
+        http: the status page and metrics server; ``None`` (section absent)
+            = no server.
         source: the file this was loaded from (not a YAML key).
     """
 
@@ -312,6 +388,7 @@ class Config:
     mqtt: MqttConfig = _opt(factory=MqttConfig)
     evidence: EvidenceConfig = _opt(factory=EvidenceConfig)
     logging: LoggingConfig = _opt(factory=LoggingConfig)
+    http: HttpConfig | None = _opt(None, doc="status page and /metrics; absent = no server")
     num_threads: int = _opt(1, min=1, max=64)
     source: Path | None = field(default=None, metadata={"internal": True})
 

@@ -22,6 +22,11 @@ everything here runs on the main thread, the *scoring loop*:
 5. ``WATCHDOG=1`` and ``STATUS=`` to systemd, the per-window score and the
    periodic health message to MQTT.
 
+Observers (``Daemon.observers``, see :meth:`Daemon._observe`) see each
+window, alert and sensor event on the loop's thread; the ``http:`` status
+page and ``/metrics`` (:mod:`edge_monitor.http_server`) is one, attached only
+when the config has that section.
+
 The publisher is injected: anything with ``start()``, ``publish_alert(dict)``,
 ``publish_sensor(dict)``, ``set_state(str)``, ``set_microphone(str)``, ``publish_score(dict)``,
 ``publish_status(dict)``, ``stats() -> dict`` and ``stop(timeout)`` (the MQTT
@@ -192,6 +197,16 @@ class Daemon:
         self._stop_requested = False
         self._next_status = 0.0
         self._open_alert_start: AlertEvent | None = None
+        self.last_sensor_status: Any = None  # the latest window's SensorStatus (observers read it)
+        # Observers see the loop's events on the loop's thread (see _observe); the HTTP
+        # status page and /metrics (edge_monitor.http_server) is one, only with `http:` set.
+        self.observers: list[Any] = []
+        self._observer_failures: dict[str, int] = {}
+        self.http: Any = None
+        if getattr(cfg, "http", None) is not None:
+            from edge_monitor.http_server import attach  # loads only when configured
+
+            self.http = attach(self)
 
     def _typical_normal(self) -> float | None:
         doc = getattr(self.bundle, "doc", None)
@@ -246,6 +261,7 @@ class Daemon:
                       clear_level=self.rule.clear_level, hop_s=self.cfg.audio.hop_seconds,
                       window_s=self.window_seconds, k=self.rule.k, n=self.rule.n,
                       explanations=self.explainer is not None, sensor_health=self.sensor_monitor is not None)
+        self._observe("start", None)
         try:
             while not self._stop_requested:
                 ring = source.ring
@@ -255,10 +271,12 @@ class Daemon:
                 self.notify.watchdog()
                 if win is not None:
                     self.process(win)
+                    self._observe("window", win)
                 elif ring is not None and ring.closed and source.ring is ring:
                     break  # end of a replayed stream
                 source.poll()
                 self._maybe_publish_status()
+                self._observe("tick", None)
         finally:
             self.shutdown()
         return 0
@@ -269,6 +287,7 @@ class Daemon:
         if self.source is not None:
             self.source.stop()
         self._publish_status()
+        self._observe("stop", None)
         try:
             self.publisher.stop(timeout=STOP_FLUSH_S)
         except Exception as exc:  # noqa: BLE001
@@ -328,6 +347,7 @@ class Daemon:
         if self.sensor_monitor is None:
             return False, None
         status = self._check_window(win.samples, win.sample_rate, xruns=win.xruns, bits=16)
+        self.last_sensor_status = status
         for ev in self.sensor_monitor.update(status, win.end_time):
             payload = ev.to_dict()
             if ev.event == "start":
@@ -338,6 +358,7 @@ class Daemon:
             log = self.log.warning if ev.event == "start" else self.log.info
             log("sensor " + ev.event, kind=ev.kind, detail=ev.detail, event_id=payload["event_id"])
             self._safe(self.publisher.publish_sensor, payload)
+            self._observe("sensor", payload)
         if status.ok:
             return False, None
         self.counters.sensor_faulty += 1
@@ -421,6 +442,25 @@ class Daemon:
                       explanation=(explanation or {}).get("text"))
         self._safe(self.publisher.publish_alert, payload)
         self._safe(self.publisher.set_state, "anomaly" if ev.event == "start" else "normal")
+        self._observe("alert", payload)
+
+    def _observe(self, event: str, payload: Any) -> None:
+        """Tell each observer: ``observe(daemon, event, payload)`` on the loop's thread.
+
+        Events: ``start`` (loop starts), ``window`` (payload: the Window just
+        processed, scored or not), ``alert`` / ``sensor`` (payload: the dict
+        just published), ``tick`` (every loop turn, at least every 0.5 s),
+        ``stop`` (shutdown, after the last status). Observers must be quick
+        and never block; one that fails is logged and the loop goes on.
+        """
+        for obs in self.observers:
+            try:
+                obs.observe(self, event, payload)
+            except Exception as exc:  # noqa: BLE001 - the page must never stop the monitoring
+                name = type(obs).__name__
+                n = self._observer_failures[name] = self._observer_failures.get(name, 0) + 1
+                if n & (n - 1) == 0:  # failures 1, 2, 4, 8, ...: seen, without flooding the journal
+                    self.log.error("observer failed", observer=name, hook=event, error=str(exc), failures=n)
 
     def _safe(self, fn: Callable[..., Any], *args: Any) -> None:
         try:

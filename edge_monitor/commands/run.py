@@ -12,6 +12,9 @@ Run the monitor: capture from the configured input device, score a window of
 the model's length every audio.hop_seconds, decide (k of n windows above the
 threshold opens an alert, clear_windows below the clear level close it;
 see deploy/config.example.yaml) and publish alerts, scores and health over MQTT.
+With an http: section in the config it also serves a read-only status page,
+/api/status, Prometheus /metrics and the evidence WAVs (127.0.0.1:8088 by
+default; a LAN address needs http.token_env; docs/raspberry-pi.md section 11).
 
 Exit status: 0 after SIGTERM/SIGINT (the window in flight is finished and the
 outbox flushed), 78 for a bad configuration or model (systemd does not

@@ -17,6 +17,8 @@ skipped.
 Each alert and sensor event is also printed on stdout as one JSON line
 ({"topic": "alert", ...}); logs go to stderr. --no-mqtt skips the broker.
 Window times are stream times: the start of the run plus the audio played.
+With an http: section in the config the status page and /metrics are served
+while the replay runs, exactly as under `run` (with --loop, until stopped).
 
 Exit status: 0 when the files were played (or after SIGTERM/SIGINT), 66
 (EX_NOINPUT) when no WAV file was found or none could be read, 78 for a bad
