@@ -6,6 +6,11 @@ Both outputs are JSON lines, one object per WAV, keyed by ``"file"``. Every
 field present on either side is compared: numbers (also inside lists and
 nested objects) must agree within ``rtol`` relative (``|a - b| <= rtol *
 max(|a|, |b|)``; exact zeros must be zeros), everything else must be equal.
+A fused bundle's ``score`` and ``window_scores`` are standardised (z) values
+that may sit near zero, where a relative difference means nothing: there the
+bound is ``rtol * max(|a|, |b|, 1)`` (1e-5 of a normal standard deviation);
+the detectors' own scores (``detector_scores``: MSE, distances) are held to the
+plain relative bound.
 The keys are read from the output itself, so fields the scorer adds later are
 checked too. Prints each file's ``score`` side by side and every mismatch;
 exit status 1 on any mismatch or missing file.
@@ -34,8 +39,15 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def diffs(a: Any, b: Any, rtol: float, where: str) -> Iterator[str]:
-    """Every place where ``a`` and ``b`` differ beyond ``rtol``, as ``where: a vs b`` lines."""
+#: Fields holding fused (standardised) scores when the row has ``detector_scores``.
+FUSED_FIELDS = ("score", "window_scores")
+
+
+def diffs(a: Any, b: Any, rtol: float, where: str, floor: float = 0.0) -> Iterator[str]:
+    """Every place where ``a`` and ``b`` differ beyond ``rtol``, as ``where: a vs b`` lines.
+
+    ``floor``: the smallest magnitude the relative bound is taken of (1 for standardised scores).
+    """
     if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, str) or isinstance(b, str) or a is None or b is None:
         if a != b:
             yield f"{where}: {a!r} vs {b!r}"
@@ -43,19 +55,21 @@ def diffs(a: Any, b: Any, rtol: float, where: str) -> Iterator[str]:
         if not (math.isfinite(a) and math.isfinite(b)):
             if not (a == b or (math.isnan(a) and math.isnan(b))):
                 yield f"{where}: {a!r} vs {b!r}"
-        elif abs(a - b) > rtol * max(abs(a), abs(b)):
-            yield f"{where}: {a!r} vs {b!r} (relative {abs(a - b) / max(abs(a), abs(b)):.2e})"
+        elif abs(a - b) > rtol * max(abs(a), abs(b), floor):
+            yield f"{where}: {a!r} vs {b!r} (relative {abs(a - b) / max(abs(a), abs(b), floor, 1e-300):.2e})"
     elif isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             yield f"{where}: {len(a)} items vs {len(b)}"
         for i, (x, y) in enumerate(zip(a, b)):
-            yield from diffs(x, y, rtol, f"{where}[{i}]")
+            yield from diffs(x, y, rtol, f"{where}[{i}]", floor)
     elif isinstance(a, dict) and isinstance(b, dict):
+        fused = "detector_scores" in a and "detector_scores" in b
         for key in sorted(set(a) | set(b)):
             if key not in a or key not in b:
                 yield f"{where}.{key}: only in {'x86' if key in a else 'arm64'}"
             elif key != "file":
-                yield from diffs(a[key], b[key], rtol, f"{where}.{key}")
+                yield from diffs(a[key], b[key], rtol, f"{where}.{key}",
+                                 1.0 if fused and key in FUSED_FIELDS else floor)
     elif a != b:
         yield f"{where}: {a!r} vs {b!r}"
 
@@ -80,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         rel = (abs(sa - sb) / max(abs(sa), abs(sb), 1e-300)
                if isinstance(sa, (int, float)) and isinstance(sb, (int, float)) else float("nan"))
         print(f"{name:<34} {sa!s:>20} {sb!s:>20} {rel:>14.2e}")
+        for det, da in (a.get("detector_scores") or {}).items():
+            db = (b.get("detector_scores") or {}).get(det)
+            if isinstance(da, (int, float)) and isinstance(db, (int, float)):
+                r = abs(da - db) / max(abs(da), abs(db), 1e-300)
+                print(f"{'  detector ' + det:<34} {da!s:>20} {db!s:>20} {r:>14.2e}")
         problems += [f"{name}{d}" for d in diffs(a, b, args.rtol, "")]
     if not x86:
         problems.append(f"{args.x86}: no scores")

@@ -96,6 +96,27 @@ def disk_writes_section(out_dir: Path) -> list[str]:
     return L
 
 
+def http_section(out_dir: Path) -> list[str]:
+    """Scoring cost per window with the status page server on and a page polling, against off."""
+    data = load(out_dir, "http")
+    L = ["## 7. Scoring with the status page open (`bench/bench_http.py`)", ""]
+    if not data:
+        return L + ["Not available: `bench/bench_http.py` did not run.", ""]
+    L += [f"Two daemons in one process from the bench bundle, `http:` off and on (`127.0.0.1:0`), "
+          f"{data['windows_per_arm']} timed windows each in blocks of {data['block']}, taking turns; time runs "
+          f"{f(data['speedup'], 0)}x faster than on site (a window every {f(data['window_period_s'], 2)} s, the "
+          f"page polling `/api/status` and `/metrics` every {f(data['poll_s'], 2)} s: {data['page_requests']} "
+          "requests). Each step: `process(window)` plus the observer calls, as in the loop.", "",
+          "| server | median ms | p10 ms | p90 ms | mean ms |", "|---|---:|---:|---:|---:|"]
+    for arm in ("off", "on"):
+        a = data[arm]
+        L.append(f"| {arm} | {f(a['median_ms'])} | {f(a['p10_ms'])} | {f(a['p90_ms'])} | {f(a['mean_ms'])} |")
+    ok = "**met**" if data.get("within_5pct") else "**missed**"
+    L += ["", f"- on / off: {f(data['ratio_median'], 3)} (median), {f(data['ratio_mean'], 3)} (mean); "
+              f"target within 5 %: {ok}.", ""]
+    return L
+
+
 def replace_section(text: str, section: list[str]) -> str:
     """``text`` with its disk-writes section replaced (or inserted before "## Reproduce")."""
     block = "\n".join(section)
@@ -391,6 +412,7 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
         L += ["## Raspberry Pi 4: counted cost per window", "", "Not available: `bench/cost_model.py` did not run.", ""]
 
     L += disk_writes_section(out_dir) + [""]
+    L += http_section(out_dir)
     L += ["## Reproduce", "", "```", "make bench          # or: bash bench/run.sh", "```", "",
           "The first run synthesises the dataset and trains the bench bundle into `bench/out/` (git-ignored, "
           "1-2.5 min here); later runs reuse them. Every script also runs alone with `--out FILE.json`, and "

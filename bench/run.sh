@@ -67,6 +67,10 @@ step "disk writes per hour of monitoring, broker up and down" "$PY" bench/bench_
     --model "$PWD/$OUT/bundle" --seed 1234 --out "$OUT/disk_writes.json" $([ "$QUICK" = 1 ] && echo "--hours 0.1 --short-minutes 1") \
     || echo "bench_disk_writes.py exited with status $? (see above)" >&2
 
+step "scoring with the status page open vs off" "$PY" bench/bench_http.py --bundle "$PWD/$OUT/bundle" \
+    --out "$OUT/http.json" $([ "$QUICK" = 1 ] && echo "--windows 20") \
+    || echo "bench_http.py exited with status $? (see above)" >&2
+
 step "Pi 4 cost model: counted work per window" "$PY" bench/cost_model.py --bundle "$OUT/bundle" \
     --out "$OUT/cost_model.json"
 

@@ -55,6 +55,10 @@ def _row(path: Path, clip: Any, threshold: float, explainer: Any,
         "windows": len(scores),
         "window_scores": [float(s) for s in scores],
     }
+    if len(clip.windows[0].detector_scores) > 1:
+        # Each detector's own (raw) clip score next to the fused one; the fired detector per window.
+        row["detector_scores"] = {n: clip.detector_score(n) for n in clip.windows[0].detector_scores}
+        row["fired"] = [w.detector for w in clip.windows]
     if explainer is not None:
         k = max(range(len(scores)), key=scores.__getitem__)
         # The window's own samples: exact levels and reliable impacts (the model input is clipped).
