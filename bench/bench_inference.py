@@ -13,7 +13,7 @@ the bench dataset, the three ways take turns call by call:
 * ``keras call``: ``model(x, training=False)``.
 
 The 1-thread child also times the whole window as the daemon scores it
-(``Scorer.score_window``: log-mel, scaling, TFLite, errors) and a reference
+(``Scorer.score_window``: log-mel, every detector of the bench bundle, fusion) and a reference
 network for the Raspberry Pi 4 estimate: MobileNet v1 1.0 (224x224, random
 weights, 569 MMAC), the network of XNNPACK's published Raspberry Pi table,
 converted to TFLite and run through the same interpreter with 1 and all threads.
@@ -84,7 +84,7 @@ def child(args: argparse.Namespace) -> dict:
         "keras model(x)": lambda: model(xb, training=False),
     }
     if n == 1:
-        fns["whole window: Scorer.score_window (log-mel + tflite + errors)"] = lambda: scorer.score_window(samples)
+        fns["whole window: Scorer.score_window (log-mel + every detector + fusion)"] = lambda: scorer.score_window(samples)
     log(f"[{n} thread(s)] timing {len(fns)} ways, {args.runs} rounds ...")
     rows = interleaved(fns, args.runs, warmup=5, budget_s=args.budget)
     result = {

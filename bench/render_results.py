@@ -96,6 +96,25 @@ def disk_writes_section(out_dir: Path) -> list[str]:
     return L
 
 
+def detector_cost_section(out_dir: Path) -> list[str]:
+    """Cost per window of each detector set (``bench/bench_detector_cost.py``)."""
+    data = load(out_dir, "detector_cost")
+    L = ["## 8. Cost per window by detector set (`bench/bench_detector_cost.py`)", ""]
+    if not data:
+        return L + ["Not available: `bench/bench_detector_cost.py` did not run.", ""]
+    L += [f"`Scorer.score_window` on one 10 s window (log-mel, every detector of the set, fusion, the "
+          f"explanation's per-band errors), one thread, {data['runs']} calls each, taking turns; the sets are "
+          "the bench bundle with its `detectors` cut down.", "",
+          "| detectors | median ms | p10 ms | p90 ms | target |", "|---|---:|---:|---:|---|"]
+    for name, r in data["sets"].items():
+        ok = "**met**" if r["median_ms"] <= data["target_ms"] else "**missed**"
+        L.append(f"| {name} | {f(r['median_ms'])} | {f(r['p10_ms'])} | {f(r['p90_ms'])} | "
+                 f"<= {f(data['target_ms'], 0)} ms: {ok} |")
+    L += ["", f"- The explanation runs only on the window that opens an alert: {f(data['explanation_ms'], 1)} ms "
+              f"({data['explanation_view']} view).", ""]
+    return L
+
+
 def http_section(out_dir: Path) -> list[str]:
     """Scoring cost per window with the status page server on and a page polling, against off."""
     data = load(out_dir, "http")
@@ -224,9 +243,9 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
                 L.append(f"| model inference per window, {t} thread{'s' if t != '1' else ''} | TFLite {f(tfl['median_ms'])} ms | {name}: "
                          f"{f(row['median_ms'])} ms | **{f(row['vs_tflite'], 1)}x** faster | |")
         whole = inf["by_threads"].get("1", {}).get("results", {}).get(
-            "whole window: Scorer.score_window (log-mel + tflite + errors)")
+            "whole window: Scorer.score_window (log-mel + every detector + fusion)")
         if whole:
-            L.append(f"| whole window (log-mel + TFLite + errors), 1 thread | {f(whole['median_ms'])} ms "
+            L.append(f"| whole window (log-mel + every detector + fusion), 1 thread | {f(whole['median_ms'])} ms "
                      f"(p10 {f(whole['p10_ms'])}) | | {f(HOP_SECONDS * 1e3 / whole['median_ms'], 0)}x real time "
                      f"at 10 s per window | |")
     else:
@@ -413,6 +432,7 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
 
     L += disk_writes_section(out_dir) + [""]
     L += http_section(out_dir)
+    L += detector_cost_section(out_dir)
     L += ["## Reproduce", "", "```", "make bench          # or: bash bench/run.sh", "```", "",
           "The first run synthesises the dataset and trains the bench bundle into `bench/out/` (git-ignored, "
           "1-2.5 min here); later runs reuse them. Every script also runs alone with `--out FILE.json`, and "

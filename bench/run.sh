@@ -71,6 +71,9 @@ step "scoring with the status page open vs off" "$PY" bench/bench_http.py --bund
     --out "$OUT/http.json" $([ "$QUICK" = 1 ] && echo "--windows 20") \
     || echo "bench_http.py exited with status $? (see above)" >&2
 
+step "cost per window by detector set" "$PY" bench/bench_detector_cost.py --bundle "$PWD/$OUT/bundle" \
+    --out "$OUT/detector_cost.json" $([ "$QUICK" = 1 ] && echo "--runs 20")
+
 step "Pi 4 cost model: counted work per window" "$PY" bench/cost_model.py --bundle "$OUT/bundle" \
     --out "$OUT/cost_model.json"
 
