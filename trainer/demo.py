@@ -3,7 +3,7 @@
 Runs the same commands a user would, printing each one first::
 
     edge-monitor-train synth     -> a synthetic slide-rail dataset (DCASE layout)
-    edge-monitor-train train     -> a model bundle (model.tflite + model.json)
+    edge-monitor-train train     -> a model bundle (model.json + detectors.npz)
     edge-monitor-train evaluate  -> metrics table + an HTML report
     edge-monitor simulate        -> normal, then anomalous, then normal audio streamed
                                     through the daemon; alerts printed as an MQTT
@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     _run([train_cli, "synth", str(data), "--seed", str(args.seed), "--train", str(args.train),
           "--test-normal", "12", "--test-anomaly", "12"])
 
-    _banner("2/4  Train the autoencoder on normal sound only (no faults needed)")
+    _banner("2/4  Fit the detectors on normal sound only (no faults needed)")
     _run([train_cli, "train", str(data / "slider"), "--out", str(model), "--epochs", str(args.epochs),
           "--seed", str(args.seed)])
 
-    _banner("3/4  Evaluate on held-out normal and anomalous clips (TFLite, the daemon's scorer)")
+    _banner("3/4  Evaluate on held-out normal and anomalous clips (the daemon's scorer)")
     _run([train_cli, "evaluate", str(model), str(data / "slider"), "--out", str(report)])
 
     _banner("4/4  Stream audio through the daemon; alerts arrive over MQTT")
