@@ -71,11 +71,6 @@ MODEL_KERAS = "model.keras"
 DETECTORS_NPZ = "detectors.npz"
 TRAINING_CURVE = "training_curve.png"
 
-#: Keys every model.json must carry (others are informational).
-REQUIRED_KEYS = ("schema_version", "features", "input_shape", "normalisation", "threshold")
-REQUIRED_KEYS_V1 = REQUIRED_KEYS + ("sha256",)
-REQUIRED_KEYS_V2 = REQUIRED_KEYS + ("detectors", "fusion")
-
 
 #: Mode of the files a bundle writer creates: readable by the daemon's service user.
 _FILE_MODE = 0o644

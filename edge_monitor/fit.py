@@ -42,7 +42,6 @@ __all__ = [
     "DEFAULT_PROFILE",
     "DEFAULT_FRAMES",
     "NumpyFit",
-    "band_levels",
     "band_deviations",
     "cross_fit_scores",
     "fit_detector",
@@ -59,16 +58,6 @@ DEFAULT_FRAMES = DetectorSpec("frames", "frames", pooling=Pooling("top", 0.01), 
 
 #: At most this many frames fit the frame Gaussian (an even subsample beyond it).
 MAX_FIT_FRAMES = 200_000
-
-
-def band_levels(db: np.ndarray) -> dict[str, Any]:
-    """Per-mel-band mean and standard deviation (dB) of training log-mels ``(n, n_mels, frames)``, as stored.
-
-    Stored in model.json as ``band_level_db`` (:class:`edge_monitor.model_json.BandLevels`):
-    the explanations compare a window's level per band with what training
-    heard, and the NumPy detectors' reference is this mean.
-    """
-    return BandLevels.of(db).to_dict()
 
 
 def band_deviations(db: np.ndarray, norm: MinMaxNorm, level_mean: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -23,15 +23,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RULES", "MIN_GAMMA_SCORES", "ThresholdFit", "fit_threshold", "score_distribution", "band_error_stats"]
+__all__ = ["RULES", "MIN_GAMMA_SCORES", "ThresholdFit", "fit_threshold"]
 
 RULES = ("gamma", "percentile")
 
 #: Fewer scores than this make a three-parameter fit meaningless: use the percentile.
 MIN_GAMMA_SCORES = 10
 
-#: Percentiles recorded in the score distribution of model.json.
-PERCENTILES = (1, 5, 25, 50, 75, 90, 95, 99)
 
 
 @dataclass(frozen=True)
@@ -133,33 +131,3 @@ def fit_threshold(scores: np.ndarray, quantile: float = 0.99, rule: str = "gamma
         value = float(arr.max()) * 1.01 + 1e-9  # a zero threshold would flag every window
     return ThresholdFit(value=value, rule="percentile", quantile=quantile, n_scores=int(arr.size),
                         source=source, requested_rule=rule, note=note)
-
-
-def score_distribution(scores: np.ndarray) -> dict[str, Any]:
-    """Mean, std, min, max and percentiles of window scores (model.json ``validation_scores``)."""
-    arr = np.asarray(scores, dtype=np.float64).ravel()
-    return {
-        "n": int(arr.size),
-        "mean": float(arr.mean()),
-        "std": float(arr.std()),
-        "min": float(arr.min()),
-        "max": float(arr.max()),
-        "percentiles": {str(p): float(np.percentile(arr, p)) for p in PERCENTILES},
-    }
-
-
-def band_error_stats(band_errors: np.ndarray, source: str = "validation") -> dict[str, Any]:
-    """Per-mel-band error statistics from ``(n_windows, n_mels)`` band errors.
-
-    Returns ``{"mean", "std", "p95", "p99"}`` lists of ``n_mels`` floats plus
-    ``source`` and ``n``: what ``edge_monitor.explain`` compares a window against.
-    """
-    arr = np.asarray(band_errors, dtype=np.float64)
-    return {
-        "source": source,
-        "n": int(arr.shape[0]),
-        "mean": arr.mean(axis=0).tolist(),
-        "std": arr.std(axis=0).tolist(),
-        "p95": np.percentile(arr, 95, axis=0).tolist(),
-        "p99": np.percentile(arr, 99, axis=0).tolist(),
-    }

@@ -28,7 +28,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_capture
 from test_capture import PulseServer
-from test_record_devices import start_playing, stop, tone_with_noise
+from test_record_devices import pull_the_device, start_playing, stop, tone_with_noise
 
 from edge_monitor import audio_io
 from edge_monitor.learn import (
@@ -409,11 +409,7 @@ def test_learn_gives_up_with_one_line_when_the_device_stays_gone(pulse: PulseSer
         assert ready, "learn never started recording"
         first = proc.stdout.readline()
         assert first.startswith("recording 1 min (6 windows"), first
-        stop(player)
-        pulse.kill()  # the audio server, and with it the device, goes away for good
-        killed = time.monotonic()
-        _, stderr = proc.communicate(timeout=60)
-        took = time.monotonic() - killed
+        _, stderr, took = pull_the_device(proc, player, pulse)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_capture import PulseServer, locate, pulse  # noqa: E402,F401 - `pulse` is a fixture
@@ -184,6 +183,15 @@ def test_record_rejects_seconds_shorter_than_a_clip(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def pull_the_device(proc: subprocess.Popen, player: Any, pulse: Any) -> tuple[str, str, float]:
+    """Stop playing and kill the audio server under a running command: its stdout, stderr and seconds to exit."""
+    stop(player)
+    pulse.kill()  # the audio server, and with it the device, goes away for good
+    killed = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=60)
+    return stdout, stderr, time.monotonic() - killed
+
+
 def test_record_gives_up_with_one_line_when_the_device_stays_gone(pulse: Any, tmp_path: Path) -> None:
     wav = audio_io.write_wav(tmp_path / "tone.wav", tone_with_noise(30.0, seed=3))
     out = tmp_path / "gone"
@@ -197,11 +205,7 @@ def test_record_gives_up_with_one_line_when_the_device_stays_gone(pulse: Any, tm
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.1)
         assert clips_in(out, "00"), "no clip was recorded before the device went away"
-        stop(player)
-        pulse.kill()  # the audio server, and with it the device, goes away for good
-        killed = time.monotonic()
-        stdout, stderr = proc.communicate(timeout=60)
-        took = time.monotonic() - killed
+        stdout, stderr, took = pull_the_device(proc, player, pulse)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -14,15 +14,12 @@ import numpy as np
 from edge_monitor.model_json import BandStats, ScoreStats
 from edge_monitor.threshold import (
     MIN_GAMMA_SCORES,
-    PERCENTILES,
     RULES,
     ThresholdFit,
-    band_error_stats,
     fit_threshold,
-    score_distribution,
 )
 
-__all__ = ["RULES", "PERCENTILES", "ThresholdFit", "fit_threshold", "score_distribution", "band_error_stats",
+__all__ = ["RULES", "ThresholdFit", "fit_threshold",
            "CalibrationError", "CalibrationResult", "calibrate_bundle", "find_wavs"]
 
 

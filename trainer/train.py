@@ -45,7 +45,7 @@ from edge_monitor.bundle import MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, load_
 from edge_monitor.datasets import ClipRef, DatasetError, find_clips
 from edge_monitor.detectors import Pooling
 from edge_monitor.features import FeatureParams, MinMaxNorm, logmel, model_frames
-from edge_monitor.fit import band_deviations, band_levels, detector_arrays, detector_macs, fit_numpy_detectors
+from edge_monitor.fit import band_deviations, detector_arrays, detector_macs, fit_numpy_detectors
 from edge_monitor.fusion import Fusion, NormalStats
 from edge_monitor.model_json import BandLevels, BandStats, ModelJson, ScoreStats
 from edge_monitor.scorer import window_errors
@@ -70,7 +70,6 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingError",
-    "band_levels",
     "data_fingerprint",
     "load_logmels",
     "load_windows",
