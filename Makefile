@@ -23,15 +23,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m trainer.demo
+	$(BIN)/python -m devtools.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 # Not a dependency of `test`: .ci/run calls both, lint first.
 lint: $(STAMP)
-	$(BIN)/ruff check edge_monitor trainer
-	$(BIN)/mypy edge_monitor trainer
+	$(BIN)/ruff check edge_monitor trainer devtools
+	$(BIN)/mypy edge_monitor trainer devtools
 
 bench: $(STAMP)
 	bash bench/run.sh

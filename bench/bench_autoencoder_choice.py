@@ -11,7 +11,7 @@ through the three kinds) plus the same test clips at severity 0.5 ("subtle":
 the same events at half strength), trains every candidate with
 ``trainer.train.train_bundle`` (the same code as ``edge-monitor-train train``)
 and scores the held-out clips through the runtime path
-(``MinMaxNorm.apply`` of the bundle + :class:`edge_monitor.scorer.Scorer`), so
+(``MinMaxNorm.apply`` of the bundle + :class:`edge_monitor.model.scorer.Scorer`), so
 every number is what the daemon would see. Prints a markdown table:
 
 - AUC pooled over the ids and the mean of per-id AUCs (the DCASE convention),
@@ -74,9 +74,9 @@ def make_data(out: Path, seed: int, ids: tuple[str, ...], n_train: int, n_test: 
 
 def test_logmels(root: Path, frames: int) -> tuple[list, np.ndarray, np.ndarray, list[str]]:
     """Log-mel (dB, cropped) of every window of every test clip: ``(per-clip list of (w, n_mels, frames), labels, ids, kinds)``."""
-    from edge_monitor import audio_io
-    from edge_monitor.datasets import find_clips
-    from edge_monitor.features import FeatureParams, logmel
+    from edge_monitor.audio import audio_io
+    from edge_monitor.features.frontend import FeatureParams, logmel
+    from trainer.datasets import find_clips
     from trainer.synth import read_metadata
 
     params = FeatureParams()
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
 
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.features import FeatureParams, model_frames
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.features.frontend import FeatureParams, model_frames
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
     from trainer.train import TrainConfig, train_bundle
 
     t_start = time.monotonic()

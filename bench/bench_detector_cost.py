@@ -9,7 +9,7 @@ autoencoder alone (every bundle before detectors), the profile + frame
 detectors (the default), and all three. Each ``Scorer.score_window`` call is
 the whole per-window path: log-mel, every detector, fusion, the explanation's
 per-band errors. They are timed in turn on the same window, so a busy machine
-slows them alike. The explanation (``edge_monitor.explain``) runs only on the
+slows them alike. The explanation (``edge_monitor.decide.explain``) runs only on the
 window that opens an alert; it is timed apart.
 """
 
@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=300)
     args = ap.parse_args(argv)
 
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.explain import BundleExplainer
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.decide.explain import BundleExplainer
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     src = load_bundle(args.bundle)
     if set(src.detector_names) != {"autoencoder", "profile", "frames"}:

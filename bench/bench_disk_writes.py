@@ -66,7 +66,7 @@ def normal_clips(folder: Path, seed: int, machine_id: str, count: int = 12) -> l
     """``count`` distinct normal 10 s clips of the machine the bundle was trained on."""
     import numpy as np
 
-    from edge_monitor import audio_io
+    from edge_monitor.audio import audio_io
     from trainer.synth import FactoryProfile, MachineProfile, synthesize_clip
 
     prof, fac = MachineProfile.from_seed(seed, machine_id), FactoryProfile.from_seed(seed)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import common  # bench/ is not a package: found through sys.path above
 
-    from trainer.broker import free_port, start_broker
+    from devtools.broker import free_port, start_broker
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="disk-writes-", dir=args.work_dir) as tmp_s:
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 model, seed, mid = train_tiny(cached)
         else:
-            from edge_monitor.bundle import load_bundle
+            from edge_monitor.model.bundle import load_bundle
 
             model, seed, mid = args.model, args.seed, (load_bundle(args.model).machine_ids or ("id_00",))[0]
         clips = normal_clips(tmp / "clips", seed, mid)

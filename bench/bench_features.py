@@ -39,8 +39,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edge_monitor import features as _features  # noqa: E402
-from edge_monitor.features import FeatureParams, logmel  # noqa: E402
+from edge_monitor.features.frontend import FeatureParams, logmel  # noqa: E402
+from edge_monitor.features import frontend as _features  # noqa: E402
 
 TARGET_MS = 5.0
 TARGET_SPEEDUP = 3.0
@@ -76,7 +76,7 @@ def timeit(fns: dict[str, Callable[[], object]], runs: int, warmup: int = 5) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Benchmark edge_monitor.features.logmel on one 10 s window (one thread) against librosa.",
+        description="Benchmark edge_monitor.features.frontend.logmel on one 10 s window (one thread) against librosa.",
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
     parser.add_argument("--runs", type=int, default=300, help="timed calls of each implementation (default 300)")
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     x32 = (0.1 * rng.standard_normal(params.window_samples)).astype(np.float32)
     x64 = x32.astype(np.float64)
 
-    fns: dict[str, Callable[[], object]] = {"edge_monitor.features.logmel": lambda: logmel(x32, params)}
+    fns: dict[str, Callable[[], object]] = {"edge_monitor.features.frontend.logmel": lambda: logmel(x32, params)}
     result: dict[str, object] = {
         "window_samples": params.window_samples,
         "frames": params.window_frames,
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"timing {len(fns)} implementation(s), {args.runs} calls each ...", file=sys.stderr)
     rows = timeit(fns, args.runs)
-    ours = rows["edge_monitor.features.logmel"]["median_ms"]
+    ours = rows["edge_monitor.features.frontend.logmel"]["median_ms"]
     for row in rows.values():
         row["ours_speedup"] = row["median_ms"] / ours
     result["results"] = rows

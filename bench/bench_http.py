@@ -49,10 +49,10 @@ from common import REPO, bundle_dir, finish, log, summarise_ms
 def make_daemon(bundle: Any, state: Path, http: bool) -> Any:
     import yaml
 
-    from edge_monitor import logs
-    from edge_monitor.config import parse_config
-    from edge_monitor.daemon import Daemon, NullPublisher
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.config.schema import parse_config
+    from edge_monitor.model.scorer import Scorer
+    from edge_monitor.service import logs
+    from edge_monitor.service.daemon import Daemon, NullPublisher
 
     doc: dict[str, Any] = {"device_id": "bench-http", "model": str(bundle.path), "state_dir": str(state),
                            "mqtt": {"enabled": False}, "decision": {"threshold": 1e9}}
@@ -70,7 +70,7 @@ def make_daemon(bundle: Any, state: Path, http: bool) -> Any:
 def make_windows(rate: int, seconds: float, count: int) -> list[Any]:
     import numpy as np
 
-    from edge_monitor.ring_buffer import Window
+    from edge_monitor.audio.ring_buffer import Window
 
     n = round(rate * seconds)
     t = np.arange(n) / rate
@@ -115,8 +115,8 @@ def main() -> int:
                     help="time compression against a 10 s hop and a 2 s page poll (default 20; 0 = stress)")
     args = ap.parse_args()
 
-    from edge_monitor import logs
-    from edge_monitor.bundle import load_bundle
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.service import logs
 
     logs.configure("warning", "json", stream=sys.stderr)
     bundle = load_bundle(args.bundle or bundle_dir(REPO / "bench" / "out"))

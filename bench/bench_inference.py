@@ -7,7 +7,7 @@ For 1 thread and for all threads (one child process each, because
 TensorFlow's thread pools are fixed once it starts), on one real window of
 the bench dataset, the three ways take turns call by call:
 
-* ``tflite``: ``edge_monitor.tflite_backend.TFLiteModel`` on the bundle's
+* ``tflite``: ``edge_monitor.model.tflite_backend.TFLiteModel`` on the bundle's
   ``model.tflite`` through ai-edge-litert (what the daemon runs);
 * ``keras predict``: ``model.predict(x, verbose=0)`` on ``model.keras``;
 * ``keras call``: ``model(x, training=False)``.
@@ -58,11 +58,11 @@ def child(args: argparse.Namespace) -> dict:
         pass
     _set_tf_threads(n)
 
-    from edge_monitor import audio_io
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.features import to_model_input
-    from edge_monitor.scorer import Scorer
-    from edge_monitor.tflite_backend import TFLiteModel
+    from edge_monitor.audio import audio_io
+    from edge_monitor.features.frontend import to_model_input
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
+    from edge_monitor.model.tflite_backend import TFLiteModel
 
     bundle = load_bundle(args.bundle)
     clips = normal_test_clips(args.data_out)
@@ -107,7 +107,7 @@ def width_sweep(input_shape: tuple[int, int], runs: int, budget: float) -> list[
     """MACs, TFLite bytes and 1-thread ms per window of the conv autoencoder at several widths."""
     import numpy as np
 
-    from edge_monitor.tflite_backend import TFLiteModel
+    from edge_monitor.model.tflite_backend import TFLiteModel
     from trainer.convert import to_tflite
     from trainer.model import build_conv_autoencoder, count_macs
 
@@ -136,7 +136,7 @@ def reference_network(n: int, runs: int, budget: float) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from edge_monitor.tflite_backend import TFLiteModel
+    from edge_monitor.model.tflite_backend import TFLiteModel
 
     log("converting MobileNet v1 1.0 (random weights) to TFLite for the Raspberry Pi reference ...")
     net = keras.applications.MobileNet(input_shape=(224, 224, 3), alpha=1.0, weights=None, classes=1000)

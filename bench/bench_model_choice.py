@@ -6,7 +6,7 @@
 
 Every candidate is trained with ``trainer.train.train_bundle`` (the code of
 ``edge-monitor-train train``) and its held-out clips are scored through the
-runtime :class:`edge_monitor.scorer.Scorer` and measured with
+runtime :class:`edge_monitor.model.scorer.Scorer` and measured with
 ``trainer.evaluate.compute_metrics`` (the numbers ``edge-monitor-train
 evaluate`` reports), so every figure is what the daemon would see. Datasets:
 
@@ -25,7 +25,7 @@ Candidates: the autoencoder alone (the default before detectors), the level
 profile, the frame Gaussian, both NumPy detectors fused, and all three fused.
 Cost per window is the median ``Scorer.score_window`` time (log-mel + every
 detector + fusion) on one thread, and the explanation of an alerting window
-(``edge_monitor.explain``) is timed apart. Real datasets are skipped when
+(``edge_monitor.decide.explain``) is timed apart. Real datasets are skipped when
 ``../shared/data`` is absent. About 6 minutes on 2 cores.
 """
 
@@ -109,7 +109,7 @@ def window_ms(scorer, samples: np.ndarray, n: int = 30) -> float:
 
 
 def explain_ms(bundle, scorer, samples: np.ndarray, n: int = 10) -> float | None:
-    from edge_monitor.explain import explainers_for
+    from edge_monitor.decide.explain import explainers_for
 
     ex = explainers_for(bundle)
     if not ex:
@@ -124,9 +124,9 @@ def explain_ms(bundle, scorer, samples: np.ndarray, n: int = 10) -> float | None
 
 
 def measure(name: str, root: Path, label: str, kinds: tuple[str, ...], out: Path, epochs: int) -> dict:
-    from edge_monitor import audio_io
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.audio import audio_io
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
     from trainer.evaluate import compute_metrics, evaluation_clips, score_clips
     from trainer.train import TrainConfig, train_bundle
 

@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.metrics import roc_auc_score
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
-    from edge_monitor import audio_io
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.features import to_model_input
-    from edge_monitor.scorer import window_errors
-    from edge_monitor.tflite_backend import TFLiteModel
+    from edge_monitor.audio import audio_io
+    from edge_monitor.features.frontend import to_model_input
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import window_errors
+    from edge_monitor.model.tflite_backend import TFLiteModel
     from trainer.convert import to_tflite
 
     bundle = load_bundle(bundle_dir(args.data_out))

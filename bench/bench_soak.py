@@ -50,7 +50,7 @@ def rss_mb(pid: int) -> float | None:
 
 
 def make_clips(folder: Path, seed: int = 0, machine_id: str = "id_00") -> list[Path]:
-    from edge_monitor import audio_io
+    from edge_monitor.audio import audio_io
     from trainer.synth import FactoryProfile, MachineProfile, synthesize_clip
 
     prof, fac = MachineProfile.from_seed(seed, machine_id), FactoryProfile.from_seed(seed)
@@ -76,8 +76,8 @@ def train_tiny(folder: Path) -> tuple[Path, int, str]:
 
 def separating_threshold(model: Path, clips: list[Path]) -> float:
     """A threshold between the clips' normal and anomalous scores, so alerts open and close."""
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     scorer = Scorer(load_bundle(model))
     scores = [scorer.score_file(p).score for p in clips]
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             print("training a tiny bundle ...", file=sys.stderr, flush=True)
             model, seed, mid = train_tiny(tmp)
         else:
-            from edge_monitor.bundle import load_bundle
+            from edge_monitor.model.bundle import load_bundle
 
             model, seed, mid = args.model, args.seed, (load_bundle(args.model).machine_ids or ("id_00",))[0]
         clips = make_clips(tmp / "clips", seed, mid)

@@ -57,7 +57,7 @@ def bundle_dir(out: Path) -> Path:
 
 def test_clips(out: Path) -> list[tuple[Path, int]]:
     """``(path, label)`` of the held-out test clips (label 1 = anomaly), sorted by path."""
-    from edge_monitor.datasets import find_clips
+    from trainer.datasets import find_clips
 
     clips = find_clips(data_root(out), split="test")
     return [(c.path, int(c.label == "anomaly")) for c in sorted(clips, key=lambda c: str(c.path))]

@@ -97,7 +97,7 @@ class WindowWork:
 
 def _mel_macs_per_frame(params: Any) -> tuple[int, int]:
     """(executed, dense) filterbank MACs of one frame."""
-    from edge_monitor import features
+    from edge_monitor.features import frontend as features
 
     fb = features.mel_filterbank(params)
     dense = int(fb.size)
@@ -109,7 +109,7 @@ def _mel_macs_per_frame(params: Any) -> tuple[int, int]:
 
 def count(bundle_dir: Path) -> tuple[WindowWork, dict[str, Any]]:
     """Counted work per window of the bundle in ``bundle_dir``, and a description of the model."""
-    from edge_monitor.bundle import load_bundle
+    from edge_monitor.model.bundle import load_bundle
 
     b = load_bundle(bundle_dir)
     p = b.features
@@ -161,9 +161,9 @@ def measure(bundle_dir: Path, runs: int) -> dict[str, dict[str, float]]:
     """Median/p10 ms of log-mel, model invoke and the whole window on this machine, one thread."""
     import numpy as np
 
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.features import logmel, to_model_input
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.features.frontend import logmel, to_model_input
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     b = load_bundle(bundle_dir)
     scorer = Scorer(b, num_threads=1)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_keras_model(args.bundle / "model.keras")
 
     if args.features == "edge_monitor":
-        from edge_monitor.features import FeatureParams, logmel
+        from edge_monitor.features.frontend import FeatureParams, logmel
 
         params = FeatureParams.from_dict(fp)
 

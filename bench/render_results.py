@@ -216,7 +216,7 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
     L += ["## Summary", "", "| measurement | Edge Monitor | baseline | ratio | target |", "|---|---:|---:|---:|---|"]
     if feat:
         rows = feat["results"]
-        ours = rows["edge_monitor.features.logmel"]
+        ours = rows["edge_monitor.features.frontend.logmel"]
         for name, row in rows.items():
             if not name.startswith("librosa"):
                 continue
@@ -230,7 +230,7 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
     feat_env = load(out_dir, "features_shell_env")
     if feat_env:
         rows = feat_env["results"]
-        ours_env = rows["edge_monitor.features.logmel"]
+        ours_env = rows["edge_monitor.features.frontend.logmel"]
         for name, row in rows.items():
             if name.startswith("librosa, float32"):
                 L.append(f"| same, with the shell's {orig_env or 'OPENBLAS_* settings'} | {f(ours_env['median_ms'])} ms | "
@@ -289,7 +289,7 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
     if feat:
         L += ["## 1. Log-mel front end vs librosa (`bench/bench_features.py`)", "",
               f"One 10 s window ({feat['window_samples']} samples -> 128 x {feat['frames']}), one thread, "
-              f"{feat['results']['edge_monitor.features.logmel']['runs']} calls each, taking turns. Max |ours - "
+              f"{feat['results']['edge_monitor.features.frontend.logmel']['runs']} calls each, taking turns. Max |ours - "
               f"librosa| on the window: {f(feat.get('parity_max_abs_db'), 6)} dB. Load average during the run: "
               f"{f((feat.get('load_average') or [None])[0])}.", "",
               "| implementation | median ms | p10 ms | p90 ms | ours is faster by |", "|---|---:|---:|---:|---:|"]
@@ -371,7 +371,7 @@ def render(out_dir: Path, total_seconds: float | None = None, orig_env: str | No
     notes: list[str] = []
     if feat:
         rows = feat["results"]
-        ours = rows["edge_monitor.features.logmel"]
+        ours = rows["edge_monitor.features.frontend.logmel"]
         for name, row in rows.items():
             if name.startswith("librosa") and row["ours_speedup"] < 3.0:
                 notes.append(f"**Missed:** the log-mel is {f(row['ours_speedup'])}x faster than {name}, not the 3x "

@@ -1,7 +1,7 @@
 """Real-broker helpers for tests: a mosquitto per test on a free 127.0.0.1 port, and a subscriber
 that records what actually arrives.
 
-They live in :mod:`trainer.broker`, with the demo's broker and alert printer, so that there is one
+They live in :mod:`devtools.broker`, with the demo's broker and alert printer, so that there is one
 mosquitto launcher and one subscriber; this module keeps the tests' import path. Usage::
 
     from tests.conftest import require_binary
@@ -13,12 +13,12 @@ mosquitto launcher and one subscriber; this module keeps the tests' import path.
                 ...
                 sub.wait_for(lambda ms: len(sub.on("edge-monitor/dev/alert")) >= 2)
 
-See :class:`trainer.broker.Subscriber` for what ``Received.retain`` means in its modes.
+See :class:`devtools.broker.Subscriber` for what ``Received.retain`` means in its modes.
 """
 
 from __future__ import annotations
 
-from trainer.broker import (
+from devtools.broker import (
     Mosquitto,
     Received,
     Subscriber,

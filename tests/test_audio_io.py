@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_monitor import audio_io
-from edge_monitor.audio_io import AudioFileError, ClipTooShortError
+from edge_monitor.audio import audio_io
+from edge_monitor.audio.audio_io import AudioFileError, ClipTooShortError
 
 # KSDATAFORMAT_SUBTYPE_{PCM,IEEE_FLOAT}: the format tag followed by a fixed GUID tail.
 _GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
@@ -370,7 +370,9 @@ def test_runtime_path_does_not_import_scipy_signal(tmp_path: Path) -> None:
     path48 = audio_io.write_wav(tmp_path / "a48.wav", tone(440, 48000, 1.0), 48000)
     code = (
         "import sys\n"
-        "from edge_monitor import audio_io, datasets, features\n"
+        "from edge_monitor.audio import audio_io\n"
+        "from edge_monitor.features import frontend as features\n"
+        "from trainer import datasets  # noqa: F401\n"
         f"x = audio_io.read_wav({str(path16)!r})\n"
         "features.logmel(x)\n"
         "audio_io.clip_windows(x, 8000)\n"

@@ -33,8 +33,8 @@ def _naive_scores(bundle: Path, clips: list[Path], *extra: str) -> list[float]:
 
 def test_naive_baseline_scores_the_same_windows_as_the_runtime(tiny_bundle: Path, synth_dataset: Path) -> None:
     """The baseline must do the same work as the daemon, or the ratios in RESULTS.md mean nothing."""
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     clips = sorted((synth_dataset / "test").glob("*.wav"))[:3]
     scorer = Scorer(load_bundle(tiny_bundle))
@@ -75,7 +75,7 @@ def test_results_md_reports_misses_and_absent_benchmarks(tmp_path: Path) -> None
     row = {"p10_ms": 1.0, "p90_ms": 3.0, "min_ms": 1.0, "runs": 10}
     _write(tmp_path, "features", {
         "window_samples": 160000, "frames": 313, "parity_max_abs_db": 1e-4,
-        "results": {"edge_monitor.features.logmel": {**row, "median_ms": 6.0, "ours_speedup": 1.0},
+        "results": {"edge_monitor.features.frontend.logmel": {**row, "median_ms": 6.0, "ours_speedup": 1.0},
                     "librosa, float32 input (usual case)": {**row, "median_ms": 15.0, "ours_speedup": 2.5}},
         "targets_met": {"median under 5 ms": False}})
     runs = {"python + numpy": {"peak_rss_mb": 35.0, "wall_s": 0.2, "cpu_s": 0.1},

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_monitor.bundle import (
+from edge_monitor.features.frontend import FeatureParams
+from edge_monitor.model.bundle import (
     MODEL_JSON,
     MODEL_TFLITE,
     SCHEMA_VERSION,
@@ -19,7 +20,6 @@ from edge_monitor.bundle import (
     sha256_file,
     write_model_json,
 )
-from edge_monitor.features import FeatureParams
 from trainer.train import TrainConfig
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import require_binary  # noqa: E402
 from test_daemon import Notes, RecordingPublisher, bundle_and_profile, synth_clips  # noqa: E402
 
-from edge_monitor import audio_io  # noqa: E402
+from edge_monitor.audio import audio_io  # noqa: E402
 
 
 class PulseServer:
@@ -83,7 +83,7 @@ def pulse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     # PortAudio's ALSA "pulse" device finds the server through these, read when a stream opens.
     monkeypatch.setenv("XDG_RUNTIME_DIR", server.env["XDG_RUNTIME_DIR"])
     monkeypatch.setenv("PULSE_RUNTIME_PATH", server.env["PULSE_RUNTIME_PATH"])
-    from edge_monitor.capture import rescan_devices
+    from edge_monitor.audio.capture import rescan_devices
 
     rescan_devices()
     try:
@@ -95,7 +95,7 @@ def pulse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture(scope="module")
 def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bundle_dir, seed, mid = bundle_and_profile(request, tmp_path_factory)
-    from edge_monitor.bundle import load_bundle
+    from edge_monitor.model.bundle import load_bundle
 
     return {"dir": bundle_dir, "seed": seed, "mid": mid, "bundle": load_bundle(bundle_dir)}
 
@@ -121,11 +121,11 @@ def start_daemon(tmp_path: Path, model: dict, hop: float, log_stream: io.StringI
     ``decision``/``mqtt``: extra keys of those sections; MQTT stays disabled)."""
     import yaml
 
-    from edge_monitor import logs
-    from edge_monitor.capture import MicrophoneSource
-    from edge_monitor.config import parse_config
-    from edge_monitor.daemon import Daemon
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.audio.capture import MicrophoneSource
+    from edge_monitor.config.schema import parse_config
+    from edge_monitor.model.scorer import Scorer
+    from edge_monitor.service import logs
+    from edge_monitor.service.daemon import Daemon
 
     cfg = parse_config(yaml.safe_dump({
         "device_id": "live", "model": str(model["dir"]), "state_dir": str(tmp_path / "state"),
@@ -164,7 +164,7 @@ def locate(window: np.ndarray, signal_: np.ndarray) -> tuple[int, float]:
 
 
 def test_live_capture_scores_match_the_file_scores(pulse: Any, model: dict, tmp_path: Path) -> None:
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.scorer import Scorer
 
     scorer = Scorer(model["bundle"])
     clips = synth_clips(model["seed"], model["mid"], None, 2, salt=21)

@@ -3,7 +3,7 @@
 As for ``record`` (tests/test_record_devices.py): our own PulseAudio server,
 ``paplay`` into a 16 kHz mono null sink, PortAudio capturing its monitor
 through ALSA's ``pulse`` device, the CLI in a subprocess. The pure analysis
-(:mod:`edge_monitor.mic_check`) is checked on synthetic signals first.
+(:mod:`edge_monitor.audio.mic_check`) is checked on synthetic signals first.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from test_capture import PulseServer
 from test_daemon import bundle_and_profile
 from test_record_devices import cli, start_playing, stop, tone_with_noise
 
-from edge_monitor import audio_io
-from edge_monitor.mic_check import analyse
+from edge_monitor.audio import audio_io
+from edge_monitor.audio.mic_check import analyse
 
 pulse = test_capture.pulse  # the private PulseAudio server fixture, shared with the capture tests
 

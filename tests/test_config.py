@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_monitor.config import EX_CONFIG, Config, ConfigError, load_config, parse_config
+from edge_monitor.config.schema import EX_CONFIG, Config, ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "deploy" / "config.example.yaml"
@@ -77,7 +77,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 def test_mqtt_defaults_are_the_publishers(tmp_path: Path) -> None:
     """One set of MQTT defaults, whether the section is absent, empty or given as a mapping."""
-    from edge_monitor.mqtt_config import parse_mqtt_config
+    from edge_monitor.config.mqtt import parse_mqtt_config
 
     absent = parse_config(MINIMAL).mqtt
     empty = parse_config(MINIMAL + "mqtt: {}\n").mqtt

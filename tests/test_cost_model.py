@@ -19,8 +19,8 @@ import render_results  # noqa: E402
 
 
 def test_counts_follow_the_bundle_and_the_filterbank(tiny_bundle: Path) -> None:
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.features import mel_filterbank
+    from edge_monitor.features.frontend import mel_filterbank
+    from edge_monitor.model.bundle import load_bundle
 
     bundle = load_bundle(tiny_bundle)
     work, model = cost_model.count(tiny_bundle)

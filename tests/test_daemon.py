@@ -24,7 +24,7 @@ def bundle_and_profile(request: pytest.FixtureRequest, _unused: Any = None) -> t
     data = Path(request.getfixturevalue("synth_dataset"))
     profiles = next(iter(sorted(data.rglob("profiles.json"))))
     seed = int(json.loads(profiles.read_text())["seed"])
-    from edge_monitor.bundle import load_bundle
+    from edge_monitor.model.bundle import load_bundle
 
     return bundle_dir, seed, load_bundle(bundle_dir).machine_ids[0]
 
@@ -133,8 +133,8 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from edge_monitor import audio_io  # noqa: E402
-from edge_monitor.config import parse_config  # noqa: E402
+from edge_monitor.audio import audio_io  # noqa: E402
+from edge_monitor.config.schema import parse_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,8 +142,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def model(request: pytest.FixtureRequest) -> dict[str, Any]:
     bundle_dir, seed, mid = bundle_and_profile(request)
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     bundle = load_bundle(bundle_dir)
     return {"dir": bundle_dir, "seed": seed, "mid": mid, "bundle": bundle, "scorer": Scorer(bundle)}
@@ -154,7 +154,7 @@ def write_clips(folder: Path, clips: list[np.ndarray], prefix: str) -> list[Path
     return [audio_io.write_wav(folder / f"{prefix}_{i:02d}.wav", c) for i, c in enumerate(clips)]
 
 
-from edge_monitor.decision import typical_normal_score  # noqa: E402
+from edge_monitor.decide.decision import typical_normal_score  # noqa: E402
 
 
 def separating_rule(scorer: Any, normals: list[Path], anomalies: list[Path]) -> dict[str, float]:
@@ -177,7 +177,7 @@ def separating_rule(scorer: Any, normals: list[Path], anomalies: list[Path]) -> 
 
 def clear_level_of(rule: dict[str, float], scorer: Any) -> float:
     """The clear level the daemon derives from ``rule`` and the bundle."""
-    from edge_monitor.decision import DecisionRule
+    from edge_monitor.decide.decision import DecisionRule
 
     baseline = typical_normal_score(scorer.bundle.doc.typical_normal_score(), rule["threshold"])
     return DecisionRule(rule["threshold"], clear_ratio=rule["clear_ratio"], baseline=baseline).clear_level
@@ -195,9 +195,9 @@ def make_config(tmp_path: Path, model_dir: Path, **decision: float) -> Any:
 
 
 def run_daemon(cfg: Any, scorer: Any, paths: list[Path], fast: bool = True) -> tuple[RecordingPublisher, Notes, Any]:
-    from edge_monitor import logs
-    from edge_monitor.daemon import Daemon
-    from edge_monitor.replay import ReplaySource
+    from edge_monitor.audio.replay import ReplaySource
+    from edge_monitor.service import logs
+    from edge_monitor.service.daemon import Daemon
 
     logs.configure("warning", "json")
     pub, notes = RecordingPublisher(), Notes()
@@ -241,7 +241,7 @@ def test_pipeline_scores_equal_score_file_and_alerts_follow_the_rule(model: dict
     assert end["evidence"] is None
     # The explanation is worked out from the window's own samples (exact levels, reliable impacts),
     # not only from the clipped model input: the same as explaining the played clip directly.
-    from edge_monitor.explain import Explainer
+    from edge_monitor.decide.explain import Explainer
 
     x = audio_io.read_wav(sequence[6])
     ex = Explainer.from_bundle(model["bundle"])
@@ -325,9 +325,9 @@ def test_health_json_carries_a_current_sensor_fault(model: dict, tmp_path: Path)
 def test_hop_longer_than_window_is_a_config_error(model: dict, tmp_path: Path) -> None:
     import dataclasses
 
-    from edge_monitor import logs
-    from edge_monitor.config import ConfigError
-    from edge_monitor.daemon import Daemon
+    from edge_monitor.config.schema import ConfigError
+    from edge_monitor.service import logs
+    from edge_monitor.service.daemon import Daemon
 
     cfg = make_config(tmp_path, model["dir"])
     cfg = dataclasses.replace(cfg, audio=dataclasses.replace(cfg.audio, hop_seconds=20))
@@ -336,7 +336,7 @@ def test_hop_longer_than_window_is_a_config_error(model: dict, tmp_path: Path) -
 
 
 def test_evidence_quota_deletes_oldest_first(tmp_path: Path) -> None:
-    from edge_monitor.evidence import EvidenceStore
+    from edge_monitor.decide.evidence import EvidenceStore
 
     x = np.zeros(16000, dtype=np.float32)  # 1 s: 32 044 bytes as 16-bit WAV
     store = EvidenceStore(tmp_path / "ev", max_bytes=100_000)
@@ -433,7 +433,7 @@ def test_end_to_end_through_a_real_mosquitto(model: dict, tmp_path: Path) -> Non
 def test_logs_never_show_a_password_and_pick_the_format() -> None:
     import io
 
-    from edge_monitor import logs
+    from edge_monitor.service import logs
 
     out = io.StringIO()
     logs.configure("info", "json", stream=out)

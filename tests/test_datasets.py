@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_monitor.datasets import ClipRef, DatasetError, find_clips, normalize_machine_id, summarize
+from trainer.datasets import ClipRef, DatasetError, find_clips, normalize_machine_id, summarize
 
 
 def touch(path: Path) -> Path:
@@ -161,7 +161,7 @@ def wav(path: Path) -> Path:
     """A real, tiny WAV (0.1 s of quiet noise at 16 kHz): the layouts below are read back as audio too."""
     import numpy as np
 
-    from edge_monitor.audio_io import write_wav
+    from edge_monitor.audio.audio_io import write_wav
 
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_wav(path, np.random.default_rng(len(path.name)).normal(0, 0.01, 1600).astype(np.float32), 16000)
@@ -184,7 +184,7 @@ def dcase2023(tmp_path: Path) -> Path:
 
 
 def test_dcase2023_layout_labels_domains_attributes(dcase2023: Path) -> None:
-    from edge_monitor.audio_io import read_wav
+    from edge_monitor.audio.audio_io import read_wav
 
     clips = find_clips(dcase2023)
     got = [(c.path.parent.name, c.split, c.machine_id, c.domain, c.label, c.attributes) for c in clips]
@@ -295,7 +295,7 @@ def test_flat_folder_of_section_names(tmp_path: Path) -> None:
 
 
 def test_parse_attributes() -> None:
-    from edge_monitor.datasets import parse_attributes
+    from trainer.datasets import parse_attributes
 
     assert parse_attributes("pat_01") == (("pat", "01"),)
     assert parse_attributes("volt_1.0_wt_30") == (("volt", "1.0"), ("wt", "30"))

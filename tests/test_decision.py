@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from edge_monitor.decision import Decider, DecisionRule
+from edge_monitor.decide.decision import Decider, DecisionRule
 
 T = 1.0  # threshold; clear level = clear_ratio * T
 
@@ -101,11 +101,11 @@ def test_clear_level_is_measured_from_the_typical_normal_score() -> None:
 
 
 def test_typical_normal_score_prefers_calibration() -> None:
-    from edge_monitor.decision import typical_normal_score
-    from edge_monitor.features import FeatureParams, MinMaxNorm
-    from edge_monitor.fusion import Fusion
-    from edge_monitor.model_json import DetectorSpec, ModelJson, ScoreStats
-    from edge_monitor.threshold import ThresholdFit
+    from edge_monitor.decide.decision import typical_normal_score
+    from edge_monitor.features.frontend import FeatureParams, MinMaxNorm
+    from edge_monitor.model.fusion import Fusion
+    from edge_monitor.model.model_json import DetectorSpec, ModelJson, ScoreStats
+    from edge_monitor.model.threshold import ThresholdFit
 
     doc = ModelJson(features=FeatureParams(), input_shape=(128, 312),
                     normalisation=MinMaxNorm(tuple([0.0] * 128), tuple([1.0] * 128)),

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_monitor import audio_io
-from edge_monitor.bundle import DETECTORS_NPZ, MODEL_JSON, MODEL_TFLITE, BundleError, load_bundle, sha256_file
-from edge_monitor.datasets import find_clips
-from edge_monitor.detectors import Pooling, coarse_bands, profile_vector, top_count
-from edge_monitor.features import FeatureParams, logmel, model_frames
-from edge_monitor.fit import cross_fit_scores, fit_detector, write_numpy_bundle
-from edge_monitor.fusion import Fusion, NormalStats
-from edge_monitor.gaussian import GaussianModel, ledoit_wolf
-from edge_monitor.scorer import Scorer
+from edge_monitor.audio import audio_io
+from edge_monitor.features.frontend import FeatureParams, logmel, model_frames
+from edge_monitor.model.bundle import DETECTORS_NPZ, MODEL_JSON, MODEL_TFLITE, BundleError, load_bundle, sha256_file
+from edge_monitor.model.detectors import Pooling, coarse_bands, profile_vector, top_count
+from edge_monitor.model.fit import cross_fit_scores, fit_detector, write_numpy_bundle
+from edge_monitor.model.fusion import Fusion, NormalStats
+from edge_monitor.model.gaussian import GaussianModel, ledoit_wolf
+from edge_monitor.model.scorer import Scorer
+from trainer.datasets import find_clips
 
 FRAMES = model_frames(FeatureParams().window_frames)
 
@@ -127,7 +127,7 @@ def synth_windows(synth_dataset: Path) -> dict[str, np.ndarray]:
 def test_numpy_detectors_separate_synthetic_anomalies(synth_windows: dict[str, np.ndarray]) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from edge_monitor.fit import DEFAULT_FRAMES, DEFAULT_PROFILE
+    from edge_monitor.model.fit import DEFAULT_FRAMES, DEFAULT_PROFILE
 
     for spec in (DEFAULT_PROFILE, DEFAULT_FRAMES):
         det = fit_detector(spec, synth_windows["train"])
@@ -137,7 +137,7 @@ def test_numpy_detectors_separate_synthetic_anomalies(synth_windows: dict[str, n
 
 def test_out_of_fold_scores_are_higher_than_in_sample(synth_windows: dict[str, np.ndarray]) -> None:
     """Out-of-fold scores are what unseen normals get: higher than the scores of the fitted windows."""
-    from edge_monitor.fit import DEFAULT_PROFILE
+    from edge_monitor.model.fit import DEFAULT_PROFILE
 
     db = synth_windows["train"]
     oof = cross_fit_scores(DEFAULT_PROFILE, db, np.arange(len(db)))
@@ -159,7 +159,7 @@ def test_numpy_bundle_round_trips_with_training_time_scores(numpy_bundle: Path,
     scorer = Scorer(bundle)
     assert scorer.backend == "numpy"
     # The detectors fitted at training time (on every normal clip) score exactly as the loaded ones.
-    from edge_monitor.fit import DEFAULT_FRAMES, DEFAULT_PROFILE
+    from edge_monitor.model.fit import DEFAULT_FRAMES, DEFAULT_PROFILE
 
     fitted = {s.name: fit_detector(s, synth_windows["train"]) for s in (DEFAULT_PROFILE, DEFAULT_FRAMES)}
     for w in synth_windows["test"][:4]:
@@ -241,7 +241,7 @@ def _normal_window(synth_dataset: Path) -> np.ndarray:
 @pytest.mark.parametrize("bundle_fixture", ["numpy_bundle", "fused_bundle"])
 def test_explanations_come_from_the_detector_that_fired(bundle_fixture: str, synth_dataset: Path,
                                                         request: pytest.FixtureRequest) -> None:
-    from edge_monitor.explain import BundleExplainer
+    from edge_monitor.decide.explain import BundleExplainer
 
     bundle = load_bundle(request.getfixturevalue(bundle_fixture))
     scorer, explain = Scorer(bundle), BundleExplainer.from_bundle(bundle)

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from edge_monitor.discovery import Topics, discovery_messages
-from edge_monitor.mqtt_config import parse_mqtt_config
-from edge_monitor.publisher import Publisher
+from edge_monitor.config.mqtt import parse_mqtt_config
+from edge_monitor.publish.discovery import Topics, discovery_messages
+from edge_monitor.publish.publisher import Publisher
 from tests.conftest import require_binary
 from tests.mqtt_helpers import Mosquitto, Subscriber, publish_once
 

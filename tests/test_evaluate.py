@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_monitor.bundle import load_bundle
-from edge_monitor.datasets import find_clips
-from edge_monitor.scorer import Scorer
+from edge_monitor.model.bundle import load_bundle
+from edge_monitor.model.scorer import Scorer
+from trainer.datasets import find_clips
 
 REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"auc", "pauc", "pauc_raw", "precision", "recall", "f1", "threshold", "n_normal", "n_anomaly"}
@@ -316,7 +316,7 @@ def test_error_map_marks_the_explanation(tmp_path) -> None:
     """The report draws the explained band (dashed cyan box) and impact times on the error map."""
     import matplotlib.image as mpimg
 
-    from edge_monitor.features import FeatureParams, MinMaxNorm
+    from edge_monitor.features.frontend import FeatureParams, MinMaxNorm
     from trainer.report import ReconExample, plot_reconstruction
 
     params = FeatureParams(n_mels=64)

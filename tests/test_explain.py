@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_monitor.explain import KINDS, NOTHING_STANDS_OUT, Explainer, Explanation, explain_window
-from edge_monitor.features import FeatureParams, MinMaxNorm, mel_band_edges_hz
+from edge_monitor.decide.explain import KINDS, NOTHING_STANDS_OUT, Explainer, Explanation, explain_window
+from edge_monitor.features.frontend import FeatureParams, MinMaxNorm, mel_band_edges_hz
 
 PARAMS = FeatureParams()
 N_MELS, FRAMES = PARAMS.n_mels, 312
@@ -239,7 +239,7 @@ def test_bad_inputs_are_clear_errors() -> None:
 
 
 def test_explanation_is_frozen_and_kinds_are_documented() -> None:
-    import edge_monitor.explain as mod
+    import edge_monitor.decide.explain as mod
 
     ex = Explanation("none", None, None, None, None, NOTHING_STANDS_OUT)
     with pytest.raises(AttributeError):
@@ -261,8 +261,8 @@ SYNTH_SEED, SYNTH_ID = 0, "id_00"  # conftest.synth_dataset
 
 @pytest.fixture(scope="module")
 def tiny(tiny_bundle: Path):
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     bundle = load_bundle(tiny_bundle)
     return Scorer(bundle), Explainer.from_bundle(bundle)
@@ -334,7 +334,7 @@ def test_a_re_gained_microphone_is_a_level_shift(tiny) -> None:
 
 
 def test_explain_window_matches_the_explainer(tiny, tiny_bundle: Path) -> None:
-    from edge_monitor.bundle import load_bundle
+    from edge_monitor.model.bundle import load_bundle
 
     scorer, explainer = tiny
     samples, _ = next(_clips("missing_grease", 1.0, 1))
@@ -347,7 +347,7 @@ def test_score_explain_uses_the_worst_window_s_samples(tiny, tiny_bundle: Path, 
     import contextlib
     import io
 
-    from edge_monitor import audio_io
+    from edge_monitor.audio import audio_io
     from edge_monitor.cli import main
 
     scorer, explainer = tiny[0], tiny[1]

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from edge_monitor import features
-from edge_monitor.features import FeatureParams, LogMel, MinMaxNorm, logmel, model_frames
+from edge_monitor.features.frontend import FeatureParams, LogMel, MinMaxNorm, logmel, model_frames
+from edge_monitor.features import frontend as features
 from tests.conftest import REPO, require
 
 SR = 16000
@@ -108,7 +108,7 @@ def _real_clips(n: int = 6) -> list:
 
 
 def test_matches_librosa_on_real_16_bit_recordings() -> None:
-    from edge_monitor import audio_io
+    from edge_monitor.audio import audio_io
 
     worst = 0.0
     for path in _real_clips():

@@ -26,8 +26,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_daemon import Notes, RecordingPublisher, bundle_and_profile, synth_clips
 
-from edge_monitor import audio_io
-from edge_monitor.config import ConfigError, parse_config
+from edge_monitor.audio import audio_io
+from edge_monitor.config.schema import ConfigError, parse_config
 
 TOKEN_ENV = "EDGE_MONITOR_TEST_HTTP_TOKEN"
 
@@ -77,7 +77,7 @@ def test_http_config_errors_name_file_line_and_key(body: str, key: str, what: st
 @pytest.fixture(scope="module")
 def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bundle_dir, seed, mid = bundle_and_profile(request, tmp_path_factory)
-    from edge_monitor.bundle import load_bundle
+    from edge_monitor.model.bundle import load_bundle
 
     clips_dir = tmp_path_factory.mktemp("http-clips")
     paths = [audio_io.write_wav(clips_dir / f"n{i}.wav", c) for i, c in enumerate(synth_clips(seed, mid, None, 3,
@@ -90,10 +90,10 @@ class Running:
 
     def __init__(self, tmp_path: Path, model: dict, http: dict, decision: dict | None = None,
                  fast: bool = True) -> None:
-        from edge_monitor import logs
-        from edge_monitor.daemon import Daemon
-        from edge_monitor.replay import ReplaySource
-        from edge_monitor.scorer import Scorer
+        from edge_monitor.audio.replay import ReplaySource
+        from edge_monitor.model.scorer import Scorer
+        from edge_monitor.service import logs
+        from edge_monitor.service.daemon import Daemon
 
         text = yaml.safe_dump({"device_id": "rail-http", "model": str(model["dir"]),
                                "state_dir": str(tmp_path / "state"), "mqtt": {"enabled": False},
@@ -359,7 +359,7 @@ def test_the_hardened_unit_lets_the_server_bind_and_the_scrape_sample_is_valid()
 
 
 def test_too_many_connections_are_closed_and_a_failing_observer_is_only_logged(model: dict, tmp_path: Path) -> None:
-    from edge_monitor.http_server import MAX_CONNECTIONS
+    from edge_monitor.web.server import MAX_CONNECTIONS
 
     class Broken:
         def observe(self, daemon: Any, event: str, payload: Any) -> None:
@@ -397,17 +397,17 @@ def test_without_an_http_section_nothing_of_it_is_imported(model: dict, tmp_path
 
     code = f"""
 import sys, yaml
-from edge_monitor import logs
-from edge_monitor.bundle import load_bundle
-from edge_monitor.config import parse_config
-from edge_monitor.daemon import Daemon, NullPublisher
-from edge_monitor.scorer import Scorer
+from edge_monitor.service import logs
+from edge_monitor.model.bundle import load_bundle
+from edge_monitor.config.schema import parse_config
+from edge_monitor.service.daemon import Daemon, NullPublisher
+from edge_monitor.model.scorer import Scorer
 cfg = parse_config(yaml.safe_dump({{"device_id": "x", "model": {str(model["dir"])!r}, "state_dir": {str(tmp_path)!r},
                                     "mqtt": {{"enabled": False}}}}), "c.yaml")
 d = Daemon(cfg, Scorer(load_bundle(cfg.model)), NullPublisher(), logs.get_logger("t"))
 assert d.http is None and d.observers == []
-print(sorted(m for m in ("prometheus_client", "http.server", "edge_monitor.http_server", "edge_monitor.metrics",
-                         "edge_monitor.status_board") if m in sys.modules))
+print(sorted(m for m in ("prometheus_client", "http.server", "edge_monitor.web.server", "edge_monitor.web.metrics",
+                         "edge_monitor.web.status_board") if m in sys.modules))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
                           cwd=Path(__file__).resolve().parents[1])

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_daemon import bundle_and_profile, synth_clips
 from test_report_browser import _chromium_options
 
-from edge_monitor import audio_io
+from edge_monitor.audio import audio_io
 from tests.conftest import require, require_binary
 
 REPO = Path(__file__).resolve().parents[1]

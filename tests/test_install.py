@@ -339,9 +339,9 @@ def render_config(ansible_bin: Path, tmp: Path, host_vars: Path, **extra: str) -
 @pytest.mark.parametrize("host", ["rail-01.plant.example", "rail-02.plant.example"])
 def test_templated_config_is_valid_for_the_daemon(ansible_bin, tmp_path, host):
     """The role's template, with the example host_vars, passes the daemon's own config loader."""
-    from edge_monitor.config import load_config
-
     import yaml
+
+    from edge_monitor.config.schema import load_config
 
     host_vars = ANSIBLE_DIR / "host_vars" / f"{host}.yml"
     path = render_config(ansible_bin, tmp_path, host_vars, edge_monitor_mqtt_host="mqtt.plant.example")

@@ -30,8 +30,8 @@ import test_capture
 from test_capture import PulseServer
 from test_record_devices import pull_the_device, start_playing, stop, tone_with_noise
 
-from edge_monitor import audio_io
-from edge_monitor.learn import (
+from edge_monitor.audio import audio_io
+from edge_monitor.model.learn import (
     LearnError,
     WindowSet,
     block_groups,
@@ -77,8 +77,8 @@ def write_config(tmp_path: Path, **audio: Any) -> Path:
 
 def scores(bundle_dir: Path, files: list[Path]) -> np.ndarray:
     """The Scorer's score of each file's first window."""
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     scorer = Scorer(load_bundle(bundle_dir))
     return np.array([scorer.score_window(audio_io.read_wav(p)[: scorer.window_samples]).score for p in files])
@@ -115,8 +115,8 @@ def test_window_set_drops_sensor_faults_and_says_why() -> None:
 @pytest.mark.parametrize("rate, channels, channel", [(16000, 1, None), (48000, 2, None), (44100, 2, 1)])
 def test_recorded_windows_are_converted_as_the_daemon_converts_them(rate: int, channels: int,
                                                                      channel: int | None) -> None:
-    from edge_monitor.daemon import _fit
-    from edge_monitor.recorder import to_mono
+    from edge_monitor.audio.recorder import to_mono
+    from edge_monitor.service.daemon import _fit
 
     raw = np.random.default_rng(rate).normal(0, 0.1, (10 * rate, channels)).astype(np.float32)
     expected = audio_io.downmix(raw, channel)  # Daemon.process, step by step
@@ -179,7 +179,7 @@ def test_set_config_model_rewrites_only_the_model_line(tmp_path: Path) -> None:
     changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
     assert len(changed) == 1 and len(before.splitlines()) == len(after.splitlines())
     assert changed[0][1] == f"model: {json.dumps(str(bundle))}   # set by learn --update-config"
-    from edge_monitor.config import load_config
+    from edge_monitor.config.schema import load_config
 
     assert load_config(cfg).model == bundle
     assert cfg.stat().st_mode & 0o777 == 0o640

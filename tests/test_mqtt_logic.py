@@ -2,7 +2,7 @@
 bookkeeping, outbox draining, Home Assistant's birth message.
 
 A scripted :class:`FakeTransport` stands where paho stands (the
-``edge_monitor.mqtt_transport.Transport`` seam) and a :class:`FakeClock`
+``edge_monitor.publish.transport.Transport`` seam) and a :class:`FakeClock`
 advances by exactly what the code waits, so every test is deterministic and
 takes milliseconds. The same code against a real mosquitto: tests/test_publisher.py.
 """
@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from edge_monitor.backoff import Backoff, backoff_delay
-from edge_monitor.discovery import Topics
-from edge_monitor.mqtt_config import parse_mqtt_config
-from edge_monitor.mqtt_connection import Connector, FailureLog, run_with_backoff
-from edge_monitor.mqtt_delivery import Delivery
-from edge_monitor.mqtt_latest import RetainedValues, ScoreBacklog
-from edge_monitor.mqtt_transport import TransportEvents
-from edge_monitor.publisher import Publisher
-from edge_monitor.spool import Outbox
+from edge_monitor.config.mqtt import parse_mqtt_config
+from edge_monitor.publish.connection import Connector, FailureLog, run_with_backoff
+from edge_monitor.publish.delivery import Delivery
+from edge_monitor.publish.discovery import Topics
+from edge_monitor.publish.outbox import Outbox
+from edge_monitor.publish.publisher import Publisher
+from edge_monitor.publish.retained import RetainedValues, ScoreBacklog
+from edge_monitor.publish.transport import TransportEvents
+from edge_monitor.util.backoff import Backoff, backoff_delay
 
 
 class FakeClock:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_monitor import notify
+from edge_monitor.service import notify
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ class Receiver:
         self.sock.settimeout(0.2)
         try:
             self.sock.recv(4096)
-        except (TimeoutError, BlockingIOError, socket.timeout):
+        except (TimeoutError, BlockingIOError):
             return True
         finally:
             self.sock.settimeout(5.0)
@@ -99,7 +99,7 @@ def test_ready_status_watchdog_stopping_arrive_as_datagrams(receiver):
 def test_sender_pid_is_the_calling_process(receiver):
     """NotifyAccess=main: systemd accepts only datagrams whose credentials carry
     the main PID, so the message must come from the daemon process itself."""
-    code = "from edge_monitor import notify; import sys; sys.exit(0 if notify.ready('child') else 3)"
+    code = "from edge_monitor.service import notify; import sys; sys.exit(0 if notify.ready('child') else 3)"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     lines, pid = receiver.receive()

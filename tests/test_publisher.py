@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from edge_monitor.mqtt_config import MqttConfigError, load_password, parse_mqtt_config
-from edge_monitor.publisher import SCORE_BACKLOG, Publisher
-from edge_monitor.spool import Outbox
+from edge_monitor.config.mqtt import MqttConfigError, load_password, parse_mqtt_config
+from edge_monitor.publish.outbox import Outbox
+from edge_monitor.publish.publisher import SCORE_BACKLOG, Publisher
 from tests.conftest import REPO, require_binary
 from tests.mqtt_helpers import Mosquitto, Subscriber, free_port, publish_once
 
@@ -196,8 +196,8 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     import structlog
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))  # stdout: READY only
-    from edge_monitor.mqtt_config import parse_mqtt_config
-    from edge_monitor.publisher import Publisher
+    from edge_monitor.config.mqtt import parse_mqtt_config
+    from edge_monitor.publish.publisher import Publisher
     cfg = parse_mqtt_config({cfg!r})
     pub = Publisher(cfg, {device!r}, {outbox!r}, {{}})
     pub.start()
@@ -425,7 +425,7 @@ def test_password_from_file_or_environment(tmp_path, monkeypatch):
 def test_demo_broker_and_printer_show_alerts_with_explanation(tmp_path, publishers):
     import io
 
-    from trainer.broker import AlertPrinter, start_broker
+    from devtools.broker import AlertPrinter, start_broker
 
     require_binary("mosquitto")
     out = io.StringIO()

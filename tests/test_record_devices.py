@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_capture import PulseServer, locate, pulse  # noqa: E402,F401 - `pulse` is a fixture
 
-from edge_monitor import audio_io  # noqa: E402
+from edge_monitor.audio import audio_io  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000

@@ -105,8 +105,8 @@ def dcase_report_dir(tiny_bundle, synth_dataset, tmp_path_factory) -> Path:
     """A report on the synthetic test clips renamed to DCASE 2022-2025 names (two domains, one section)."""
     import shutil
 
-    from edge_monitor.datasets import find_clips
     from trainer.cli import main
+    from trainer.datasets import find_clips
 
     data = tmp_path_factory.mktemp("dcase2023") / "slider"
     clips = find_clips(synth_dataset, split="test")

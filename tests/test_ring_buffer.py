@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from edge_monitor.ring_buffer import RingBuffer
+from edge_monitor.audio.ring_buffer import RingBuffer
 
 SR = 100  # samples per second: small numbers keep the arithmetic readable
 

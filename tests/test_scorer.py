@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_monitor import audio_io
-from edge_monitor.bundle import load_bundle
-from edge_monitor.features import to_model_input
-from edge_monitor.scorer import Scorer
-from edge_monitor.tflite_backend import TFLiteError, load_interpreter_class
+from edge_monitor.audio import audio_io
+from edge_monitor.features.frontend import to_model_input
+from edge_monitor.model.bundle import load_bundle
+from edge_monitor.model.scorer import Scorer
+from edge_monitor.model.tflite_backend import TFLiteError, load_interpreter_class
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,8 +111,8 @@ def test_backend_order_and_report(scorer: Scorer) -> None:
 def test_runtime_scoring_never_imports_tensorflow(tiny_bundle: Path, synth_dataset: Path) -> None:
     code = (
         "import sys\n"
-        "from edge_monitor.bundle import load_bundle\n"
-        "from edge_monitor.scorer import Scorer\n"
+        "from edge_monitor.model.bundle import load_bundle\n"
+        "from edge_monitor.model.scorer import Scorer\n"
         f"s = Scorer(load_bundle({str(tiny_bundle)!r}))\n"
         f"print(s.backend, s.score_file({str(_clip(synth_dataset))!r}).score)\n"
         "bad = sorted(m for m in ('tensorflow', 'keras', 'matplotlib', 'sklearn', 'librosa', 'scipy.signal')"
@@ -132,7 +132,7 @@ def test_a_model_file_that_is_no_tflite_model_is_a_bundle_error(tiny_bundle: Pat
     import json
     import shutil
 
-    from edge_monitor.bundle import BundleError, write_model_json
+    from edge_monitor.model.bundle import BundleError, write_model_json
 
     dest = tmp_path / "b"
     shutil.copytree(tiny_bundle, dest)

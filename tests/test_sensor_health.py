@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_monitor.audio_io import read_wav, read_wav_raw, write_wav
-from edge_monitor.sensor_health import (
+from edge_monitor.audio.audio_io import read_wav, read_wav_raw, write_wav
+from edge_monitor.audio.sensor_health import (
     FAULT_KINDS,
+    Fault,
     SensorLimits,
     SensorMonitor,
     SensorStatus,
-    Fault,
     check_window,
 )
 
@@ -265,7 +265,7 @@ def test_monitor_end_to_end_with_real_windows(slider_clip: np.ndarray) -> None:
 
 
 def test_fault_kinds_are_documented() -> None:
-    import edge_monitor.sensor_health as sh
+    import edge_monitor.audio.sensor_health as sh
 
     for kind in FAULT_KINDS:
         assert f"``{kind}``" in (sh.__doc__ or "")
@@ -302,10 +302,10 @@ def test_dropout_status_carries_the_bad_samples() -> None:
 
 def test_a_short_dropout_is_scored_on_its_valid_frames_like_the_clean_window(tiny_bundle: Path,
                                                                                synth_dataset: Path) -> None:
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.explain import Explainer
-    from edge_monitor.features import valid_frames
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.decide.explain import Explainer
+    from edge_monitor.features.frontend import valid_frames
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     scorer = Scorer(load_bundle(tiny_bundle))
     clips = sorted((synth_dataset / "test").glob("normal_id_00_*.wav"))[:3]

@@ -32,9 +32,9 @@ import test_capture  # noqa: E402
 from test_capture import model, pulse, start_daemon, wait_for  # noqa: E402,F401 - fixtures
 from test_daemon import separating_rule, synth_clips  # noqa: E402
 
-from edge_monitor import audio_io  # noqa: E402
-from edge_monitor.features import valid_frames  # noqa: E402
-from edge_monitor.sensor_health import check_window  # noqa: E402
+from edge_monitor.audio import audio_io  # noqa: E402
+from edge_monitor.audio.sensor_health import check_window  # noqa: E402
+from edge_monitor.features.frontend import valid_frames  # noqa: E402
 
 PAUSE_S = 15.0
 HOP_S = 1.0
@@ -130,7 +130,7 @@ def test_clips_played_one_at_a_time_are_scored_through_the_gaps_and_alert(
               for i, x in enumerate(synth_clips(seed, mid, None, 3, salt=51))]
     anomaly = [audio_io.write_wav(tmp_path / f"anomaly_{i}.wav", x)
                for i, x in enumerate(synth_clips(seed, mid, "loose_belt", 2, salt=52))]
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.scorer import Scorer
 
     rule = separating_rule(Scorer(model["bundle"]), normal, anomaly)
     monkeypatch.setattr(test_capture, "RecordingScorer", _MaskRecordingScorer)

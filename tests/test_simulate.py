@@ -11,11 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge_monitor import audio_io
+from edge_monitor.audio import audio_io
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_daemon import (  # noqa: E402
-    bundle_and_profile, clear_level_of, reference_events, separating_rule, synth_clips, write_clips,
+    bundle_and_profile,
+    clear_level_of,
+    reference_events,
+    separating_rule,
+    synth_clips,
+    write_clips,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def model(request: pytest.FixtureRequest) -> dict[str, Any]:
     bundle_dir, seed, mid = bundle_and_profile(request)
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     return {"dir": bundle_dir, "seed": seed, "mid": mid, "scorer": Scorer(load_bundle(bundle_dir))}
 
@@ -90,7 +95,7 @@ def test_normal_only_is_silent_and_bad_files_are_skipped(model: dict, tmp_path: 
     broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
     # A 44.1 kHz stereo copy of a normal clip: any rate and channel count is accepted (resampled).
     x = audio_io.read_wav(normals[0])
-    from edge_monitor.audio_io import resample
+    from edge_monitor.audio.audio_io import resample
 
     stereo = np.stack([resample(x, 16000, 44100)] * 2, axis=1)
     odd = audio_io.write_wav(tmp_path / "odd_44k1_stereo.wav", stereo, 44100)

@@ -9,8 +9,7 @@ import textwrap
 
 from structlog.testing import capture_logs
 
-from edge_monitor.spool import Outbox
-
+from edge_monitor.publish.outbox import Outbox
 from tests.conftest import REPO
 
 
@@ -77,7 +76,7 @@ def test_committed_messages_survive_sigkill(tmp_path):
         f"""
         import os, signal, sys
         sys.path.insert(0, {str(REPO)!r})
-        from edge_monitor.spool import Outbox
+        from edge_monitor.publish.outbox import Outbox
         box = Outbox({str(db)!r})
         for i in range(3):
             box.put("alert", "t", b"alert-%d" % i)

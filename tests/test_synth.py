@@ -10,8 +10,16 @@ import pytest
 import scipy.signal
 
 from trainer import synth
-from trainer.synth import (ANOMALY_KINDS, FactoryProfile, MachineProfile, generate_dataset, level_dbfs,
-                           read_metadata, render_clip, synthesize_clip)
+from trainer.synth import (
+    ANOMALY_KINDS,
+    FactoryProfile,
+    MachineProfile,
+    generate_dataset,
+    level_dbfs,
+    read_metadata,
+    render_clip,
+    synthesize_clip,
+)
 
 SR = synth.SAMPLE_RATE
 NAME = re.compile(r"^(normal|anomaly)_(id_\d\d)_(\d{8})\.wav$")
@@ -64,7 +72,7 @@ def test_a_clip_does_not_depend_on_the_other_ids_or_counts(tmp_path: Path) -> No
 
 
 def test_render_clip_is_the_dataset_clip(tmp_path: Path) -> None:
-    from edge_monitor.audio_io import read_wav
+    from edge_monitor.audio.audio_io import read_wav
 
     summary = _tiny(tmp_path, seed=6, machine_ids=("id_02",), n_train=0, n_test_normal=0, n_test_anomaly=4)
     x, info = render_clip("rail_damage", seed=6, machine_id="id_02", index=3, seconds=3.0)  # kinds cycle: 3 % 3 = 0
@@ -76,7 +84,7 @@ def test_render_clip_is_the_dataset_clip(tmp_path: Path) -> None:
 
 
 def test_dcase_layout_names_and_format(tmp_path: Path) -> None:
-    from edge_monitor.audio_io import read_wav_raw
+    from edge_monitor.audio.audio_io import read_wav_raw
 
     summary = _tiny(tmp_path, machine="slider")
     root = tmp_path / "slider"
@@ -93,7 +101,7 @@ def test_dcase_layout_names_and_format(tmp_path: Path) -> None:
 
 
 def test_loader_reads_the_dataset_back_with_labels_and_ids(tmp_path: Path) -> None:
-    from edge_monitor.datasets import find_clips
+    from trainer.datasets import find_clips
 
     summary = _tiny(tmp_path)
     rows = {r["file"]: r for r in read_metadata(summary.root)}
@@ -274,7 +282,7 @@ def _band_levels(x: np.ndarray) -> np.ndarray:
 
 
 def test_level_and_spectrum_are_close_to_the_real_slider_clips(real_samples: Path) -> None:
-    from edge_monitor.audio_io import read_wav
+    from edge_monitor.audio.audio_io import read_wav
 
     real = [read_wav(p) for p in sorted((real_samples / "slider").glob("normal_*.wav"))]
     assert real, "no real slider clips"

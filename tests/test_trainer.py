@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_monitor import audio_io
-from edge_monitor.bundle import MODEL_JSON, load_bundle
-from edge_monitor.datasets import find_clips
-from edge_monitor.features import FeatureParams, to_model_input
-from edge_monitor.scorer import Scorer
+from edge_monitor.audio import audio_io
+from edge_monitor.features.frontend import FeatureParams, to_model_input
+from edge_monitor.model.bundle import MODEL_JSON, load_bundle
+from edge_monitor.model.scorer import Scorer
+from trainer.datasets import find_clips
 from trainer.threshold import fit_threshold
 
 keras = pytest.importorskip("keras", reason="the trainer needs TensorFlow/Keras (pip install .[train])")
@@ -21,7 +21,11 @@ keras = pytest.importorskip("keras", reason="the trainer needs TensorFlow/Keras 
 from trainer import cli  # noqa: E402
 from trainer.convert import to_tflite  # noqa: E402
 from trainer.model import (  # noqa: E402
-    DEFAULT_CHANNELS, build_autoencoder, build_conv_autoencoder, count_macs, load_keras_model,
+    DEFAULT_CHANNELS,
+    build_autoencoder,
+    build_conv_autoencoder,
+    count_macs,
+    load_keras_model,
 )
 from trainer.train import keras_window_scores, load_logmels  # noqa: E402
 
@@ -117,7 +121,7 @@ def test_normal_test_clips_score_lower_than_anomalies(tiny_bundle: Path, synth_d
 
 
 def test_dynamic_quantization_is_smaller_and_close(tiny_bundle: Path, synth_dataset: Path) -> None:
-    from edge_monitor.tflite_backend import TFLiteModel
+    from edge_monitor.model.tflite_backend import TFLiteModel
 
     bundle = load_bundle(tiny_bundle)
     model = _keras_model(tiny_bundle)
@@ -133,7 +137,7 @@ def test_dense_architecture_converts(tmp_path: Path) -> None:
     model = build_autoencoder("dense", (128, 312))
     assert count_macs(model) < 200e6
     x = np.random.default_rng(0).random((128, 312), dtype=np.float32)
-    from edge_monitor.tflite_backend import TFLiteModel
+    from edge_monitor.model.tflite_backend import TFLiteModel
 
     expected = model(x[None, ..., None], training=False).numpy()[0, ..., 0]
     np.testing.assert_allclose(TFLiteModel.from_bytes(to_tflite(model)).run(x), expected, atol=1e-4)

@@ -66,7 +66,7 @@ def tflite_predict(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
 
     Returns ``(n, n_mels, frames)``. Uses the runtime's interpreter loader.
     """
-    from edge_monitor.tflite_backend import TFLiteModel
+    from edge_monitor.model.tflite_backend import TFLiteModel
 
     runner = TFLiteModel.from_bytes(tflite_bytes)
     return np.stack([runner.run(x) for x in np.asarray(inputs, dtype=np.float32)])

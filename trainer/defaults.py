@@ -18,7 +18,7 @@ DEFAULT_ARCH = "dense"
 #: Channel widths of the conv model's three encoder blocks (~144 MMAC per window).
 DEFAULT_CHANNELS: tuple[int, int, int] = (8, 16, 32)
 
-#: Clip bounds of the normalised input (:class:`edge_monitor.features.MinMaxNorm`):
+#: Clip bounds of the normalised input (:class:`edge_monitor.features.frontend.MinMaxNorm`):
 #: each band's training range maps to 0..1 and one more range of headroom is kept
 #: on either side, so sound louder (or quieter) than anything in training raises
 #: the error, which the sigmoid output cannot follow, instead of being flattened
@@ -31,7 +31,7 @@ DEFAULT_CLIP_HI: float | None = 2.0
 DEFAULT_THRESHOLD_RULE = "gamma"
 DEFAULT_THRESHOLD_QUANTILE = 0.99
 
-#: The detectors a bundle can hold (edge_monitor.detectors).
+#: The detectors a bundle can hold (edge_monitor.model.detectors).
 DETECTOR_KINDS: tuple[str, ...] = ("autoencoder", "profile", "frames")
 
 #: The detectors ``train`` uses when none are asked for. Chosen by the table in
@@ -46,12 +46,12 @@ DEFAULT_DETECTORS: tuple[str, ...] = ("profile", "frames")
 #: (``train`` says so when one is asked for).
 MIN_AUTOENCODER_CLIPS = 30
 
-#: Fusion of the detectors' standardised scores (edge_monitor.fusion).
+#: Fusion of the detectors' standardised scores (edge_monitor.model.fusion).
 DEFAULT_FUSION = "max"
 
 
 def _pooling(kind: str, fraction: float = 0.01):  # noqa: ANN202 - avoids importing numpy-heavy modules at --help
-    from edge_monitor.detectors import Pooling
+    from edge_monitor.model.detectors import Pooling
 
     return Pooling(kind, fraction)
 
@@ -69,9 +69,9 @@ def default_detectors(n_clips: int) -> tuple[str, ...]:
 
 
 def detector_specs(kinds: tuple[str, ...], ae_pooling=None):  # noqa: ANN001, ANN201
-    """:class:`edge_monitor.bundle.DetectorSpec` for each kind, with the defaults of docs/model.md."""
-    from edge_monitor.bundle import DetectorSpec
-    from edge_monitor.fit import DEFAULT_FRAMES, DEFAULT_PROFILE
+    """:class:`edge_monitor.model.bundle.DetectorSpec` for each kind, with the defaults of docs/model.md."""
+    from edge_monitor.model.bundle import DetectorSpec
+    from edge_monitor.model.fit import DEFAULT_FRAMES, DEFAULT_PROFILE
 
     out = []
     for kind in kinds:

@@ -1,6 +1,6 @@
 """Evaluate a model bundle on labelled clips: scores, metrics and the report.
 
-Every clip is scored by :class:`edge_monitor.scorer.Scorer`, the TFLite path
+Every clip is scored by :class:`edge_monitor.model.scorer.Scorer`, the TFLite path
 the daemon runs, never by the Keras model, so the report describes what will
 run on the Pi. A clip's score is the mean of its window scores and the clip is
 *decided* anomalous when ``score > threshold`` (the bundle's threshold).
@@ -8,7 +8,7 @@ run on the Pi. A clip's score is the mean of its window scores and the clip is
 Clips: the ``test`` split of a DCASE-layout folder (2020, or 2021-2025 with
 sections and domains), every clip of a MIMII layout, or a flat folder of
 ``{normal,anomaly}_id_XX_*.wav`` / ``section_XX_...`` names
-(:func:`edge_monitor.datasets.find_clips`). Test clips without a label in the
+(:func:`trainer.datasets.find_clips`). Test clips without a label in the
 name (DCASE evaluation sets) are refused with one line: they cannot be scored
 against a label. A clip that cannot be read is
 reported (one line on stderr, ``failed`` in ``metrics.json``, a note in the
@@ -32,11 +32,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from edge_monitor import audio_io
-from edge_monitor.bundle import ModelBundle, load_bundle
-from edge_monitor.datasets import ClipRef, DatasetError, find_clips
-from edge_monitor.jsonutil import jsonable
-from edge_monitor.scorer import Scorer
+from edge_monitor.audio import audio_io
+from edge_monitor.model.bundle import ModelBundle, load_bundle
+from edge_monitor.model.scorer import Scorer
+from edge_monitor.util.jsonutil import jsonable
+from trainer.datasets import ClipRef, DatasetError, find_clips
 from trainer.metrics import MAX_FPR, Scored, evaluate_scores
 
 __all__ = [
@@ -177,7 +177,7 @@ def score_clips(scorer: Scorer, clips: Sequence[ClipRef],
     """Score every clip through the runtime scorer.
 
     Args:
-        scorer: the daemon's :class:`~edge_monitor.scorer.Scorer` on the bundle.
+        scorer: the daemon's :class:`~edge_monitor.model.scorer.Scorer` on the bundle.
         clips: from :func:`evaluation_clips`.
         progress: called with the number of clips done after each clip.
         on_error: called for each clip that cannot be read or scored.
@@ -276,7 +276,7 @@ def _explainer(bundle: ModelBundle) -> Callable[..., dict[str, Any] | None]:
     band) and ``event_times_s`` (impact times), which the plot marks.
     """
     try:
-        from edge_monitor.explain import BundleExplainer
+        from edge_monitor.decide.explain import BundleExplainer
 
         explainer = BundleExplainer.from_bundle(bundle)
     except (ImportError, ValueError):  # no explain module, or a bundle without band statistics

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
-from edge_monitor.features import FeatureParams, MinMaxNorm, mel_band_edges_hz  # noqa: E402
+from edge_monitor.features.frontend import FeatureParams, MinMaxNorm, mel_band_edges_hz  # noqa: E402
 
 __all__ = [
     "Figure",
@@ -79,11 +79,11 @@ class ReconExample:
         n_windows: windows in the clip.
         input: model input, ``(n_mels, frames)`` in [0, 1].
         recon: reconstruction, ``(n_mels, frames)`` in [0, 1].
-        explanation: optional ``edge_monitor.explain`` result (``freq_lo_hz``,
+        explanation: optional ``edge_monitor.decide.explain`` result (``freq_lo_hz``,
             ``freq_hi_hz``, ``kind``, ``text`` ...) to mark on the error map.
         reference: ``"recon"`` (the autoencoder's reconstruction) or ``"mean"``
             (each band's normal level: the NumPy detectors' reference), see
-            ``edge_monitor.scorer.WindowScore``.
+            ``edge_monitor.model.scorer.WindowScore``.
     """
 
     path: Path
@@ -288,7 +288,7 @@ def plot_reconstruction(example: ReconExample, params: FeatureParams, norm: MinM
 def _mark_explanation(ax: plt.Axes, explanation: dict[str, Any], params: FeatureParams, seconds: float) -> None:
     """Outline the explained frequency range and mark impact times on an error map.
 
-    ``explanation``: an ``edge_monitor.explain`` result as a dict: ``kind``,
+    ``explanation``: an ``edge_monitor.decide.explain`` result as a dict: ``kind``,
     ``freq_lo_hz``, ``freq_hi_hz``, optional ``period_s``, ``bands`` (first and
     last mel band index) and ``event_times_s`` (s from the window start).
     """

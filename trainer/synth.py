@@ -93,7 +93,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_monitor.audio_io import write_wav
+from edge_monitor.audio.audio_io import write_wav
 
 __all__ = [
     "ANOMALY_KINDS",

@@ -1,4 +1,4 @@
-"""On-site calibration of a bundle's threshold; the threshold rules live in :mod:`edge_monitor.threshold`."""
+"""On-site calibration of a bundle's threshold; the threshold rules live in :mod:`edge_monitor.model.threshold`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_monitor.model_json import BandStats, ScoreStats
-from edge_monitor.threshold import (
+from edge_monitor.model.model_json import BandStats, ScoreStats
+from edge_monitor.model.threshold import (
     MIN_GAMMA_SCORES,
     RULES,
     ThresholdFit,
@@ -66,7 +66,7 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
     """Re-fit a bundle's threshold (and per-band error statistics) on normal on-site recordings.
 
     Every window of every WAV is scored with the runtime
-    :class:`edge_monitor.scorer.Scorer`; the threshold is re-fitted with
+    :class:`edge_monitor.model.scorer.Scorer`; the threshold is re-fitted with
     :func:`fit_threshold` (the bundle's rule and quantile unless given).
     ``model.json`` is rewritten atomically with the new ``threshold`` (source
     ``"calibration"``), ``calibration_scores`` (their distribution),
@@ -78,8 +78,8 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
     """
     from datetime import datetime
 
-    from edge_monitor.bundle import load_bundle, write_model_json
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.bundle import load_bundle, write_model_json
+    from edge_monitor.model.scorer import Scorer
 
     bundle = load_bundle(bundle_dir)
     doc = bundle.doc

@@ -2,11 +2,11 @@
 
 The path, in order (:func:`train_bundle`):
 
-1. find the normal training clips (``edge_monitor.datasets.find_clips``),
-   read them (``edge_monitor.audio_io.read_wav``) and cut them into windows
+1. find the normal training clips (``trainer.datasets.find_clips``),
+   read them (``edge_monitor.audio.audio_io.read_wav``) and cut them into windows
    (``audio_io.clip_windows``), exactly as the daemon will;
 2. split the *clips* (not windows) into training and validation sets;
-3. log-mel every window (``edge_monitor.features.logmel``), fit the per-band
+3. log-mel every window (``edge_monitor.features.frontend.logmel``), fit the per-band
    ``MinMaxNorm`` on the training windows only and scale every window with it:
    ``norm.apply(logmel(w)[:, :frames])`` is what ``features.to_model_input``
    computes at run time, so training and run-time inputs are the same code;
@@ -18,7 +18,7 @@ The path, in order (:func:`train_bundle`):
    choose the threshold (:mod:`trainer.threshold`), store the score
    distribution and per-band error statistics, and write ``model.json``;
 7. when the dataset has held-out test clips of both labels, score them with
-   the runtime :class:`edge_monitor.scorer.Scorer` and record the AUC (and,
+   the runtime :class:`edge_monitor.model.scorer.Scorer` and record the AUC (and,
    with ``quantize="dynamic"``, the float32 AUC for comparison).
 
 Deterministic for a seed on one machine (``keras.utils.set_random_seed`` and
@@ -40,16 +40,23 @@ from typing import Any
 import numpy as np
 
 import edge_monitor
-from edge_monitor import audio_io
-from edge_monitor.bundle import MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE, load_bundle, write_arrays, write_model_json
-from edge_monitor.datasets import ClipRef, DatasetError, find_clips
-from edge_monitor.detectors import Pooling
-from edge_monitor.features import FeatureParams, MinMaxNorm, logmel, model_frames
-from edge_monitor.fit import band_deviations, detector_arrays, detector_macs, fit_numpy_detectors
-from edge_monitor.fusion import Fusion, NormalStats
-from edge_monitor.model_json import BandLevels, BandStats, ModelJson, ScoreStats
-from edge_monitor.scorer import window_errors
-from edge_monitor.threshold import fit_threshold
+from edge_monitor.audio import audio_io
+from edge_monitor.features.frontend import FeatureParams, MinMaxNorm, logmel, model_frames
+from edge_monitor.model.bundle import (
+    MODEL_KERAS,
+    MODEL_TFLITE,
+    TRAINING_CURVE,
+    load_bundle,
+    write_arrays,
+    write_model_json,
+)
+from edge_monitor.model.detectors import Pooling
+from edge_monitor.model.fit import band_deviations, detector_arrays, detector_macs, fit_numpy_detectors
+from edge_monitor.model.fusion import Fusion, NormalStats
+from edge_monitor.model.model_json import BandLevels, BandStats, ModelJson, ScoreStats
+from edge_monitor.model.scorer import window_errors
+from edge_monitor.model.threshold import fit_threshold
+from trainer.datasets import ClipRef, DatasetError, find_clips
 from trainer.defaults import (
     ARCHITECTURES,
     DEFAULT_AE_POOLING,
@@ -97,7 +104,7 @@ class TrainConfig:
         arch: ``"conv"`` or ``"dense"`` (trainer.model; default ``trainer.defaults.DEFAULT_ARCH``).
         channels: filters of the three conv encoder blocks.
         clip_lo, clip_hi: clip bounds of the normalised input
-            (:class:`edge_monitor.features.MinMaxNorm`; ``None``: no clip),
+            (:class:`edge_monitor.features.frontend.MinMaxNorm`; ``None``: no clip),
             stored in model.json's ``normalisation``.
         quantize: ``"none"`` (float32) or ``"dynamic"`` (int8 weights).
         val_split: share of training *clips* held out for validation, early
@@ -310,7 +317,7 @@ def plot_training_curve(history: dict[str, list[float]], path: Path, title: str,
 
 def _tflite_errors(tflite_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(scores (n,), band_errors (n, n_mels), frame_errors (n, frames))`` of inputs through a TFLite model."""
-    from edge_monitor.tflite_backend import TFLiteModel
+    from edge_monitor.model.tflite_backend import TFLiteModel
 
     runner = TFLiteModel.from_bytes(tflite_bytes)
     scores, bands, frames = [], [], []
@@ -330,7 +337,7 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def _score_test(bundle_dir: Path, test: Sequence[ClipRef], progress: Progress) -> dict[str, Any] | None:
     """AUC of the held-out test clips scored through the runtime Scorer; None without both labels."""
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.model.scorer import Scorer
 
     labels = np.array([c.label == "anomaly" for c in test], dtype=int)
     if labels.min(initial=1) == labels.max(initial=0):
@@ -367,7 +374,7 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     The bundle's detectors are ``config.detectors`` or, by default, chosen
     from the number of normal clips (:func:`trainer.defaults.default_detectors`).
     The NumPy detectors are fitted on every normal clip with out-of-fold
-    normal scores (:mod:`edge_monitor.fit`); the autoencoder on the training
+    normal scores (:mod:`edge_monitor.model.fit`); the autoencoder on the training
     share, with the validation clips for early stopping. Fusion statistics
     and the threshold come from normal scores no detector was fitted on.
 
@@ -573,7 +580,7 @@ def _train_autoencoder(config: TrainConfig, x_train: np.ndarray, x_val: np.ndarr
 def _quantization_effect(float_bytes: bytes, quant_bytes: bytes, test: Sequence[ClipRef], params: FeatureParams,
                          norm: MinMaxNorm, frames: int, quant_result: dict[str, Any]) -> dict[str, Any]:
     """AUC and score change of the float32 vs the quantised model on the test clips."""
-    from edge_monitor.tflite_backend import TFLiteModel
+    from edge_monitor.model.tflite_backend import TFLiteModel
 
     runner = TFLiteModel.from_bytes(float_bytes)
     per_clip: list[float] = []

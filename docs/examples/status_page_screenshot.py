@@ -42,12 +42,12 @@ def main() -> int:
     from selenium.webdriver.support.ui import WebDriverWait
     from test_daemon import Notes, RecordingPublisher, synth_clips
 
-    from edge_monitor import logs
-    from edge_monitor.bundle import load_bundle
-    from edge_monitor.config import parse_config
-    from edge_monitor.daemon import Daemon
-    from edge_monitor.ring_buffer import RingBuffer
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.service import logs
+    from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.config.schema import parse_config
+    from edge_monitor.service.daemon import Daemon
+    from edge_monitor.audio.ring_buffer import RingBuffer
+    from edge_monitor.model.scorer import Scorer
 
     bundle = load_bundle(args.bundle)
     scorer = Scorer(bundle)

@@ -6,9 +6,9 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edge_monitor.bundle import ModelBundle
-    from edge_monitor.capture import InputDevice
-    from edge_monitor.config import Config
+    from edge_monitor.audio.capture import InputDevice
+    from edge_monitor.config.schema import Config
+    from edge_monitor.model.bundle import ModelBundle
 
 HELP = "validate a configuration file and its model bundle (exit 0 when valid, 78 otherwise)"
 DESCRIPTION = """\
@@ -35,11 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_monitor.bundle import BundleError, load_bundle
     from edge_monitor.commands.common import config_error
-    from edge_monitor.config import ConfigError, check_hop_fits, load_config
-    from edge_monitor.mqtt_config import load_password
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.config.mqtt import load_password
+    from edge_monitor.config.schema import ConfigError, check_hop_fits, load_config
+    from edge_monitor.model.bundle import BundleError, load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     try:
         cfg = load_config(args.config)
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         return config_error(exc)
     device = None
     if args.device_check:
-        from edge_monitor.capture import find_input_device
+        from edge_monitor.audio.capture import find_input_device
 
         try:
             device = find_input_device(cfg.audio.device)

@@ -48,11 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_monitor import logs
-    from edge_monitor.capture import DeviceError, MicrophoneSource, find_input_device
-    from edge_monitor.config import EX_CONFIG, AudioConfig, ConfigError, load_config
-    from edge_monitor.mic_check import analyse
-    from edge_monitor.ring_buffer import RingBuffer
+    from edge_monitor.audio.capture import DeviceError, MicrophoneSource, find_input_device
+    from edge_monitor.audio.mic_check import analyse
+    from edge_monitor.audio.ring_buffer import RingBuffer
+    from edge_monitor.config.schema import EX_CONFIG, AudioConfig, ConfigError, load_config
+    from edge_monitor.service import logs
 
     if not 0.5 <= args.seconds <= 3600:
         print("edge-monitor: check-mic: need 0.5 <= --seconds <= 3600", file=sys.stderr)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from edge_monitor.config import EX_CONFIG
+from edge_monitor.config.schema import EX_CONFIG
 
 
 def config_error(exc: BaseException | str, what: str = "config") -> int:

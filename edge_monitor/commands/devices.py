@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from edge_monitor.capture import choose_sample_rate, list_input_devices
+    from edge_monitor.audio.capture import choose_sample_rate, list_input_devices
 
     try:
         devices = list_input_devices()

@@ -82,8 +82,8 @@ def _fail(message: str, status: int) -> int:
 
 def _check_args(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments alone (exit status 2), or ``None``."""
-    from edge_monitor.features import FeatureParams
-    from edge_monitor.learn import MIN_WINDOWS
+    from edge_monitor.features.frontend import FeatureParams
+    from edge_monitor.model.learn import MIN_WINDOWS
 
     if (args.minutes is None) == (args.from_wav is None):
         return "need either --minutes N (record from the microphone) or --from-wav PATH... (not both)"
@@ -153,13 +153,13 @@ def _record(args: argparse.Namespace, audio: Any, windows: Any) -> tuple[dict[st
     Raises:
         RecordError: the device cannot be opened (1) or stayed gone (3).
     """
-    from edge_monitor import logs
-    from edge_monitor.recorder import Recorder
+    from edge_monitor.audio.recorder import Recorder
+    from edge_monitor.service import logs
 
     params = windows.params
     want = int(round(args.minutes * 60 / params.window_seconds, 6))
     logs.configure("info", "auto")
-    log = logs.get_logger("edge_monitor.learn")
+    log = logs.get_logger("edge_monitor.model.learn")
     recorder = Recorder(audio, params.sample_rate, params.window_seconds, log)
     recorder.start()
     print(f"recording {args.minutes:g} min ({want} windows of {params.window_seconds:g} s) from "
@@ -184,8 +184,8 @@ def _record(args: argparse.Namespace, audio: Any, windows: Any) -> tuple[dict[st
 
 def _read_wavs(args: argparse.Namespace, channel: int | None, windows: Any) -> dict[str, Any]:
     """Read ``--from-wav`` into ``windows``; the source metadata. Raises LearnError (66)."""
-    from edge_monitor.learn import LearnError, wav_windows
-    from edge_monitor.replay import expand_paths
+    from edge_monitor.audio.replay import expand_paths
+    from edge_monitor.model.learn import LearnError, wav_windows
 
     paths = expand_paths(args.from_wav)
     missing = [p for p in paths if not p.is_file()]
@@ -205,7 +205,7 @@ def _groups(windows: Any) -> tuple[Any, str]:
     """Files when there are two or more, else ~1-minute blocks of the recording."""
     import numpy as np
 
-    from edge_monitor.learn import block_groups
+    from edge_monitor.model.learn import block_groups
 
     files = np.asarray(windows.sources)
     if np.unique(files).size >= 2:
@@ -215,7 +215,7 @@ def _groups(windows: Any) -> tuple[Any, str]:
 
 def _summary(meta: dict[str, Any], out: Path, windows: Any, groups_text: str, seconds: float) -> list[str]:
     """What was fitted, in a few lines."""
-    from edge_monitor.bundle import DetectorSpec
+    from edge_monitor.model.bundle import DetectorSpec
 
     n_mels = int(meta["input_shape"][0])
     dets = [DetectorSpec.from_dict(d, n_mels).describe() for d in meta["detectors"]]
@@ -254,8 +254,8 @@ def _preflight(args: argparse.Namespace, out: Path) -> tuple[str, int] | None:
     Checked before recording: nobody should record ten minutes to hear then
     that the result cannot be saved.
     """
-    from edge_monitor.config import EX_CONFIG
-    from edge_monitor.learn import LearnError, rewrite_model, writable_dir
+    from edge_monitor.config.schema import EX_CONFIG
+    from edge_monitor.model.learn import LearnError, rewrite_model, writable_dir
 
     why = writable_dir(out)
     if why:
@@ -278,7 +278,7 @@ def _collect(args: argparse.Namespace, audio: Any, windows: Any) -> dict[str, An
         RecordError: device problems (1, 3).
         LearnError: a missing or unreadable WAV (66).
     """
-    from edge_monitor.recorder import check_device
+    from edge_monitor.audio.recorder import check_device
 
     if args.minutes is None:
         return _read_wavs(args, audio.channel, windows)
@@ -290,9 +290,10 @@ def _collect(args: argparse.Namespace, audio: Any, windows: Any) -> dict[str, An
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_monitor.config import EX_CONFIG
-    from edge_monitor.features import FeatureParams
-    from edge_monitor.learn import (
+    from edge_monitor.audio.recorder import EX_DEVICE, RecordError, load_audio
+    from edge_monitor.config.schema import EX_CONFIG
+    from edge_monitor.features.frontend import FeatureParams
+    from edge_monitor.model.learn import (
         LearnError,
         WindowSet,
         default_out_dir,
@@ -300,7 +301,6 @@ def run(args: argparse.Namespace) -> int:
         hand_over,
         set_config_model,
     )
-    from edge_monitor.recorder import EX_DEVICE, RecordError, load_audio
 
     problem = _check_args(args)
     if problem:

@@ -24,7 +24,7 @@ fewer clips than asked (interrupted); 2 bad arguments; 3 the device stayed
 gone past --give-up-after; 78 config error.
 """
 
-EX_DEVICE_GONE = 3  # the device stayed gone past --give-up-after (edge_monitor.recorder.EX_DEVICE_GONE)
+EX_DEVICE_GONE = 3  # the device stayed gone past --give-up-after (edge_monitor.audio.recorder.EX_DEVICE_GONE)
 
 
 def _device(text: str) -> int | str:
@@ -47,14 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edge_monitor import audio_io, logs
-    from edge_monitor.recorder import (
+    from edge_monitor.audio import audio_io
+    from edge_monitor.audio.recorder import (
         DeviceGone,
         Recorder,
         RecordError,
         check_device,
         load_audio,
     )
+    from edge_monitor.service import logs
 
     if args.seconds <= 0 or args.clip_seconds <= 0 or args.seconds < args.clip_seconds:
         print("edge-monitor: need --seconds >= --clip-seconds > 0", file=sys.stderr)

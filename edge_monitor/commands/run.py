@@ -42,18 +42,18 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
 
     Logs go to ``log_stream`` (default stderr, keeping stdout for command output).
     """
-    from edge_monitor import logs
-    from edge_monitor.bundle import BundleError, load_bundle
     from edge_monitor.commands.common import config_error
-    from edge_monitor.config import ConfigError, load_config
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.config.schema import ConfigError, load_config
+    from edge_monitor.model.bundle import BundleError, load_bundle
+    from edge_monitor.model.scorer import Scorer
+    from edge_monitor.service import logs
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         return config_error(exc)
     logs.configure(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format, stream=log_stream)
-    log = logs.get_logger("edge_monitor.daemon")
+    log = logs.get_logger("edge_monitor.service.daemon")
     try:
         bundle = load_bundle(cfg.model)
         scorer = Scorer(bundle, num_threads=cfg.num_threads)
@@ -65,11 +65,11 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_monitor.capture import MicrophoneSource
+    from edge_monitor.audio.capture import MicrophoneSource
     from edge_monitor.commands.common import config_error
-    from edge_monitor.config import ConfigError
-    from edge_monitor.daemon import Daemon, make_publisher
-    from edge_monitor.model_info import model_info
+    from edge_monitor.config.schema import ConfigError
+    from edge_monitor.model.model_info import model_info
+    from edge_monitor.service.daemon import Daemon, make_publisher
 
     # The service logs to stdout, which systemd hands to journald; `run` prints nothing else there.
     prepared = prepare(args, log_stream=sys.stdout)

@@ -86,9 +86,9 @@ def _table(rows: list[dict[str, Any]], explain: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_monitor.audio_io import AudioFileError, clip_windows, read_wav
-    from edge_monitor.bundle import BundleError, load_bundle
-    from edge_monitor.scorer import Scorer
+    from edge_monitor.audio.audio_io import AudioFileError, clip_windows, read_wav
+    from edge_monitor.model.bundle import BundleError, load_bundle
+    from edge_monitor.model.scorer import Scorer
 
     try:
         bundle = load_bundle(args.model_dir)
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     explainer = None
     if args.explain:
-        from edge_monitor.explain import BundleExplainer
+        from edge_monitor.decide.explain import BundleExplainer
 
         try:
             explainer = BundleExplainer.from_bundle(bundle)

@@ -39,12 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_monitor.audio.replay import ReplaySource, expand_paths
     from edge_monitor.commands.common import config_error
     from edge_monitor.commands.run import prepare
-    from edge_monitor.config import ConfigError
-    from edge_monitor.daemon import Daemon, EchoPublisher, NullPublisher, make_publisher
-    from edge_monitor.model_info import model_info
-    from edge_monitor.replay import ReplaySource, expand_paths
+    from edge_monitor.config.schema import ConfigError
+    from edge_monitor.model.model_info import model_info
+    from edge_monitor.service.daemon import Daemon, EchoPublisher, NullPublisher, make_publisher
 
     prepared = prepare(args)
     if isinstance(prepared, int):

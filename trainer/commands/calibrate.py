@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_monitor.audio_io import AudioFileError
-    from edge_monitor.bundle import BundleError
+    from edge_monitor.audio.audio_io import AudioFileError
+    from edge_monitor.model.bundle import BundleError
     from trainer.threshold import CalibrationError, calibrate_bundle
 
     try:

@@ -53,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from edge_monitor.bundle import BundleError
-    from edge_monitor.datasets import DatasetError
+    from edge_monitor.model.bundle import BundleError
+    from trainer.datasets import DatasetError
     from trainer.evaluate import evaluate
     from trainer.report import format_metrics_table
 

@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's start-up chatter (errors raise anyway)
 
-    from edge_monitor.audio_io import AudioFileError
-    from edge_monitor.datasets import DatasetError
+    from edge_monitor.audio.audio_io import AudioFileError
+    from trainer.datasets import DatasetError
     from trainer.defaults import parse_channels
     from trainer.train import TrainConfig, TrainingError, train_bundle
 
@@ -140,9 +140,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_pooling(text: str):  # noqa: ANN201 - edge_monitor.detectors.Pooling
-    """``"mean"`` or ``"top:0.05"`` -> :class:`edge_monitor.detectors.Pooling`."""
-    from edge_monitor.detectors import Pooling
+def parse_pooling(text: str):  # noqa: ANN201 - edge_monitor.model.detectors.Pooling
+    """``"mean"`` or ``"top:0.05"`` -> :class:`edge_monitor.model.detectors.Pooling`."""
+    from edge_monitor.model.detectors import Pooling
 
     kind, _, frac = text.partition(":")
     try:

@@ -1,0 +1,1 @@
+"""Configuration: the typed YAML schema and its MQTT section. Imports nothing else of edge_monitor but util."""

@@ -1,0 +1,648 @@
+"""The daemon's YAML configuration, validated into frozen dataclasses.
+
+``load_config(path) -> Config`` reads the file with PyYAML's composer so that
+every value keeps its line number, then walks the node tree against the
+dataclasses below. Anything wrong (bad YAML, an unknown key, a wrong type, a
+value out of range, a missing required key) raises :class:`ConfigError` whose
+message is one line::
+
+    /etc/edge-monitor/config.yaml:12: decision.k: must be between 1 and 1000, got 0
+
+Callers exit with :data:`EX_CONFIG` (78), which the systemd unit lists in
+``RestartPreventExitStatus=`` so that a bad file does not restart-loop.
+
+One schema: every section, ``mqtt:`` included, is a dataclass below whose
+fields carry their default and their limits (:func:`_opt`), and one walker
+(:class:`_Walker`) checks the YAML against them. Rules that tie two keys
+together are each section's ``cross_check()``. We keep this walker rather
+than a schema library: it is a few hundred lines on PyYAML, which the daemon
+loads anyway (+4.5 MiB peak RSS over a bare interpreter with the example
+config loaded), while pydantic would add ~300 ms of start-up and ~14 MiB more
+(numbers in docs/daemon.md) and still need this node walk for line numbers.
+
+Existing key names are kept as they are (users' files must keep working); new
+keys only extend them. Relative paths (``model``, ``state_dir``,
+``evidence.dir``, ``mqtt.password_file``, ``mqtt.tls.*_file``) are resolved
+against the directory of the config file. The MQTT password is never in the
+YAML: ``mqtt.password_file`` or the environment variable :data:`PASSWORD_ENV`
+(read by :func:`edge_monitor.config.mqtt.load_password`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+__all__ = [
+    "EX_CONFIG",
+    "PASSWORD_ENV",
+    "ConfigError",
+    "AudioConfig",
+    "DecisionConfig",
+    "EvidenceConfig",
+    "HttpConfig",
+    "LoggingConfig",
+    "Config",
+    "load_config",
+    "parse_config",
+    "MqttConfig",
+    "TlsConfig",
+    "check_hop_fits",
+]
+
+EX_CONFIG = 78  # sysexits.h: configuration error; systemd does not restart on it
+PASSWORD_ENV = "EDGE_MONITOR_MQTT_PASSWORD"
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str(exc)`` is one line: ``FILE:LINE: key.path: what``."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, key: str | None = None):
+        self.file, self.line, self.key, self.reason = file, line, key, message
+        where = ""
+        if file is not None:
+            where = f"{file}:{line}: " if line is not None else f"{file}: "
+        if key:
+            where += f"{key}: "
+        super().__init__(where + message)
+
+
+def _opt(default: Any = dataclasses.MISSING, *, doc: str = "", min: float | None = None,
+         max: float | None = None, gt: float | None = None, choices: tuple | None = None,
+         pattern: str | None = None, factory: Any = None, exists: str | None = None,
+         toggle: bool = False, convert: Callable[[Any], Any] | None = None,
+         default_from: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """A dataclass field with the metadata the walker validates against.
+
+    Args:
+        min, max, gt: inclusive bounds (``gt``: strictly greater than).
+        choices, pattern: allowed values; a regular expression a string must match whole.
+        exists: ``"file"``: a path must name a readable file.
+        toggle: a section that ``true`` turns on with its defaults and ``false`` turns off (``None``).
+        convert: replaces the type check: takes the YAML scalar, returns the value or raises
+            ``ValueError(reason)``.
+        default_from: computes the default from the section's given values (``port`` from ``tls``).
+    """
+    meta = {"doc": doc, "min": min, "max": max, "gt": gt, "choices": choices, "pattern": pattern,
+            "exists": exists, "toggle": toggle, "convert": convert, "default_from": default_from}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --- the mqtt: section --------------------------------------------------------------
+# Checks beyond a type and a range are plain functions named in the field's metadata
+# (``convert`` replaces the type check for the raw scalar, ``default_from`` derives a default
+# from the section's other values): the walker below stays the one place that reads YAML.
+
+DEFAULT_BASE_TOPIC = "edge-monitor/{device_id}"
+PROTOCOLS = ("3.1.1", "5")
+
+
+def _topic(value: Any) -> str:
+    """A topic prefix: a non-empty string without wildcards, surrounding ``/`` removed."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    if any(ch in value for ch in "+#\0"):
+        raise ValueError(f"a topic may not contain '+', '#' or NUL: {value!r}")
+    return value.strip().strip("/")
+
+
+def _protocol(value: Any) -> str:
+    """MQTT protocol version: ``3.1.1`` (also ``311``, ``3``) or ``5`` (also ``5.0``)."""
+    text = str(value)
+    if text in ("3.1.1", "311", "3"):
+        return "3.1.1"
+    if text in ("5", "5.0"):
+        return "5"
+    raise ValueError(f"expected 3.1.1 or 5, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS to the broker (``mqtt.tls``; ``true`` = system CAs, ``null``/``false`` = plain TCP).
+
+    Attributes:
+        ca_file: CA certificate that verifies the broker; ``None`` = system CAs.
+        cert_file, key_file: optional client certificate and its key.
+        insecure: skip the host name check (the chain is still verified), for
+            brokers addressed by an IP that is not in their certificate.
+    """
+
+    ca_file: Path | None = _opt(None, exists="file")
+    cert_file: Path | None = _opt(None, exists="file")
+    key_file: Path | None = _opt(None, exists="file")
+    insecure: bool = False
+
+    def cross_check(self) -> tuple[str, str] | None:
+        if self.key_file is not None and self.cert_file is None:
+            return "key_file", "given without mqtt.tls.cert_file"
+        return None
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """Everything the publisher needs to reach the broker and name its topics.
+
+    Times are in seconds. ``base_topic`` may contain ``{device_id}``.
+    ``outbox_max_messages`` bounds the durable outbox (alerts, sensor events and
+    scores queued while the broker is unreachable). ``port`` defaults to 8883
+    with TLS, else 1883. The password is never a key here (``password:`` is
+    rejected): see :data:`PASSWORD_ENV` and ``password_file``.
+    """
+
+    REJECTED_KEYS: ClassVar[dict[str, str]] = {
+        "password": f"not allowed in the YAML: use mqtt.password_file or ${PASSWORD_ENV}",
+    }
+
+    enabled: bool = _opt(True, doc="false = no broker: alerts are only logged")
+    host: str = "localhost"
+    port: int = _opt(1883, min=1, max=65535, default_from=lambda v: 8883 if v.get("tls") is not None else 1883)
+    base_topic: str = _opt(DEFAULT_BASE_TOPIC, convert=_topic)
+    username: str | None = None
+    password_file: Path | None = _opt(None, exists="file")
+    tls: TlsConfig | None = _opt(None, toggle=True)
+    discovery: bool = True
+    discovery_prefix: str = _opt("homeassistant", convert=_topic)
+    client_id: str | None = None
+    keepalive: int = _opt(30, min=1, max=65535)
+    qos: int = _opt(1, min=1, max=2, doc="alert and sensor events; scores are always QoS 0")
+    publish_scores: bool = True
+    status_interval_s: float = _opt(60.0, min=1.0)
+    outbox_max_messages: int = _opt(10000, min=10, max=10_000_000)
+    protocol: str = _opt("3.1.1", convert=_protocol, choices=PROTOCOLS)
+    reconnect_min_s: float = _opt(1.0, min=0.05)
+    reconnect_max_s: float = _opt(60.0, min=0.05)
+    connect_timeout_s: float = _opt(10.0, min=0.5)
+
+    def topic_base(self, device_id: str) -> str:
+        """The base topic with ``{device_id}`` filled in, without a trailing slash."""
+        return self.base_topic.replace("{device_id}", device_id).rstrip("/")
+
+    def cross_check(self) -> tuple[str, str] | None:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            return "reconnect_max_s", "must not be smaller than mqtt.reconnect_min_s"
+        if self.password_file is not None and self.username is None:
+            return "password_file", "given without mqtt.username"
+        return None
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Where the audio comes from and how often a window is scored.
+
+    Attributes:
+        device: input device: a substring of its name (preferred: indices
+            change when USB devices come and go) or a PortAudio index;
+            ``None`` = the system default input.
+        hop_seconds: seconds between the starts of consecutive scored windows
+            (the window length itself is the model's, 10 s by default).
+        sample_rate: capture rate in Hz; ``None`` = the model's rate (16 kHz)
+            when the device accepts it, else the device's default rate, then
+            resampled per window.
+        channels: channels to open on the device.
+        channel: which opened channel to use (0-based); ``None`` = the mean of
+            all opened channels.
+        block_seconds: PortAudio callback block length (s).
+        stall_seconds: no audio for this long means the device is lost (s).
+        retry_max_seconds: ceiling of the reconnect back-off (s).
+        max_dropout_fraction: a window whose only sensor fault is dropouts is
+            still scored, on its other frames, while the dropouts touch at
+            most this share of its log-mel frames (0.1: about 0.9 s of a
+            10 s window); 0 skips every window with a dropout.
+    """
+
+    device: int | str | None = _opt(None, doc="name substring or index; null = system default")
+    hop_seconds: float = _opt(10.0, gt=0, max=3600, doc="how often a window is scored")
+    sample_rate: int | None = _opt(None, min=8000, max=384000)
+    channels: int = _opt(1, min=1, max=64)
+    channel: int | None = _opt(None, min=0, max=63)
+    block_seconds: float = _opt(0.1, min=0.005, max=2.0)
+    stall_seconds: float = _opt(5.0, min=0.5, max=600)
+    retry_max_seconds: float = _opt(30.0, min=1, max=3600)
+    max_dropout_fraction: float = _opt(0.1, min=0.0, max=0.5,
+                                       doc="windows with dropouts on at most this share of frames are scored")
+
+    def cross_check(self) -> tuple[str, str] | None:
+        if self.channel is not None and self.channel >= self.channels:
+            return "channel", f"must be below audio.channels ({self.channels}), got {self.channel}"
+        return None
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """The alert rule (see :mod:`edge_monitor.decide.decision`).
+
+    Attributes:
+        threshold: anomaly-score threshold; ``None`` = the bundle's.
+        k, n: an alert opens when ``k`` of the last ``n`` windows exceed it.
+        clear_windows: it closes after this many consecutive windows below
+            the clear level (hysteresis; see ``clear_ratio``).
+        clear_ratio: where the clear level sits between the typical normal
+            score B (the bundle's median validation score) and the threshold T:
+            ``B + clear_ratio * (T - B)``.
+        cooldown_seconds: after an alert closes, no new one opens for this
+            long (window time, s).
+    """
+
+    threshold: float | None = _opt(None, gt=0)
+    k: int = _opt(2, min=1, max=1000)
+    n: int = _opt(3, min=1, max=1000)
+    clear_windows: int = _opt(3, min=1, max=1000)
+    clear_ratio: float = _opt(0.5, gt=0, max=1.0)
+    cooldown_seconds: float = _opt(60.0, min=0, max=86400)
+
+    def cross_check(self) -> tuple[str, str] | None:
+        if self.k > self.n:
+            return "k", f"must not exceed decision.n ({self.n}), got {self.k}"
+        return None
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """WAV evidence of the window that raised each alert.
+
+    Attributes:
+        enabled: save it.
+        max_mb: disk quota of the evidence folder in MB (10**6 bytes);
+            oldest files are deleted first.
+        dir: folder; ``None`` = ``<state_dir>/evidence``.
+    """
+
+    enabled: bool = True
+    max_mb: float = _opt(200.0, gt=0, max=1_000_000)
+    dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The operator's web page and Prometheus metrics (:mod:`edge_monitor.web.server`).
+
+    The whole section absent means no server. Read-only: GET/HEAD of ``/``,
+    ``/api/status``, ``/metrics`` and ``/evidence/<file>``.
+
+    Attributes:
+        listen: ``HOST:PORT`` to bind (``[::1]:8088`` for IPv6); port 0 picks
+            a free port (logged). A non-loopback host (a LAN address,
+            ``0.0.0.0``) requires ``token_env``.
+        token_env: name of an environment variable holding the access token;
+            requests must then carry ``Authorization: Bearer <token>`` or
+            ``?token=<token>``. Like the MQTT password, the token itself is
+            never in the YAML.
+        history_seconds: how much score history the page's chart gets (s).
+    """
+
+    listen: str = _opt("127.0.0.1:8088", pattern=r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}",
+                       doc="HOST:PORT; loopback unless a token is set")
+    token_env: str | None = _opt(None, pattern=r"[A-Za-z_][A-Za-z0-9_]*", doc="env variable with the token")
+    history_seconds: float = _opt(3600.0, min=60, max=86400)
+
+    @property
+    def host(self) -> str:
+        """The host part of ``listen`` (IPv6 without brackets)."""
+        return split_listen(self.listen)[0]
+
+    def cross_check(self) -> tuple[str, str] | None:
+        """``listen`` parses, and an address reachable from the network has a token."""
+        try:
+            host, port = split_listen(self.listen)
+        except ValueError as exc:
+            return "listen", str(exc)
+        if port > 65535:
+            return "listen", f"port must be at most 65535, got {port}"
+        if not is_loopback_host(host) and self.token_env is None:
+            return "listen", (f"{host} is reachable from the network: set http.token_env (an environment "
+                              "variable holding an access token), or listen on 127.0.0.1")
+        return None
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+    @property
+    def loopback(self) -> bool:
+        """``True`` when ``listen`` binds only to this machine (127.0.0.0/8, ::1, localhost)."""
+        return is_loopback_host(self.host)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` / ``"[V6]:PORT"`` -> ``(host, port)``; ``ValueError`` when malformed."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"must be HOST:PORT, got {listen!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an IP literal or ``localhost``) is a loopback address; names are not."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything, so it needs a token
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Log level and format (the command line's ``--log-*`` options win)."""
+
+    level: str = _opt("info", choices=("debug", "info", "warning", "error"))
+    format: str = _opt("auto", choices=("auto", "console", "json"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration file.
+
+    Attributes:
+        device_id: this monitor's id, used in MQTT topics and Home Assistant
+            unique ids: letters, digits, ``-`` and ``_``.
+        model: model bundle directory.
+        state_dir: outbox, evidence and other state.
+        num_threads: TFLite interpreter threads.
+        http: the status page and metrics server; ``None`` (section absent)
+            = no server.
+        source: the file this was loaded from (not a YAML key).
+    """
+
+    device_id: str = _opt(pattern=r"[A-Za-z0-9_-]{1,64}")
+    model: Path = _opt()
+    state_dir: Path = _opt(Path("/var/lib/edge-monitor"))
+    audio: AudioConfig = _opt(factory=AudioConfig)
+    decision: DecisionConfig = _opt(factory=DecisionConfig)
+    mqtt: MqttConfig = _opt(factory=MqttConfig)
+    evidence: EvidenceConfig = _opt(factory=EvidenceConfig)
+    logging: LoggingConfig = _opt(factory=LoggingConfig)
+    http: HttpConfig | None = _opt(None, doc="status page and /metrics; absent = no server")
+    num_threads: int = _opt(1, min=1, max=64)
+    source: Path | None = field(default=None, metadata={"internal": True})
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.evidence.dir if self.evidence.dir is not None else self.state_dir / "evidence"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.state_dir / "outbox.sqlite"
+
+
+# --- the walker ------------------------------------------------------------------
+
+_TAG = "tag:yaml.org,2002:"
+
+
+class _Walker:
+    def __init__(self, loader: yaml.SafeLoader, file: str, base_dir: Path):
+        self.loader, self.file, self.base_dir = loader, file, base_dir
+
+    def error(self, node: yaml.Node | None, key: str, message: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return ConfigError(message, file=self.file, line=line, key=key)
+
+    def build(self, cls: type, node: yaml.Node | None, path: str, parent: yaml.Node | None = None) -> Any:
+        """A ``cls`` instance from a mapping node (``None`` node = all defaults).
+
+        After the fields, ``cls.cross_check()`` (when defined) checks rules that involve
+        more than one key; it returns ``(key, reason)`` for the first broken one.
+        """
+        if node is not None and not isinstance(node, yaml.MappingNode):
+            if node.tag == _TAG + "null":
+                node = None
+            else:
+                raise self.error(node, path or "(top level)", f"must be a mapping, got {_describe(node)}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        rejected: dict[str, str] = getattr(cls, "REJECTED_KEYS", {})
+        values: dict[str, Any] = {}
+        seen: dict[str, yaml.Node] = {}
+        for key_node, value_node in (node.value if node is not None else []):
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            kpath = f"{path}.{key}" if path else str(key)
+            if key in rejected:
+                raise self.error(key_node, kpath, rejected[key])
+            if key not in fields:
+                hint = ", ".join(sorted(fields))
+                raise self.error(key_node, kpath, f"unknown key (known here: {hint})")
+            if key in seen:
+                raise self.error(key_node, kpath, f"duplicate key (first at line {seen[key].start_mark.line + 1})")
+            seen[key] = key_node
+            values[key] = self.convert(hints[key], fields[key], value_node, kpath)
+        where = node if node is not None else parent
+        for name, f in fields.items():
+            if name in values:
+                continue
+            if f.metadata.get("default_from") is not None:
+                values[name] = f.metadata["default_from"](values)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise self.error(where, f"{path}.{name}" if path else name, "required key is missing")
+        try:
+            obj = cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise self.error(where, path or "(top level)", str(exc)) from None
+        problem = obj.cross_check() if hasattr(obj, "cross_check") else None
+        if problem is not None:
+            key, reason = problem
+            at = _find(node, key) if node is not None else parent
+            raise self.error(at, f"{path}.{key}" if path else key, reason)
+        return obj
+
+    def convert(self, hint: Any, f: dataclasses.Field | None, node: yaml.Node, path: str) -> Any:
+        options = _union_members(hint)
+        optional = type(None) in options
+        options = [o for o in options if o is not type(None)]
+        meta = f.metadata if f is not None else {}
+        if node.tag == _TAG + "null":
+            if optional:
+                return None
+            raise self.error(node, path, f"must not be null (expected {_type_name(options)})")
+        if meta.get("toggle") and node.tag == _TAG + "bool":
+            section = next(o for o in options if isinstance(o, type) and dataclasses.is_dataclass(o))
+            return self.build(section, None, path, node) if self.loader.construct_object(node) else None
+        for opt in options:
+            if isinstance(opt, type) and dataclasses.is_dataclass(opt):
+                return self.build(opt, node, path, node)
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(node, path, f"must be {_type_name(options)}, got {_describe(node)}")
+        value = self.loader.construct_object(node, deep=True)
+        if meta.get("convert") is not None:
+            try:
+                converted = meta["convert"](value)
+            except ValueError as exc:
+                raise self.error(node, path, str(exc)) from None
+            self.check_range(meta, converted, node, path)
+            return converted
+        for opt in options:
+            converted = _coerce(opt, value)
+            if converted is _NO:
+                continue
+            if opt is str:
+                if not converted.strip():
+                    raise self.error(node, path, f"must be a non-empty string, got {value!r}")
+                converted = converted.strip()
+            if opt is Path:
+                converted = self.resolve_path(converted)
+                if meta.get("exists") == "file":
+                    self.check_file(converted, node, path)
+            self.check_range(meta, converted, node, path)
+            return converted
+        or_null = " or null" if optional else ""
+        raise self.error(node, path, f"must be {_type_name(options)}{or_null}, got {_describe(node)}")
+
+    def check_file(self, p: Path, node: yaml.Node, path: str) -> None:
+        if not p.is_file():
+            raise self.error(node, path, f"file not found: {p}")
+        if not os.access(p, os.R_OK):
+            raise self.error(node, path, f"file not readable: {p}")
+
+    def resolve_path(self, p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def check_range(self, m: typing.Mapping[str, Any], value: Any, node: yaml.Node, path: str) -> None:
+        if not m:
+            return
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.error(node, path, f"must be a finite number, got {value}")
+            lo, hi, gt = m.get("min"), m.get("max"), m.get("gt")
+            below = (gt is not None and not value > gt) or (lo is not None and value < lo)
+            if below or (hi is not None and value > hi):
+                raise self.error(node, path, f"must be {_range_words(lo, hi, gt)}, got {value}")
+        if m.get("choices") is not None and value not in m["choices"]:
+            raise self.error(node, path, f"must be one of {', '.join(map(str, m['choices']))}, got {value!r}")
+        if m.get("pattern") is not None and isinstance(value, str) and not re.fullmatch(m["pattern"], value):
+            raise self.error(node, path, f"must match {m['pattern']}, got {value!r}")
+
+
+def _range_words(lo: float | None, hi: float | None, gt: float | None) -> str:
+    """``between 1 and 65535``, ``greater than 0 and at most 1.0``, ``at least 10``."""
+    if lo is not None and hi is not None:
+        return f"between {lo} and {hi}"
+    parts = [f"greater than {gt}" if gt is not None else "", f"at least {lo}" if lo is not None else "",
+             f"at most {hi}" if hi is not None else ""]
+    return " and ".join(p for p in parts if p)
+
+
+_NO = object()
+
+
+def _coerce(opt: Any, value: Any) -> Any:
+    """``value`` as type ``opt`` when YAML gave a compatible scalar, else ``_NO``."""
+    if opt is bool:
+        return value if isinstance(value, bool) else _NO
+    if opt is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _NO
+    if opt is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return _NO
+    if opt is str:
+        return value if isinstance(value, str) else _NO
+    if opt is Path:
+        return Path(value) if isinstance(value, str) and value else _NO
+    return _NO
+
+
+def _union_members(hint: Any) -> list[Any]:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return list(typing.get_args(hint))
+    return [hint]
+
+
+def _type_name(options: list[Any]) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path"}
+    return " or ".join(names.get(o, getattr(o, "__name__", str(o))) for o in options)
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    kind = node.tag.rsplit(":", 1)[-1]
+    kind = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(kind, kind)
+    return f"{kind} {node.value!r}"
+
+
+# --- entry points ---------------------------------------------------------------------
+
+
+def parse_config(text: str, file: str = "<string>", base_dir: Path | None = None) -> Config:
+    """Validate YAML ``text``; errors name ``file``. Relative paths resolve against ``base_dir``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else None
+            what = " ".join(p for p in (exc.context, exc.problem) if p)
+            raise ConfigError(f"invalid YAML: {what}", file=file, line=line) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+        if root is None:
+            raise ConfigError("the file is empty (need at least device_id and model)", file=file)
+        walker = _Walker(loader, file, base_dir or Path.cwd())
+        cfg: Config = walker.build(Config, root, "")
+    finally:
+        loader.dispose()
+    return dataclasses.replace(cfg, source=Path(file) if file != "<string>" else None)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the YAML file at ``path``; raise :class:`ConfigError`.
+
+    The MQTT password is not part of :class:`Config`: the publisher reads it
+    with :func:`edge_monitor.config.mqtt.load_password` (``password_file`` or
+    :data:`PASSWORD_ENV`) so that it never sits in a logged object.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no such file", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=str(p)) from None
+    return parse_config(text, str(p), p.resolve().parent)
+
+
+def _find(root: yaml.Node, dotted: str) -> yaml.Node | None:
+    """The value node at ``a.b.c`` (or the deepest existing parent) for error lines."""
+    node = root
+    for part in dotted.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            return node
+        for k, v in node.value:
+            if getattr(k, "value", None) == part:
+                node = v
+                break
+        else:
+            return node
+    return node
+
+
+def check_hop_fits(cfg: Config, window_seconds: float) -> None:
+    """Raise :class:`ConfigError` when ``audio.hop_seconds`` exceeds the model's window (s).
+
+    A longer hop would skip samples between windows. Needs the model, so it runs
+    after :func:`load_config` (``run``, ``simulate``, ``check-config``).
+    """
+    if cfg.audio.hop_seconds > window_seconds + 1e-9:
+        raise ConfigError(f"must not exceed the model's window of {window_seconds:g} s "
+                          f"(samples would be skipped), got {cfg.audio.hop_seconds:g}",
+                          file=str(cfg.source) if cfg.source else None, key="audio.hop_seconds")

@@ -1,0 +1,1 @@
+"""The one log-mel front end, shared bit for bit by training and run time."""

@@ -1,0 +1,321 @@
+"""The model bundle: the contract between the trainer (or ``edge-monitor learn``) and the daemon.
+
+A bundle is a directory::
+
+    model.json           everything needed to use it (below)
+    model.tflite         the autoencoder, batch size 1 (only when the bundle has one)
+    detectors.npz        the NumPy detectors' parameters (only when the bundle has any)
+    model.keras          the Keras model (workstation only; not needed at run time)
+    training_curve.png   train / validation loss per epoch (not needed at run time)
+
+``model.json`` (schema version :data:`SCHEMA_VERSION`) holds: the feature
+parameters, the input shape ``[n_mels, frames]``, the per-band normalisation,
+the ``detectors`` (kind, name, pooling, settings: :mod:`edge_monitor.model.detectors`)
+and the ``fusion`` rule with each detector's normal statistics
+(:mod:`edge_monitor.model.fusion`), the threshold on the fused score and the rule
+that chose it, the distribution of validation scores, per-mel-band errors on
+the validation normals (``band_error``: ``mean``, ``p95``, ``p99``; and
+``band_deviation`` for the NumPy detectors), machine type and ids, a
+fingerprint of the training data, the versions that built it, the cost per
+window, ``sha256`` of ``model.tflite`` and ``arrays.sha256`` of
+``detectors.npz``.
+
+Schema 1 bundles (before detectors: one autoencoder, mean squared error) load
+as a bundle with one ``autoencoder`` detector, pooling ``mean`` and fusion
+``none``, and score exactly as they were trained.
+
+:func:`load_bundle` refuses a bundle it cannot trust with one
+:class:`BundleError` line naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_monitor.features.frontend import FeatureParams, MinMaxNorm, model_frames
+from edge_monitor.model.detectors import NUMPY_KINDS
+from edge_monitor.model.fusion import Fusion
+from edge_monitor.model.model_json import DetectorSpec, ModelJson
+from edge_monitor.util.jsonutil import jsonable
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MODEL_JSON",
+    "MODEL_TFLITE",
+    "MODEL_KERAS",
+    "DETECTORS_NPZ",
+    "TRAINING_CURVE",
+    "BundleError",
+    "DetectorSpec",
+    "ModelBundle",
+    "ModelJson",
+    "load_bundle",
+    "write_model_json",
+    "sha256_file",
+]
+
+SCHEMA_VERSION = 2
+#: Versions this edge_monitor reads.
+READABLE_VERSIONS = (1, 2)
+MODEL_JSON = "model.json"
+MODEL_TFLITE = "model.tflite"
+MODEL_KERAS = "model.keras"
+DETECTORS_NPZ = "detectors.npz"
+TRAINING_CURVE = "training_curve.png"
+
+
+#: Mode of the files a bundle writer creates: readable by the daemon's service user.
+_FILE_MODE = 0o644
+
+
+class BundleError(Exception):
+    """A bundle that cannot be used; the message is ``"<file>: <what is wrong>"``."""
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A verified bundle, ready for :class:`edge_monitor.model.scorer.Scorer`.
+
+    Attributes:
+        path: the bundle directory.
+        meta: the parsed ``model.json`` as a plain mapping (informational keys).
+        doc: the same, typed and validated (:class:`edge_monitor.model.model_json.ModelJson`):
+            what runtime modules read.
+        features: front-end parameters the model was trained with.
+        norm: per-band dB -> [0, 1] scaling fitted on the training data.
+        input_shape: ``(n_mels, frames)`` of one model input.
+        threshold: window score (the fused score; a reconstruction MSE for
+            autoencoder-only bundles) above which a window is anomalous.
+        tflite_path: ``path / "model.tflite"`` (absent when no detector is an autoencoder).
+        sha256: hex SHA-256 of ``model.tflite`` (verified); ``""`` without one.
+        machine: machine type (e.g. ``"slider"``), ``""`` when unknown.
+        machine_ids: machine ids trained on (e.g. ``["id_00"]``).
+        band_error_stats: ``{"mean": (n_mels,), "p95": (n_mels,), "p99": (n_mels,)}``
+            float64 arrays: per-band reconstruction error of the validation
+            normals (empty dict when the bundle has none).
+    """
+
+    path: Path
+    meta: dict[str, Any]
+    features: FeatureParams
+    norm: MinMaxNorm
+    input_shape: tuple[int, int]
+    threshold: float
+    tflite_path: Path
+    sha256: str
+    machine: str = ""
+    machine_ids: tuple[str, ...] = ()
+    band_error_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    detectors: tuple[DetectorSpec, ...] = (DetectorSpec("autoencoder", "autoencoder"),)
+    fusion: Fusion = field(default_factory=Fusion)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    deviation_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    doc: ModelJson | None = None
+
+    @property
+    def threshold_rule(self) -> str:
+        return str(self.meta.get("threshold", {}).get("rule", "unknown"))
+
+    @property
+    def has_autoencoder(self) -> bool:
+        return any(d.kind == "autoencoder" for d in self.detectors)
+
+    @property
+    def detector_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.detectors)
+
+    def summary(self) -> dict[str, Any]:
+        """Short description for logs and MQTT status messages."""
+        return {
+            "path": str(self.path),
+            "sha256": self.sha256[:12],
+            "machine": self.machine,
+            "machine_ids": list(self.machine_ids),
+            "threshold": self.threshold,
+            "created": self.meta.get("created"),
+            "quantize": (self.meta.get("model") or {}).get("quantize"),
+            "detectors": list(self.detector_names),
+            "fusion": self.fusion.rule,
+        }
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_model_json(bundle_dir: str | Path, meta: dict[str, Any] | ModelJson) -> Path:
+    """Write ``model.json`` atomically (temporary file + rename).
+
+    ``meta``: the typed document (:class:`edge_monitor.model.model_json.ModelJson`),
+    or a mapping (what an older tool or a test edits by hand).
+
+    Sets ``schema_version`` and, when ``model.tflite`` exists, ``sha256`` from
+    its bytes, so the file always agrees with the model next to it. NumPy
+    values are converted to plain JSON numbers.
+    """
+    bundle_dir = Path(bundle_dir)
+    if isinstance(meta, ModelJson):
+        meta = meta.to_dict()
+    meta = {"schema_version": SCHEMA_VERSION, **{k: v for k, v in meta.items() if k != "schema_version"}}
+    tflite = bundle_dir / MODEL_TFLITE
+    if tflite.is_file():
+        meta["sha256"] = sha256_file(tflite)
+    arrays = bundle_dir / DETECTORS_NPZ
+    if arrays.is_file():
+        meta["arrays"] = {"file": DETECTORS_NPZ, "sha256": sha256_file(arrays)}
+    text = json.dumps(jsonable(meta), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    target = bundle_dir / MODEL_JSON
+    fd, tmp = tempfile.mkstemp(prefix=".model.json.", dir=bundle_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 would hide the bundle from the service user
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_arrays(bundle_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write the NumPy detectors' parameters to ``detectors.npz`` atomically (no pickles)."""
+    bundle_dir = Path(bundle_dir)
+    target = bundle_dir / DETECTORS_NPZ
+    fd, tmp = tempfile.mkstemp(prefix=".detectors.", suffix=".npz", dir=bundle_dir)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})  # type: ignore[arg-type]
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None = None,
+                verify_checksum: bool = True) -> ModelBundle:
+    """Read and verify a bundle directory.
+
+    Args:
+        bundle_dir: the directory holding ``model.json`` (and ``model.tflite``
+            and/or ``detectors.npz``, as its detectors need).
+        expected_features: when given, the bundle's feature parameters must
+            equal these (e.g. the daemon's configured sample rate and window).
+        verify_checksum: compare ``sha256`` / ``arrays.sha256`` in
+            ``model.json`` with the bytes of ``model.tflite`` / ``detectors.npz``
+            (always on in the daemon).
+
+    Raises:
+        BundleError: missing directory or file, bad JSON, wrong schema version,
+            missing keys, unusable values, mismatched feature parameters or checksum.
+    """
+    root = Path(bundle_dir)
+    if not root.is_dir():
+        raise BundleError(f"{root}: model bundle directory does not exist")
+    json_path = root / MODEL_JSON
+    tflite_path = root / MODEL_TFLITE
+    if not json_path.is_file():
+        raise BundleError(f"{json_path}: missing (not a model bundle; train one with edge-monitor-train train "
+                          f"or edge-monitor learn)")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{json_path}: not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{json_path}: bad JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{json_path}: expected a JSON object at the top level, got {type(meta).__name__}")
+    version = meta.get("schema_version")
+    if version not in READABLE_VERSIONS:
+        raise BundleError(f"{json_path}: schema version {version!r} is not supported (this edge_monitor reads "
+                          f"versions {', '.join(map(str, READABLE_VERSIONS))}); retrain or upgrade edge_monitor")
+    try:
+        doc = ModelJson.from_dict(meta)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BundleError(f"{json_path}: {exc}") from None
+    features, norm, detectors = doc.features, doc.normalisation, doc.detectors
+    if expected_features is not None and features != expected_features:
+        ours, theirs = expected_features.to_dict(), features.to_dict()
+        diff = ", ".join(f"{k}={theirs[k]!r} (expected {ours[k]!r})" for k in ours if ours[k] != theirs.get(k))
+        raise BundleError(f"{json_path}: feature parameters differ from the expected ones: {diff}")
+    has_ae = any(d.kind == "autoencoder" for d in detectors)
+    actual = ""
+    if has_ae:
+        if not tflite_path.is_file():
+            raise BundleError(f"{tflite_path}: missing (the bundle is incomplete)")
+        if not meta.get("sha256"):
+            raise BundleError(f"{json_path}: missing key(s) sha256")
+        if verify_checksum:
+            actual = sha256_file(tflite_path)
+            if actual != meta["sha256"]:
+                raise BundleError(f"{tflite_path}: checksum mismatch (sha256 {actual[:12]}..., model.json says "
+                                  f"{str(meta['sha256'])[:12]}...): the model file was changed or belongs to "
+                                  f"another bundle")
+        else:
+            actual = str(meta["sha256"])
+    arrays = _load_arrays(root, meta, detectors, json_path, verify_checksum)
+    if not has_ae:
+        actual = str(meta["arrays"]["sha256"])  # what identifies a NumPy-only bundle's model
+    return ModelBundle(
+        path=root,
+        meta=meta,
+        features=features,
+        norm=norm,
+        input_shape=doc.input_shape,
+        threshold=doc.threshold.value,
+        tflite_path=tflite_path,
+        sha256=actual,
+        machine=doc.machine,
+        machine_ids=doc.machine_ids,
+        band_error_stats=doc.band_error.as_arrays() if doc.band_error else {},
+        detectors=detectors,
+        fusion=doc.fusion,
+        arrays=arrays,
+        deviation_stats=doc.band_deviation.as_arrays() if doc.band_deviation else {},
+        schema_version=doc.schema_version,
+        doc=doc,
+    )
+
+
+def _load_arrays(root: Path, meta: dict[str, Any], detectors: tuple[DetectorSpec, ...], json_path: Path,
+                 verify_checksum: bool) -> dict[str, np.ndarray]:
+    """The NumPy detectors' parameters from ``detectors.npz``, verified; ``{}`` when none is needed."""
+    if not any(d.kind in NUMPY_KINDS for d in detectors):
+        return {}
+    path = root / DETECTORS_NPZ
+    if not path.is_file():
+        raise BundleError(f"{path}: missing (the bundle is incomplete)")
+    info = meta.get("arrays")
+    if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+        raise BundleError(f"{json_path}: missing key(s) arrays.sha256")
+    if verify_checksum:
+        actual = sha256_file(path)
+        if actual != info["sha256"]:
+            raise BundleError(f"{path}: checksum mismatch (sha256 {actual[:12]}..., model.json says "
+                              f"{info['sha256'][:12]}...): the file was changed or belongs to another bundle")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+    except Exception as exc:  # zipfile/ValueError/OSError: a damaged file
+        raise BundleError(f"{path}: unreadable ({exc})") from None
+    return arrays
+
+
+def default_input_shape(features: FeatureParams) -> tuple[int, int]:
+    """``(n_mels, model_frames(window_frames))``: (128, 312) for the defaults."""
+    return features.n_mels, model_frames(features.window_frames)

@@ -1,0 +1,219 @@
+"""Fitting the NumPy detectors from normal log-mels, and writing a bundle of them. NumPy (+ SciPy's gamma fit).
+
+Used by ``edge-monitor-train train`` next to the autoencoder, and alone by
+``edge-monitor learn`` on the Pi, where there is no TensorFlow. The steps:
+
+1. every normal window's log-mel ``(n, n_mels, frames)`` and the clip it came
+   from (windows of one clip are alike, so folds split clips, not windows);
+2. per detector, *out-of-fold* scores: fit on the other folds' clips, score
+   the held-out ones (:func:`cross_fit_scores`) — what the detector gives on
+   normal sound it has not seen, with every clip used once;
+3. fusion statistics (each detector's normal mean and std) and the threshold
+   from those out-of-fold scores (:mod:`edge_monitor.model.fusion`,
+   :func:`edge_monitor.model.threshold.fit_threshold`);
+4. the final detectors fitted on every clip.
+
+So ten clips of a new machine give a model *and* an honest threshold, with no
+clip spent on validation alone.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edge_monitor
+from edge_monitor.features.frontend import FeatureParams, MinMaxNorm
+from edge_monitor.model.bundle import DetectorSpec, load_bundle, write_arrays, write_model_json
+from edge_monitor.model.detectors import (
+    NUMPY_KINDS,
+    FrameDetector,
+    Pooling,
+    ProfileDetector,
+    coarse_bands,
+    profile_vector,
+)
+from edge_monitor.model.fusion import Fusion, NormalStats
+from edge_monitor.model.gaussian import GaussianModel
+from edge_monitor.model.model_json import BandLevels, BandStats, ModelJson, ScoreStats
+from edge_monitor.model.threshold import fit_threshold
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "DEFAULT_FRAMES",
+    "NumpyFit",
+    "band_deviations",
+    "cross_fit_scores",
+    "fit_detector",
+    "fit_numpy_detectors",
+    "detector_arrays",
+    "write_numpy_bundle",
+]
+
+Progress = Callable[[str], None]
+
+#: The defaults, chosen by ``bench/bench_model_choice.py`` (docs/model.md).
+DEFAULT_PROFILE = DetectorSpec("profile", "profile", n_bands=16, top_fraction=0.01)
+DEFAULT_FRAMES = DetectorSpec("frames", "frames", pooling=Pooling("top", 0.01), n_bands=32)
+
+#: At most this many frames fit the frame Gaussian (an even subsample beyond it).
+MAX_FIT_FRAMES = 200_000
+
+
+def band_deviations(db: np.ndarray, norm: MinMaxNorm, level_mean: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``(n, n_mels)`` mean squared deviation per band of the scaled input from the scaled normal level.
+
+    What :class:`edge_monitor.model.scorer.Scorer` reports as ``band_error`` when a
+    NumPy detector fired; its normal statistics (``band_deviation`` in
+    model.json) let the explanations say which bands stand out.
+    """
+    ref = norm.apply(np.asarray(level_mean, dtype=np.float32)[:, None]).astype(np.float64)
+    out = np.empty((db.shape[0], db.shape[1]))
+    for i, w in enumerate(db):
+        out[i] = np.mean((norm.apply(w).astype(np.float64) - ref) ** 2, axis=1)
+    return out
+
+
+def fit_detector(spec: DetectorSpec, db: np.ndarray) -> ProfileDetector | FrameDetector:
+    """Fit one NumPy detector on normal log-mels ``(n, n_mels, frames)`` (dB).
+
+    Raises:
+        ValueError: an unknown kind, or too little data (a profile needs 2+ windows).
+    """
+    db = np.asarray(db)
+    if spec.kind == "profile":
+        vecs = np.stack([profile_vector(coarse_bands(w, spec.n_bands), None, spec.top_fraction) for w in db])
+        return ProfileDetector(spec.name, spec.n_bands, spec.top_fraction, GaussianModel.fit(vecs))
+    if spec.kind == "frames":
+        frames = np.moveaxis(coarse_bands(db, spec.n_bands), -1, -2).reshape(-1, spec.n_bands)
+        if frames.shape[0] > MAX_FIT_FRAMES:
+            frames = frames[np.linspace(0, frames.shape[0] - 1, MAX_FIT_FRAMES).astype(np.int64)]
+        return FrameDetector(spec.name, spec.n_bands, spec.pooling, GaussianModel.fit(frames))
+    raise ValueError(f"{spec.kind!r} is not a NumPy detector ({', '.join(NUMPY_KINDS)})")
+
+
+def _scores(det: ProfileDetector | FrameDetector, db: np.ndarray) -> np.ndarray:
+    return np.array([det.score(w).score for w in db])
+
+
+def cross_fit_scores(spec: DetectorSpec, db: np.ndarray, groups: np.ndarray, n_folds: int = 10) -> np.ndarray:
+    """Out-of-fold window scores ``(n,)``: each clip scored by a detector fitted without it.
+
+    Args:
+        spec: the detector.
+        db: ``(n, n_mels, frames)`` normal log-mels.
+        groups: ``(n,)`` the clip of each window (folds split clips).
+        n_folds: folds (fewer when there are fewer clips: leave-one-clip-out).
+    """
+    groups = np.asarray(groups)
+    clips = np.unique(groups)
+    if clips.size < 2:
+        raise ValueError(f"need at least 2 clips for out-of-fold scores, got {clips.size}")
+    k = min(n_folds, clips.size)
+    out = np.empty(db.shape[0])
+    for f in range(k):
+        held = np.isin(groups, clips[f::k])
+        if (~held).sum() < 2:
+            raise ValueError("too few windows to fit a detector without one fold")
+        out[held] = _scores(fit_detector(spec, db[~held]), db[held])
+    return out
+
+
+@dataclass
+class NumpyFit:
+    """NumPy detectors fitted on every clip, with their out-of-fold normal scores.
+
+    Attributes:
+        specs: the detectors' descriptions (model.json ``detectors``).
+        detectors: the fitted detectors, in the order of ``specs``.
+        oof_scores: name -> ``(n,)`` out-of-fold scores of the training windows.
+        seconds: fitting time.
+    """
+
+    specs: list[DetectorSpec]
+    detectors: list[ProfileDetector | FrameDetector]
+    oof_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def fit_numpy_detectors(specs: Sequence[DetectorSpec], db: np.ndarray, groups: np.ndarray,
+                        n_folds: int = 10) -> NumpyFit:
+    """Out-of-fold scores, then the final fit on everything, for each NumPy detector in ``specs``."""
+    t0 = time.monotonic()
+    specs = [s for s in specs if s.kind in NUMPY_KINDS]
+    oof = {s.name: cross_fit_scores(s, db, groups, n_folds) for s in specs}
+    dets = [fit_detector(s, db) for s in specs]
+    return NumpyFit(list(specs), dets, oof, time.monotonic() - t0)
+
+
+def detector_arrays(detectors: Sequence[ProfileDetector | FrameDetector]) -> dict[str, np.ndarray]:
+    """The arrays ``detectors.npz`` holds: ``<name>.mean``, ``<name>.precision``, ``<name>.std``."""
+    out: dict[str, np.ndarray] = {}
+    for d in detectors:
+        out.update(d.model.to_arrays(f"{d.name}."))
+    return out
+
+
+def detector_macs(spec: DetectorSpec, n_mels: int, frames: int) -> int:
+    """Multiply-accumulates per window of a NumPy detector (band averaging + Mahalanobis)."""
+    if spec.kind == "profile":
+        d = 2 * spec.n_bands
+        return n_mels * frames + d * d + d
+    return n_mels * frames + frames * (spec.n_bands * spec.n_bands + spec.n_bands)
+
+
+def write_numpy_bundle(out_dir: str | Path, db: np.ndarray, groups: np.ndarray, params: FeatureParams,
+                       specs: Sequence[DetectorSpec] = (DEFAULT_PROFILE, DEFAULT_FRAMES), *,
+                       fusion_rule: str = "max", threshold_rule: str = "gamma", threshold_quantile: float = 0.99,
+                       clip_lo: float | None = -1.0, clip_hi: float | None = 2.0, machine: str = "",
+                       machine_ids: Sequence[str] = (), source: dict[str, Any] | None = None,
+                       progress: Progress | None = None) -> dict[str, Any]:
+    """Fit NumPy detectors on normal log-mels and write a bundle without an autoencoder; returns model.json.
+
+    Args:
+        out_dir: the bundle folder (created).
+        db: ``(n, n_mels, frames)`` normal windows' log-mel in dB, ``frames``
+            = ``features.model_frames(params.window_frames)``.
+        groups: ``(n,)`` the recording each window came from (at least 2).
+        params: the front end's parameters (recorded).
+        specs: which detectors (``profile``, ``frames``).
+        fusion_rule: ``max`` or ``mean`` with two or more detectors (one: ``none``).
+        source: recorded as ``training`` (e.g. ``{"minutes": 10, "device": ...}``).
+    """
+    log = progress or (lambda _line: None)
+    out_dir = Path(out_dir)
+    db = np.asarray(db, dtype=np.float32)
+    n, n_mels, frames = db.shape
+    fit = fit_numpy_detectors(specs, db, groups)
+    rule = fusion_rule if len(fit.specs) > 1 else "none"
+    fusion = Fusion(rule, {n_: NormalStats.of(s) for n_, s in fit.oof_scores.items()} if rule != "none" else {})
+    fused = fusion.fuse_many(fit.oof_scores)
+    thr = fit_threshold(fused, threshold_quantile, threshold_rule, source="out-of-fold")
+    norm = MinMaxNorm.fit(db, clip_lo=clip_lo, clip_hi=clip_hi)
+    levels = BandLevels.of(db)
+    log(f"detectors: {', '.join(s.describe() for s in fit.specs)}; fitted in {fit.seconds:.1f} s; "
+        f"threshold {thr.value:.4g} ({thr.describe()})")
+    doc = ModelJson(
+        features=params, input_shape=(n_mels, frames), normalisation=norm, detectors=tuple(fit.specs),
+        fusion=fusion, threshold=thr, created=datetime.now(UTC).isoformat(timespec="seconds"), machine=machine,
+        machine_ids=tuple(machine_ids), band_level_db=levels,
+        validation_scores=ScoreStats.of(fused, source="out-of-fold"),
+        band_deviation=BandStats.of(band_deviations(db, norm, levels.mean), source="training"),
+        model={"arch": None, "macs_per_window": int(sum(detector_macs(s, n_mels, frames) for s in fit.specs))},
+        training={"windows": int(n), "clips": int(np.unique(groups).size), "fit_seconds": round(fit.seconds, 3),
+                  **(source or {})},
+        versions={"edge_monitor": edge_monitor.__version__, "numpy": np.__version__,
+                  "python": platform.python_version()},
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_arrays(out_dir, detector_arrays(fit.detectors))
+    write_model_json(out_dir, doc)
+    return load_bundle(out_dir).meta
+

@@ -1,0 +1,1 @@
+"""Small helpers with no edge_monitor imports: backoff, JSON conversion."""

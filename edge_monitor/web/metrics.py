@@ -1,0 +1,177 @@
+"""Prometheus metrics of the daemon, rendered from a :class:`~edge_monitor.web.status_board.Snapshot`.
+
+The exposition text comes from ``prometheus_client`` (a private
+``CollectorRegistry``, never the global one, so importing this module in a
+test or a tool registers nothing process-wide). A custom collector turns the
+snapshot the scoring loop published into metric families at scrape time: the
+loop itself never touches a prometheus_client object (whose values sit behind
+locks), so a scrape can never make it wait.
+
+Only imported when ``http:`` is configured; the cost of ``prometheus_client``
+is measured in docs/raspberry-pi.md.
+
+Metric names (all prefixed ``edge_monitor_``; units in names, ``_total`` counters):
+
+================================================  =========  =====================================
+name                                              type       meaning
+================================================  =========  =====================================
+windows_total                                     counter    windows read from the ring
+windows_scored_total                              counter    windows scored (incl. partially)
+windows_scored_partial_total                      counter    scored on their valid frames only
+windows_skipped_total{kind}                       counter    not scored: first sensor fault kind
+window_errors_total                               counter    windows that failed to score
+score                                             gauge      last window's score
+window_score                                      histogram  scores; buckets are multiples of the
+                                                             threshold (0.25 ... 8)
+window_score_ratio                                histogram  score / threshold, same buckets (le
+                                                             "1.0" = the threshold, fleet-wide)
+threshold / clear_level                           gauge      the alert rule's levels
+anomaly                                           gauge      1 while an alert is open
+alerts_started_total / alerts_ended_total         counter    alert events
+sensor_events_total{kind,event}                   counter    sensor fault start/end events
+sensor_fault_active{kind}                         gauge      1 while that fault is active
+input_level_dbfs                                  gauge      RMS of the last window (dBFS)
+outbox_messages                                   gauge      MQTT outbox depth
+mqtt_connected                                    gauge      1 while connected to the broker
+capture_xruns_total                               counter    input overflows reported by PortAudio
+ring_overruns_total                               counter    windows lost: the loop fell behind
+capture_restarts_total                            counter    audio device reopened after a loss
+last_window_timestamp_seconds                     gauge      end of the last window (Unix s)
+info{device_id,model_name,model_sha256,...}       info       identity of this monitor
+================================================  =========  =====================================
+
+plus the ``process_*`` metrics of prometheus_client's ``ProcessCollector``
+(resident memory, CPU seconds, open fds, start time).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+from edge_monitor.audio.sensor_health import FAULT_KINDS
+from edge_monitor.web.status_board import SCORE_BUCKET_FACTORS, Snapshot
+
+__all__ = ["PREFIX", "MetricsRenderer", "SnapshotCollector"]
+
+PREFIX = "edge_monitor"
+
+
+def _n(name: str) -> str:
+    return f"{PREFIX}_{name}"
+
+
+class SnapshotCollector:
+    """A prometheus_client collector reading the latest snapshot from ``get_snapshot()``."""
+
+    def __init__(self, get_snapshot: Callable[[], Snapshot]) -> None:
+        self.get_snapshot = get_snapshot
+
+    def describe(self) -> list[Metric]:
+        return []  # unchecked collector: families are built per scrape
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.get_snapshot()
+        c = s.counters
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(_n(name), doc, value=value)
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(_n(name), doc, value=value)
+
+        yield counter("windows", "Windows read from the ring buffer.", c["windows"])
+        yield counter("windows_scored", "Windows scored by the model (including partially scored ones).",
+                      c["scored"])
+        yield counter("windows_scored_partial", "Windows with short dropouts scored on their valid frames.",
+                      c["scored_partial"])
+        skipped = CounterMetricFamily(_n("windows_skipped"), "Windows not scored because of a sensor fault, "
+                                      "by the first fault kind found.", labels=["kind"])
+        for kind in sorted(set(FAULT_KINDS) | set(s.skipped_by_kind)):
+            skipped.add_metric([kind], s.skipped_by_kind.get(kind, 0))
+        yield skipped
+        yield counter("window_errors", "Windows that failed to score (logged as errors).", c["errors"])
+        yield gauge("score", "Anomaly score (reconstruction MSE) of the last scored window.",
+                    s.last_score if s.last_score is not None else math.nan)
+        # One set of counts, two views: the bounds are multiples of the threshold, so the same
+        # buckets read as absolute scores and as score / threshold (comparable across a fleet).
+        cumulative, buckets, ratio_buckets = 0, [], []
+        for bound, factor, count in zip((*s.bucket_bounds, math.inf), (*SCORE_BUCKET_FACTORS, math.inf),
+                                        s.bucket_counts):
+            cumulative += count
+            buckets.append(("+Inf" if math.isinf(bound) else repr(float(bound)), cumulative))
+            ratio_buckets.append(("+Inf" if math.isinf(factor) else repr(float(factor)), cumulative))
+        yield HistogramMetricFamily(_n("window_score"), "Anomaly scores of scored windows (bucket bounds are "
+                                    "multiples of the threshold).", buckets=buckets, sum_value=s.score_sum)
+        yield HistogramMetricFamily(_n("window_score_ratio"), "Anomaly score / threshold of scored windows "
+                                    "(1 = at the threshold; the same buckets for every monitor).",
+                                    buckets=ratio_buckets, sum_value=s.score_sum / s.threshold)
+        yield gauge("threshold", "Alert threshold on the anomaly score.", s.threshold)
+        yield gauge("clear_level", "Score below which windows count towards closing an alert.", s.clear_level)
+        yield gauge("anomaly", "1 while an alert is open, else 0.", 1.0 if s.state == "anomaly" else 0.0)
+        yield counter("alerts_started", "Alerts opened.", c["alerts_started"])
+        yield counter("alerts_ended", "Alerts closed.", c["alerts_ended"])
+        events = CounterMetricFamily(_n("sensor_events"), "Sensor fault events (start/end) by fault kind.",
+                                     labels=["kind", "event"])
+        for kind in sorted(set(FAULT_KINDS) | {k for k, _ in s.sensor_events}):
+            for ev in ("start", "end"):
+                events.add_metric([kind, ev], s.sensor_events.get((kind, ev), 0))
+        yield events
+        active = GaugeMetricFamily(_n("sensor_fault_active"), "1 while a sensor fault of this kind is active.",
+                                   labels=["kind"])
+        for kind in sorted(set(FAULT_KINDS) | set(s.sensor_active)):
+            active.add_metric([kind], 1.0 if kind in s.sensor_active else 0.0)
+        yield active
+        yield gauge("input_level_dbfs", "RMS input level of the last window in dBFS (-Inf for digital silence).",
+                    s.input_rms_dbfs if s.input_rms_dbfs is not None else -math.inf)
+        yield gauge("outbox_messages", "Messages waiting in the MQTT outbox.",
+                    s.outbox_depth if s.outbox_depth is not None else 0)
+        yield gauge("mqtt_connected", "1 while connected to the MQTT broker.", 1.0 if s.mqtt_connected else 0.0)
+        yield counter("capture_xruns", "Input overflows (xruns) reported by the audio capture.", c["xruns"])
+        yield counter("ring_overruns", "Windows lost because the scoring loop fell behind.", c["overruns"])
+        yield counter("capture_restarts", "Times the audio device was reopened after a loss.", c["capture_restarts"])
+        yield gauge("last_window_timestamp_seconds", "End time of the last window (Unix seconds).",
+                    s.last_window_time if s.last_window_time is not None else math.nan)
+        # InfoMetricFamily appends `_info`: edge_monitor_info{device_id=..., model_sha256=...} 1
+        yield InfoMetricFamily(PREFIX, "Identity of this monitor: device, model and software version.",
+                               value=dict(s.info))
+
+
+class MetricsRenderer:
+    """The exposition text for the snapshot source; one private registry per renderer."""
+
+    def __init__(self, get_snapshot: Callable[[], Snapshot], process: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(get_snapshot))
+        if process:
+            ProcessCollector(registry=self.registry)
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """``(body, content type)`` in the format the scraper's ``Accept`` header asks for
+        (the Prometheus text format by default, OpenMetrics when asked), as prometheus_client's
+        own HTTP handler negotiates it."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+def parse(text: str) -> dict[str, Any]:
+    """``{sample name with labels: value}`` of exposition ``text`` (for tests and the bench)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, Any] = {}
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(smp.labels.items()))
+            out[smp.name + (f"{{{labels}}}" if labels else "")] = smp.value
+    return out

@@ -1,0 +1,390 @@
+"""The operator's view: a status page, ``/api/status``, Prometheus ``/metrics`` and evidence WAVs.
+
+Configured by the ``http:`` section (:class:`edge_monitor.config.schema.HttpConfig`);
+absent means this module is never imported. :func:`attach` hooks an
+:class:`HttpService` into a :class:`~edge_monitor.service.daemon.Daemon` as an
+observer: it starts the server when the daemon's loop starts and stops it at
+shutdown, so ``edge-monitor run`` and ``edge-monitor simulate`` both serve.
+
+Routes (GET and HEAD only; everything else is 405; no directory listing):
+
+``/``                  the status page (one static HTML file with inline JS; no CDN, no build step)
+``/api/status``        ``Daemon.health()`` (the MQTT ``<base>/status`` JSON) plus score history,
+                       recent alerts and sensor events, live microphone numbers
+``/metrics``           Prometheus exposition format (:mod:`edge_monitor.web.metrics`)
+``/evidence/<file>``   an evidence WAV: a plain ``*.wav`` name directly inside the evidence
+                       folder, no symlink; Range requests are honoured (seeking in ``<audio>``)
+
+Never in the scoring loop's way: the stdlib ``ThreadingHTTPServer`` runs in a
+daemon thread, one thread per connection, and reads only the immutable
+snapshot the loop publishes (:mod:`edge_monitor.web.status_board`); no lock is
+shared with the loop. A client that stops reading blocks only its own thread,
+which gives up after :data:`SOCKET_TIMEOUT_S`; connections beyond
+:data:`MAX_CONNECTIONS` are closed at once.
+
+Access: a loopback ``listen`` needs no token unless ``http.token_env`` is set;
+any other address needs one (refused at config validation otherwise). The
+token goes in ``Authorization: Bearer <token>`` or ``?token=<token>`` (the
+page passes its own ``?token=`` on to its requests).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import os
+import re
+import socket
+import stat
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from edge_monitor.config.schema import ConfigError, HttpConfig
+from edge_monitor.web.status_board import Snapshot, StatusBoard
+
+__all__ = ["MAX_CONNECTIONS", "SOCKET_TIMEOUT_S", "HttpService", "attach", "status_json"]
+
+SOCKET_TIMEOUT_S = 10.0  # a client that sends or reads nothing for this long is dropped
+MAX_CONNECTIONS = 32  # concurrent connections; more are closed unanswered
+EVIDENCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.wav")
+CHUNK = 64 * 1024
+
+
+def attach(daemon: Any) -> HttpService:
+    """Build the service for ``daemon.cfg.http`` and register it as an observer of ``daemon``.
+
+    Raises :class:`ConfigError` (key ``http.token_env``) when the token variable is named but unset.
+    """
+    service = HttpService(daemon.cfg.http, daemon, log=daemon.log)
+    daemon.observers.append(service)
+    return service
+
+
+def _read_token(cfg: HttpConfig, source: str | None) -> str | None:
+    if cfg.token_env is None:
+        return None
+    token = os.environ.get(cfg.token_env, "")
+    if not token.strip():
+        raise ConfigError(f"the environment variable {cfg.token_env} is unset or empty (it must hold the "
+                          "access token)", file=source, key="http.token_env")
+    return token.strip()
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN/inf -> None, recursively (JSON has no such numbers; the page's JSON.parse rejects them)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def status_json(s: Snapshot, mic: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``/api/status`` document: the health JSON plus what the page needs."""
+    doc = dict(s.health)
+    doc.update({
+        "info": s.info,
+        "threshold": s.threshold,
+        "clear_level": s.clear_level,
+        "state": s.state,
+        "last_score": s.last_score,
+        "last_window_time": s.last_window_time,
+        "input_level_dbfs": s.input_rms_dbfs,
+        "mqtt_connected": s.mqtt_connected,
+        "outbox_depth": s.outbox_depth,
+        "counters": s.counters,
+        "skipped_by_kind": s.skipped_by_kind,
+        "history": [[round(t, 3), sc, st] for t, sc, st in s.history],
+        "recent_alerts": list(s.alerts),
+        "sensor_events": list(s.sensor_log),
+        "mic": mic,
+        "snapshot_time": s.made_at,
+    })
+    return _json_safe(doc)
+
+
+class _MicCache:
+    """Microphone numbers (:func:`edge_monitor.audio.mic_check.analyse`) of the latest window, computed
+    on request in an HTTP thread, once per window (a lock private to the HTTP side)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[int, int] | None = None
+        self._value: dict[str, Any] | None = None
+
+    def get(self, s: Snapshot) -> dict[str, Any] | None:
+        if s.last_raw is None:
+            return None
+        key = (id(s.last_raw), s.last_raw_index)
+        with self._lock:
+            if key != self._key:
+                from edge_monitor.audio.mic_check import analyse
+
+                try:
+                    self._value = analyse(s.last_raw, s.last_raw_rate).to_dict()
+                    self._value["window_index"] = s.last_raw_index
+                except Exception as exc:  # noqa: BLE001
+                    self._value = {"error": str(exc)}
+                self._key = key
+            return self._value
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck client thread never holds up the process's exit
+    allow_reuse_address = True
+    request_queue_size = 16
+
+    def __init__(self, address: tuple[str, int], handler: type, service: HttpService) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.service = service
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many connections: drop, never queue behind them
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away or timed out mid-response: one debug line, no traceback on stderr.
+        import sys
+
+        exc = sys.exc_info()[1]
+        self.service.log.debug("http request aborted", client=client_address[0], error=repr(exc))
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = SOCKET_TIMEOUT_S  # socket timeout: reads and writes of a stalled client fail
+    protocol_version = "HTTP/1.1"
+    server_version = "edge-monitor"
+    sys_version = ""
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        self.server.service.log.debug("http", client=self.client_address[0], line=format % args)
+
+    def _refuse(self) -> None:
+        self.send_error(HTTPStatus.METHOD_NOT_ALLOWED, "read-only: GET and HEAD only")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Every error closes the connection and says what is allowed.
+        self.close_connection = True
+        if code == HTTPStatus.METHOD_NOT_ALLOWED:
+            self._extra_headers = [("Allow", "GET, HEAD")]
+        super().send_error(code, message, explain)
+
+    def end_headers(self) -> None:
+        for k, v in getattr(self, "_extra_headers", []):
+            self.send_header(k, v)
+        self._extra_headers = []
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def _send(self, body: bytes, ctype: str, code: int = 200, head: bool = False) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _authorised(self, query: dict[str, list[str]]) -> bool:
+        token = self.server.service.token
+        if token is None:
+            return True
+        given = None
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        elif query.get("token"):
+            given = query["token"][0]
+        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+    # --- routes ----------------------------------------------------------------------------------
+
+    def do_HEAD(self) -> None:
+        self._route(head=True)
+
+    def do_GET(self) -> None:
+        self._route(head=False)
+
+    def _route(self, head: bool) -> None:
+        svc = self.server.service
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        if not self._authorised(query):
+            self._extra_headers = [("WWW-Authenticate", 'Bearer realm="edge-monitor"')]
+            self.send_error(HTTPStatus.UNAUTHORIZED, "token required")
+            return
+        path = parts.path
+        if path in ("/", "/index.html"):
+            self._send(svc.page, "text/html; charset=utf-8", head=head)
+        elif path == "/api/status":
+            snap = svc.snapshot()
+            body = json.dumps(status_json(snap, svc.mic.get(snap)), allow_nan=False).encode()
+            self._send(body, "application/json", head=head)
+        elif path == "/metrics":
+            body, ctype = svc.metrics().render(self.headers.get("Accept"))
+            self._send(body, ctype, head=head)
+        elif path.startswith("/evidence/"):
+            self._evidence(path[len("/evidence/"):], head)
+        else:
+            self.send_error(HTTPStatus.NOT_FOUND)
+
+    def _evidence(self, raw_name: str, head: bool) -> None:
+        # Decode once, then accept only a plain file name: no separators, no "..", no dot
+        # files, nothing but *.wav; the file must be a regular file (not a symlink) directly
+        # inside the evidence folder, opened without following links.
+        name = unquote(raw_name, errors="strict") if "%" in raw_name else raw_name
+        folder = self.server.service.snapshot().evidence_dir
+        if folder is None or not EVIDENCE_NAME.fullmatch(name) or ".." in name:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        try:
+            fd = os.open(Path(folder) / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a folder (or a fifo, a device) named *.wav
+            os.close(fd)
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        with os.fdopen(fd, "rb") as f:
+            size = st.st_size
+            start, end = 0, size - 1
+            code = HTTPStatus.OK
+            rng = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
+            if rng and size > 0 and (rng.group(1) or rng.group(2)):
+                if rng.group(1):
+                    start = int(rng.group(1))
+                    end = min(int(rng.group(2)), size - 1) if rng.group(2) else size - 1
+                else:  # suffix range: the last N bytes
+                    start = max(0, size - int(rng.group(2)))
+                if start > end or start >= size:
+                    self._extra_headers = [("Content-Range", f"bytes */{size}")]
+                    self.send_error(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                    return
+                code = HTTPStatus.PARTIAL_CONTENT
+            length = end - start + 1 if size else 0
+            self.send_response(code)
+            self.send_header("Content-Type", "audio/wav")
+            self.send_header("Content-Length", str(length))
+            self.send_header("Accept-Ranges", "bytes")
+            if code == HTTPStatus.PARTIAL_CONTENT:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.end_headers()
+            if head:
+                return
+            f.seek(start)
+            left = length
+            while left > 0:
+                chunk = f.read(min(CHUNK, left))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)  # blocks only this thread; times out after SOCKET_TIMEOUT_S
+                left -= len(chunk)
+
+
+class HttpService:
+    """The server and its status board, as one daemon observer.
+
+    Args:
+        cfg: the ``http:`` section.
+        daemon: the :class:`~edge_monitor.service.daemon.Daemon` (read on its own thread only, by the board).
+        log: structlog logger.
+    """
+
+    def __init__(self, cfg: HttpConfig, daemon: Any, log: Any) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.token = _read_token(cfg, str(daemon.cfg.source) if daemon.cfg.source else None)
+        self.board = StatusBoard(daemon, cfg.history_seconds)
+        self.page = resources.files("edge_monitor.web").joinpath("status_page.html").read_bytes()
+        self.mic = _MicCache()
+        self._metrics: Any = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.address: tuple[str, int] | None = None
+
+    def snapshot(self) -> Snapshot:
+        return self.board.snapshot
+
+    def metrics(self) -> Any:
+        if self._metrics is None:  # prometheus_client loads on the first scrape, in an HTTP thread
+            from edge_monitor.web.metrics import MetricsRenderer
+
+            self._metrics = MetricsRenderer(self.snapshot)
+        return self._metrics
+
+    @property
+    def url(self) -> str | None:
+        if self.address is None:
+            return None
+        host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
+        return f"http://{host}:{self.address[1]}/"
+
+    # --- observer -----------------------------------------------------------------------------
+
+    def observe(self, daemon: Any, event: str, payload: Any) -> None:
+        self.board.observe(daemon, event, payload)
+        if event == "start":
+            self.start()
+        elif event == "stop":
+            self.stop()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind and serve in a daemon thread. A bind failure is logged, never fatal: monitoring goes on."""
+        if self._server is not None:
+            return
+        try:
+            self._server = _Server((self.cfg.host, self.cfg.port), _Handler, self)
+        except OSError as exc:
+            self.log.error("http server not started", listen=self.cfg.listen, error=str(exc))
+            return
+        host, port = self._server.server_address[:2]
+        self.address = (str(host), int(port))
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
+                                        name="edge-monitor-http", daemon=True)
+        self._thread.start()
+        self.log.info("http server listening", url=self.url, token=self.token is not None)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop accepting; connection threads are daemon threads and die with the process."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        t0 = time.monotonic()
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(max(0.0, timeout - (time.monotonic() - t0)))
+        self.log.info("http server stopped")
