@@ -39,8 +39,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edge_monitor.features.frontend import FeatureParams, logmel  # noqa: E402
 from edge_monitor.features import frontend as _features  # noqa: E402
+from edge_monitor.features.frontend import FeatureParams, logmel  # noqa: E402
 
 TARGET_MS = 5.0
 TARGET_SPEEDUP = 3.0

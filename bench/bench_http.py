@@ -49,7 +49,7 @@ from common import REPO, bundle_dir, finish, log, summarise_ms
 def make_daemon(bundle: Any, state: Path, http: bool) -> Any:
     import yaml
 
-    from edge_monitor.config.schema import parse_config
+    from edge_monitor.config.loader import parse_config
     from edge_monitor.model.scorer import Scorer
     from edge_monitor.service import logs
     from edge_monitor.service.daemon import Daemon, NullPublisher

@@ -59,7 +59,7 @@ def child(args: argparse.Namespace) -> dict:
     _set_tf_threads(n)
 
     from edge_monitor.audio import audio_io
-    from edge_monitor.features.frontend import to_model_input
+    from edge_monitor.features.model_input import to_model_input
     from edge_monitor.model.bundle import load_bundle
     from edge_monitor.model.scorer import Scorer
     from edge_monitor.model.tflite_backend import TFLiteModel

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     from edge_monitor.audio import audio_io
-    from edge_monitor.features.frontend import to_model_input
+    from edge_monitor.features.model_input import to_model_input
     from edge_monitor.model.bundle import load_bundle
     from edge_monitor.model.scorer import window_errors
     from edge_monitor.model.tflite_backend import TFLiteModel

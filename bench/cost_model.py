@@ -161,7 +161,8 @@ def measure(bundle_dir: Path, runs: int) -> dict[str, dict[str, float]]:
     """Median/p10 ms of log-mel, model invoke and the whole window on this machine, one thread."""
     import numpy as np
 
-    from edge_monitor.features.frontend import logmel, to_model_input
+    from edge_monitor.features.frontend import logmel
+    from edge_monitor.features.model_input import to_model_input
     from edge_monitor.model.bundle import load_bundle
     from edge_monitor.model.scorer import Scorer
 

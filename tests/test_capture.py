@@ -122,7 +122,7 @@ def start_daemon(tmp_path: Path, model: dict, hop: float, log_stream: io.StringI
     import yaml
 
     from edge_monitor.audio.capture import MicrophoneSource
-    from edge_monitor.config.schema import parse_config
+    from edge_monitor.config.loader import parse_config
     from edge_monitor.model.scorer import Scorer
     from edge_monitor.service import logs
     from edge_monitor.service.daemon import Daemon

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_monitor.config.schema import EX_CONFIG, Config, ConfigError, load_config, parse_config
+from edge_monitor.config.loader import load_config, parse_config
+from edge_monitor.config.schema import EX_CONFIG, Config, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "deploy" / "config.example.yaml"

@@ -134,7 +134,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 from edge_monitor.audio import audio_io  # noqa: E402
-from edge_monitor.config.schema import parse_config  # noqa: E402
+from edge_monitor.config.loader import parse_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

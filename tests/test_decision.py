@@ -102,7 +102,8 @@ def test_clear_level_is_measured_from_the_typical_normal_score() -> None:
 
 def test_typical_normal_score_prefers_calibration() -> None:
     from edge_monitor.decide.decision import typical_normal_score
-    from edge_monitor.features.frontend import FeatureParams, MinMaxNorm
+    from edge_monitor.features.frontend import FeatureParams
+    from edge_monitor.features.model_input import MinMaxNorm
     from edge_monitor.model.fusion import Fusion
     from edge_monitor.model.model_json import DetectorSpec, ModelJson, ScoreStats
     from edge_monitor.model.threshold import ThresholdFit

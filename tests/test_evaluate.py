@@ -316,7 +316,8 @@ def test_error_map_marks_the_explanation(tmp_path) -> None:
     """The report draws the explained band (dashed cyan box) and impact times on the error map."""
     import matplotlib.image as mpimg
 
-    from edge_monitor.features.frontend import FeatureParams, MinMaxNorm
+    from edge_monitor.features.frontend import FeatureParams
+    from edge_monitor.features.model_input import MinMaxNorm
     from trainer.report import ReconExample, plot_reconstruction
 
     params = FeatureParams(n_mels=64)

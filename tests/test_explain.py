@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from edge_monitor.decide.explain import KINDS, NOTHING_STANDS_OUT, Explainer, Explanation, explain_window
-from edge_monitor.features.frontend import FeatureParams, MinMaxNorm, mel_band_edges_hz
+from edge_monitor.features.frontend import FeatureParams, mel_band_edges_hz
+from edge_monitor.features.model_input import MinMaxNorm
 
 PARAMS = FeatureParams()
 N_MELS, FRAMES = PARAMS.n_mels, 312

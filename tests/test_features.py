@@ -7,8 +7,10 @@ import threading
 import numpy as np
 import pytest
 
-from edge_monitor.features.frontend import FeatureParams, LogMel, MinMaxNorm, logmel, model_frames
 from edge_monitor.features import frontend as features
+from edge_monitor.features import model_input
+from edge_monitor.features.frontend import FeatureParams, LogMel, logmel, model_frames
+from edge_monitor.features.model_input import MinMaxNorm
 from tests.conftest import REPO, require
 
 SR = 16000
@@ -161,7 +163,7 @@ def test_frame_count_and_model_crop() -> None:
     with pytest.raises(ValueError):
         model_frames(7)
     norm = MinMaxNorm(lo=(0.0,) * 128, hi=(1.0,) * 128)
-    inp = features.to_model_input(noise(), PARAMS, norm, 312)
+    inp = model_input.to_model_input(noise(), PARAMS, norm, 312)
     assert inp.shape == (128, 312) and inp.dtype == np.float32
 
 
@@ -278,12 +280,12 @@ def test_numpy_fft_fallback_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_valid_frames_marks_every_frame_whose_fft_span_touches_a_bad_sample() -> None:
     n = PARAMS.window_samples
-    assert features.valid_frames(np.zeros(n, bool), PARAMS).shape == (313,)
-    assert features.valid_frames(np.zeros(n, bool), PARAMS).all()
+    assert model_input.valid_frames(np.zeros(n, bool), PARAMS).shape == (313,)
+    assert model_input.valid_frames(np.zeros(n, bool), PARAMS).all()
     bad = np.zeros(n, bool)
     start, length = 50_000, 3200  # a 0.2 s dropout
     bad[start : start + length] = True
-    valid = features.valid_frames(bad, PARAMS)
+    valid = model_input.valid_frames(bad, PARAMS)
     # Brute force: frame t spans [t*hop - n_fft/2, t*hop + n_fft/2) of the window.
     half = PARAMS.n_fft // 2
     expect = np.array([not bad[max(0, t * 512 - half) : max(0, t * 512 + half)].any() for t in range(313)])
@@ -298,7 +300,7 @@ def test_valid_frames_marks_every_frame_whose_fft_span_touches_a_bad_sample() ->
     # One bad sample at either edge of the window.
     edge = np.zeros(n, bool)
     edge[0] = edge[-1] = True
-    v = features.valid_frames(edge, PARAMS)
+    v = model_input.valid_frames(edge, PARAMS)
     assert not v[0] and not v[1] and v[2] and not v[-1] and v[-3]
 
 
@@ -307,23 +309,23 @@ def test_valid_frames_at_another_sample_rate_maps_by_time() -> None:
     bad48[150_000:159_600] = True  # the same 0.2 s at 48 kHz, 3.125 s into the window
     bad16 = np.zeros(160_000, bool)
     bad16[50_000:53_200] = True
-    v48 = features.valid_frames(bad48, PARAMS, sample_rate=48_000)
-    v16 = features.valid_frames(bad16, PARAMS)
+    v48 = model_input.valid_frames(bad48, PARAMS, sample_rate=48_000)
+    v16 = model_input.valid_frames(bad16, PARAMS)
     assert v48.shape == v16.shape == (313,)
     assert np.all(v48 <= v16) and (~v48).sum() <= (~v16).sum() + 2  # 2 ms of resampler reach each side
     with pytest.raises(ValueError):
-        features.valid_frames(np.zeros((10, 2), bool), PARAMS)
+        model_input.valid_frames(np.zeros((10, 2), bool), PARAMS)
 
 
 def test_fill_invalid_frames_uses_each_bands_median_over_valid_frames() -> None:
     rng = np.random.default_rng(8)
     inp = rng.random((4, 20)).astype(np.float32)
     valid = np.ones(21, bool)  # one more than the model's frames: the cropped frame is ignored
-    assert features.fill_invalid_frames(inp, valid) is inp
+    assert model_input.fill_invalid_frames(inp, valid) is inp
     valid[5:8] = False
-    out = features.fill_invalid_frames(inp, valid)
+    out = model_input.fill_invalid_frames(inp, valid)
     np.testing.assert_array_equal(out[:, valid[:20]], inp[:, valid[:20]])
     np.testing.assert_allclose(out[:, 6], np.median(inp[:, valid[:20]], axis=1))
     assert out.dtype == np.float32 and not np.shares_memory(out, inp)
     with pytest.raises(ValueError, match="no valid"):
-        features.fill_invalid_frames(inp, np.zeros(20, bool))
+        model_input.fill_invalid_frames(inp, np.zeros(20, bool))

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_daemon import Notes, RecordingPublisher, bundle_and_profile, synth_clips
 
 from edge_monitor.audio import audio_io
-from edge_monitor.config.schema import ConfigError, parse_config
+from edge_monitor.config.loader import parse_config
+from edge_monitor.config.schema import ConfigError
 
 TOKEN_ENV = "EDGE_MONITOR_TEST_HTTP_TOKEN"
 
@@ -399,7 +400,7 @@ def test_without_an_http_section_nothing_of_it_is_imported(model: dict, tmp_path
 import sys, yaml
 from edge_monitor.service import logs
 from edge_monitor.model.bundle import load_bundle
-from edge_monitor.config.schema import parse_config
+from edge_monitor.config.loader import parse_config
 from edge_monitor.service.daemon import Daemon, NullPublisher
 from edge_monitor.model.scorer import Scorer
 cfg = parse_config(yaml.safe_dump({{"device_id": "x", "model": {str(model["dir"])!r}, "state_dir": {str(tmp_path)!r},

@@ -341,7 +341,7 @@ def test_templated_config_is_valid_for_the_daemon(ansible_bin, tmp_path, host):
     """The role's template, with the example host_vars, passes the daemon's own config loader."""
     import yaml
 
-    from edge_monitor.config.schema import load_config
+    from edge_monitor.config.loader import load_config
 
     host_vars = ANSIBLE_DIR / "host_vars" / f"{host}.yml"
     path = render_config(ansible_bin, tmp_path, host_vars, edge_monitor_mqtt_host="mqtt.plant.example")

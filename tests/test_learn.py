@@ -179,7 +179,7 @@ def test_set_config_model_rewrites_only_the_model_line(tmp_path: Path) -> None:
     changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
     assert len(changed) == 1 and len(before.splitlines()) == len(after.splitlines())
     assert changed[0][1] == f"model: {json.dumps(str(bundle))}   # set by learn --update-config"
-    from edge_monitor.config.schema import load_config
+    from edge_monitor.config.loader import load_config
 
     assert load_config(cfg).model == bundle
     assert cfg.stat().st_mode & 0o777 == 0o640

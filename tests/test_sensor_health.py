@@ -303,7 +303,7 @@ def test_dropout_status_carries_the_bad_samples() -> None:
 def test_a_short_dropout_is_scored_on_its_valid_frames_like_the_clean_window(tiny_bundle: Path,
                                                                                synth_dataset: Path) -> None:
     from edge_monitor.decide.explain import Explainer
-    from edge_monitor.features.frontend import valid_frames
+    from edge_monitor.features.model_input import valid_frames
     from edge_monitor.model.bundle import load_bundle
     from edge_monitor.model.scorer import Scorer
 

@@ -34,7 +34,7 @@ from test_daemon import separating_rule, synth_clips  # noqa: E402
 
 from edge_monitor.audio import audio_io  # noqa: E402
 from edge_monitor.audio.sensor_health import check_window  # noqa: E402
-from edge_monitor.features.frontend import valid_frames  # noqa: E402
+from edge_monitor.features.model_input import valid_frames  # noqa: E402
 
 PAUSE_S = 15.0
 HOP_S = 1.0

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from edge_monitor.audio import audio_io
-from edge_monitor.features.frontend import FeatureParams, to_model_input
+from edge_monitor.features.frontend import FeatureParams
+from edge_monitor.features.model_input import to_model_input
 from edge_monitor.model.bundle import MODEL_JSON, load_bundle
 from edge_monitor.model.scorer import Scorer
 from trainer.datasets import find_clips

@@ -18,7 +18,7 @@ DEFAULT_ARCH = "dense"
 #: Channel widths of the conv model's three encoder blocks (~144 MMAC per window).
 DEFAULT_CHANNELS: tuple[int, int, int] = (8, 16, 32)
 
-#: Clip bounds of the normalised input (:class:`edge_monitor.features.frontend.MinMaxNorm`):
+#: Clip bounds of the normalised input (:class:`edge_monitor.features.model_input.MinMaxNorm`):
 #: each band's training range maps to 0..1 and one more range of headroom is kept
 #: on either side, so sound louder (or quieter) than anything in training raises
 #: the error, which the sigmoid output cannot follow, instead of being flattened

@@ -5,7 +5,7 @@ Two architectures:
 ``conv``
     The paper's convolutional autoencoder on one whole window, input
     ``(n_mels, frames, 1)`` = ``(128, 312, 1)``, each mel band's training range
-    scaled to 0..1 (:class:`edge_monitor.features.frontend.MinMaxNorm`). Encoder: three blocks of
+    scaled to 0..1 (:class:`edge_monitor.features.model_input.MinMaxNorm`). Encoder: three blocks of
     ``Conv2D 3x3 -> BatchNorm -> ReLU -> MaxPool 2x2``; decoder mirrors it with
     ``UpSampling2D 2x2 -> Conv2D 3x3 -> BatchNorm -> ReLU``; a final
     ``Conv2D 3x3 -> 1`` with a sigmoid gives the reconstruction in (0, 1),

@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
-from edge_monitor.features.frontend import FeatureParams, MinMaxNorm, mel_band_edges_hz  # noqa: E402
+from edge_monitor.features.frontend import FeatureParams, mel_band_edges_hz
+from edge_monitor.features.model_input import MinMaxNorm  # noqa: E402
 
 __all__ = [
     "Figure",

@@ -8,7 +8,7 @@ The path, in order (:func:`train_bundle`):
 2. split the *clips* (not windows) into training and validation sets;
 3. log-mel every window (``edge_monitor.features.frontend.logmel``), fit the per-band
    ``MinMaxNorm`` on the training windows only and scale every window with it:
-   ``norm.apply(logmel(w)[:, :frames])`` is what ``features.to_model_input``
+   ``norm.apply(logmel(w)[:, :frames])`` is what ``model_input.to_model_input``
    computes at run time, so training and run-time inputs are the same code;
 4. fit the autoencoder (Adam 1e-3, MSE, early stopping on validation loss
    with patience 5, restoring the best weights), one progress line per epoch;
@@ -41,7 +41,8 @@ import numpy as np
 
 import edge_monitor
 from edge_monitor.audio import audio_io
-from edge_monitor.features.frontend import FeatureParams, MinMaxNorm, logmel, model_frames
+from edge_monitor.features.frontend import FeatureParams, logmel, model_frames
+from edge_monitor.features.model_input import MinMaxNorm
 from edge_monitor.model.bundle import (
     MODEL_KERAS,
     MODEL_TFLITE,
@@ -104,7 +105,7 @@ class TrainConfig:
         arch: ``"conv"`` or ``"dense"`` (trainer.model; default ``trainer.defaults.DEFAULT_ARCH``).
         channels: filters of the three conv encoder blocks.
         clip_lo, clip_hi: clip bounds of the normalised input
-            (:class:`edge_monitor.features.frontend.MinMaxNorm`; ``None``: no clip),
+            (:class:`edge_monitor.features.model_input.MinMaxNorm`; ``None``: no clip),
             stored in model.json's ``normalisation``.
         quantize: ``"none"`` (float32) or ``"dynamic"`` (int8 weights).
         val_split: share of training *clips* held out for validation, early

@@ -44,7 +44,7 @@ def main() -> int:
 
     from edge_monitor.service import logs
     from edge_monitor.model.bundle import load_bundle
-    from edge_monitor.config.schema import parse_config
+    from edge_monitor.config.loader import parse_config
     from edge_monitor.service.daemon import Daemon
     from edge_monitor.audio.ring_buffer import RingBuffer
     from edge_monitor.model.scorer import Scorer

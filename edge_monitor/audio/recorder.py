@@ -72,7 +72,8 @@ def load_audio(config: str | None, device: int | str | None) -> tuple[Config | N
     Raises:
         RecordError: status 78 (EX_CONFIG) for a config error.
     """
-    from edge_monitor.config.schema import ConfigError, load_config
+    from edge_monitor.config.loader import load_config
+    from edge_monitor.config.schema import ConfigError
 
     cfg: Config | None = None
     audio = AudioConfig()

@@ -33,7 +33,7 @@ Typical use, once per window (pure, vectorised NumPy; ~2 ms for 10 s at 16 kHz):
     if not status.ok:
         ...  # count and log it; do NOT score the window as a machine anomaly,
              # unless its only fault is a short dropout: then score the rest
-             # (features.valid_frames(status.bad, params); docs/audio-io.md)
+             # (model_input.valid_frames(status.bad, params); docs/audio-io.md)
 
 :class:`SensorMonitor` turns the per-window statuses into ``start``/``end``
 events per fault kind, with hysteresis (``start_after`` faulty windows to
@@ -93,7 +93,7 @@ class SensorStatus:
             digital silence); handy for logs and the status JSON.
         bad: ``(n,)`` bool over the window's samples, True inside the
             dropouts found (``None`` when there are none). The scoring loop
-            turns it into valid frames (``features.valid_frames``) and scores
+            turns it into valid frames (``model_input.valid_frames``) and scores
             a window whose dropouts are short on the rest of it.
     """
 

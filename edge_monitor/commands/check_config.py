@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.commands.common import config_error
+    from edge_monitor.config.loader import check_hop_fits, load_config
     from edge_monitor.config.mqtt import load_password
-    from edge_monitor.config.schema import ConfigError, check_hop_fits, load_config
+    from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.bundle import BundleError, load_bundle
     from edge_monitor.model.scorer import Scorer
 

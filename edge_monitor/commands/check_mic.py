@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from edge_monitor.audio.capture import DeviceError, MicrophoneSource, find_input_device
     from edge_monitor.audio.mic_check import analyse
     from edge_monitor.audio.ring_buffer import RingBuffer
-    from edge_monitor.config.schema import EX_CONFIG, AudioConfig, ConfigError, load_config
+    from edge_monitor.config.loader import load_config
+    from edge_monitor.config.schema import EX_CONFIG, AudioConfig, ConfigError
     from edge_monitor.service import logs
 
     if not 0.5 <= args.seconds <= 3600:

@@ -43,7 +43,8 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
     Logs go to ``log_stream`` (default stderr, keeping stdout for command output).
     """
     from edge_monitor.commands.common import config_error
-    from edge_monitor.config.schema import ConfigError, load_config
+    from edge_monitor.config.loader import load_config
+    from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.bundle import BundleError, load_bundle
     from edge_monitor.model.scorer import Scorer
     from edge_monitor.service import logs

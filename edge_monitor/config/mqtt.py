@@ -21,15 +21,8 @@ from typing import Any
 
 import yaml
 
-from edge_monitor.config.schema import (
-    DEFAULT_BASE_TOPIC,
-    PASSWORD_ENV,
-    PROTOCOLS,
-    ConfigError,
-    MqttConfig,
-    TlsConfig,
-    _Walker,
-)
+from edge_monitor.config.loader import _Walker
+from edge_monitor.config.schema import DEFAULT_BASE_TOPIC, PASSWORD_ENV, PROTOCOLS, ConfigError, MqttConfig, TlsConfig
 
 __all__ = [
     "DEFAULT_BASE_TOPIC",

@@ -54,7 +54,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge_monitor.features.frontend import FeatureParams, MinMaxNorm, logmel, mel_band_edges_hz
+from edge_monitor.features.frontend import FeatureParams, logmel, mel_band_edges_hz
+from edge_monitor.features.model_input import MinMaxNorm
 
 __all__ = [
     "KINDS",

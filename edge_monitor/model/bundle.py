@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_monitor.features.frontend import FeatureParams, MinMaxNorm, model_frames
+from edge_monitor.features.frontend import FeatureParams, model_frames
+from edge_monitor.features.model_input import MinMaxNorm
 from edge_monitor.model.detectors import NUMPY_KINDS
 from edge_monitor.model.fusion import Fusion
 from edge_monitor.model.model_json import DetectorSpec, ModelJson

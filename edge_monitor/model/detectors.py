@@ -8,7 +8,7 @@ per-mel-band share. Kinds:
 
 ``autoencoder``
     the TFLite autoencoder's reconstruction error of the per-band scaled
-    input (``features.MinMaxNorm``); frames pooled by :class:`Pooling`
+    input (``model_input.MinMaxNorm``); frames pooled by :class:`Pooling`
     (``mean``: the squared error over the window, as before; ``top``: the mean
     of the worst frames).
 ``profile``
@@ -275,7 +275,7 @@ class AutoencoderDetector:
 
     def score_input(self, inp: np.ndarray, valid: np.ndarray | None = None) -> DetectorOutput:
         """Score an already scaled model input ``(n_mels, frames)``; invalid frames are filled first."""
-        from edge_monitor.features.frontend import fill_invalid_frames
+        from edge_monitor.features.model_input import fill_invalid_frames
 
         v = None if valid is None or np.all(valid) else np.asarray(valid, dtype=bool)
         if v is not None:

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 import edge_monitor
-from edge_monitor.features.frontend import FeatureParams, MinMaxNorm
+from edge_monitor.features.frontend import FeatureParams
+from edge_monitor.features.model_input import MinMaxNorm
 from edge_monitor.model.bundle import DetectorSpec, load_bundle, write_arrays, write_model_json
 from edge_monitor.model.detectors import (
     NUMPY_KINDS,

@@ -298,7 +298,8 @@ def rewrite_model(text: str, config: Path, bundle_dir: Path) -> str:
     Raises:
         LearnError: no single ``model`` key, or the result does not validate.
     """
-    from edge_monitor.config.schema import ConfigError, parse_config
+    from edge_monitor.config.loader import parse_config
+    from edge_monitor.config.schema import ConfigError
 
     start, end = find_model_value(text)
     new = text[:start] + _yaml_scalar(str(Path(bundle_dir).resolve())) + text[end:]

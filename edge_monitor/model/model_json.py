@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_monitor.features.frontend import FeatureParams, MinMaxNorm
+from edge_monitor.features.frontend import FeatureParams
+from edge_monitor.features.model_input import MinMaxNorm
 from edge_monitor.model.detectors import KINDS, NUMPY_KINDS, Pooling
 from edge_monitor.model.fusion import Fusion
 from edge_monitor.model.threshold import ThresholdFit

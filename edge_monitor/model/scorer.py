@@ -201,7 +201,7 @@ class Scorer:
     def score_db(self, db: np.ndarray, valid: np.ndarray | None = None) -> WindowScore:
         """Score one window's log-mel ``(n_mels, >= frames)`` dB (``features.logmel``; cropped here).
 
-        ``valid``: ``(>= frames,)`` bool (``features.valid_frames``; the frames
+        ``valid``: ``(>= frames,)`` bool (``model_input.valid_frames``; the frames
         the model crops are ignored), ``None``: all valid. Invalid frames are
         left out of every detector's score.
         """
@@ -227,7 +227,7 @@ class Scorer:
                            z=fused.z, reference=reference, db=db, frame_scores=fired.frame_scores)
 
     def score_input(self, inp: np.ndarray, valid: np.ndarray | None = None) -> WindowScore:
-        """The autoencoder's score of an already scaled model input ``(n_mels, frames)`` (``features.to_model_input``).
+        """The autoencoder's score of an already scaled model input ``(n_mels, frames)`` (``to_model_input``).
 
         Only for bundles whose single detector is the autoencoder (bundles
         before detectors; benchmarks of the model alone). ``valid`` as in :meth:`score_db`.
@@ -248,7 +248,7 @@ class Scorer:
         Args:
             samples: ``(window_samples,)`` float, full scale 1.0 (160 000 for 10 s at 16 kHz).
             valid: ``(window_frames,)`` bool over the window's log-mel frames
-                (313 at the defaults; ``features.valid_frames``), True where
+                (313 at the defaults; ``model_input.valid_frames``), True where
                 the frame is free of sensor faults; ``None`` means all valid.
                 The score pools only the valid frames.
         """

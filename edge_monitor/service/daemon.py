@@ -54,7 +54,8 @@ import numpy as np
 
 from edge_monitor.audio import audio_io
 from edge_monitor.audio.ring_buffer import RingBuffer, Window
-from edge_monitor.config.schema import Config, check_hop_fits
+from edge_monitor.config.loader import check_hop_fits
+from edge_monitor.config.schema import Config
 from edge_monitor.decide.decision import AlertEvent, Decider, DecisionRule, typical_normal_score
 from edge_monitor.decide.evidence import EvidenceStore
 from edge_monitor.model.model_info import model_info, model_ref
@@ -385,7 +386,7 @@ class Daemon:
         limit = self.cfg.audio.max_dropout_fraction
         if bad is None or limit <= 0 or status.kinds != {"dropout"}:
             return None
-        from edge_monitor.features.frontend import valid_frames  # noqa: PLC0415
+        from edge_monitor.features.model_input import valid_frames  # noqa: PLC0415
 
         valid = valid_frames(bad, self.bundle.features, sample_rate=win.sample_rate)
         if 1.0 - float(valid.mean()) > limit:
