@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from edge_monitor.features.frontend import FeatureParams, logmel, model_frames
+from edge_monitor.util.durable import replace_durably
 
 __all__ = [
     "BLOCK_SECONDS",
@@ -327,7 +328,10 @@ def set_config_model(config: str | os.PathLike[str], bundle_dir: Path) -> Path:
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file renamed over it, else in place (folder read-only)."""
+    """Write ``text`` to ``path`` via a synced temporary file renamed over it (durably).
+
+    In place instead when the folder is read-only.
+    """
     st = path.stat()
     tmp = path.with_name(f".{path.name}.learn.tmp")
     try:
@@ -343,12 +347,14 @@ def _replace_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())  # with the folder's fsync below: a power cut leaves the old or the new config
         os.chmod(tmp, st.st_mode & 0o7777)  # os.open's mode is filtered by the umask
         try:
             os.chown(tmp, st.st_uid, st.st_gid)
         except OSError:
             pass  # not root: the file stays ours, as it was if we could write it
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise LearnError(f"cannot write {path}: {exc.strerror or exc}") from None
