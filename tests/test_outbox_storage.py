@@ -222,3 +222,42 @@ def test_disk_unusable_at_start_then_the_old_rows_come_first(tmp_path: Path) -> 
         store.delete(1, generation=0)  # an acknowledgement of the old numbering deletes nothing
         assert store.count() == 5
         store.close()
+
+
+def test_delivery_follows_a_renumbering_and_loses_nothing(tmp_path: Path) -> None:
+    """Messages sent from memory are in flight when the disk comes back holding older rows with the same
+    ids: the delivery starts again from the oldest, late acks of the old numbers delete nothing, and every
+    message is delivered (some twice, which subscribers de-duplicate)."""
+    from edge_monitor.publish.delivery import Delivery
+    from tests.test_mqtt_logic import FakeClock, FakeTransport
+
+    clock = Clock()
+    with SmallDisk(tmp_path / "disk", size_kb=256) as disk:
+        path = disk.path / "outbox.sqlite"
+        old = good_outbox(path, 2)
+        for companion in ("-wal", "-shm"):
+            Path(str(path) + companion).unlink(missing_ok=True)
+        disk.fill()
+        store = MessageStore(path, retry_min_s=5, now=clock)
+        new = [store.put("alert", "dev/alert", f"new-{i}".encode()) for i in range(2)]
+        delivery = Delivery(store)
+        t = FakeTransport(delivery, FakeClock(), auto_ack=False)  # type: ignore[arg-type]
+        delivery.begin(t)
+        assert delivery.pump() == 2 and [p[1] for p in t.published] == [b"new-0", b"new-1"]
+        first_mids = [p[4] for p in t.published]
+
+        disk.free()
+        clock.t += 6
+        store.count()  # the retry: old rows 1-2 on disk, the queued ones renumbered to 3-4
+        assert store.generation == 1
+        for mid in first_mids:  # acks of the old numbers (1, 2) arrive now: they must not delete old rows
+            delivery.on_puback(mid)
+        delivery.flush_acks()
+        assert store.count() == 4
+        assert delivery.pump() == 4
+        assert [p[1] for p in t.published[2:]] == [*old, b"new-0", b"new-1"]
+        for mid in [p[4] for p in t.published[2:]]:
+            delivery.on_puback(mid)
+        assert delivery.flush_acks() == 4 and store.count() == 0 and delivery.idle()
+        assert new == [1, 2]
+        store.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 import structlog
 
 from edge_monitor.publish.outbox import COLUMNS, DURABLE_KINDS, OutboxMessage
+from edge_monitor.util.durable import fsync_dir
 
 __all__ = ["damaged_name", "move_aside", "salvage"]
 
@@ -107,4 +108,5 @@ def move_aside(path: Path, now: float | None = None) -> Path:
                 companion.rename(target.with_name(target.name + suffix))
             except OSError:
                 companion.unlink(missing_ok=True)  # a stale WAL must not be replayed into the new file
+    fsync_dir(path.parent)  # the renames survive a power cut: the new file never meets the old WAL
     return target

@@ -373,6 +373,8 @@ class MessageStore:
         self._error = error
         if self._since is None:
             self._since = time.time()
+        if not first and self._now() < self._next_retry:
+            return  # a read failing between retries: the schedule stands (no back-off growth per read)
         delay = self._backoff.next_delay()
         self._next_retry = self._now() + delay
         if first:
