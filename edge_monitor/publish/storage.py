@@ -112,12 +112,72 @@ class MemoryQueue:
     def all(self) -> list[OutboxMessage]:
         return [self._msgs[i] for i in self._ids]
 
+    def count(self, kind: str | None = None) -> int:
+        return len(self._ids) if kind is None else sum(1 for m in self._msgs.values() if m.kind == kind)
+
+    def renumber_after(self, top: int) -> bool:
+        """Give the queued messages ids after ``top`` (in order) if any has ``id <= top``; whether it did."""
+        if not self._ids or self._ids[0] > top:
+            return False
+        queued = self.all()
+        self.clear()
+        for i, m in enumerate(queued, start=top + 1):
+            self._ids.append(i)
+            self._msgs[i] = OutboxMessage(i, m.kind, m.topic, m.payload, m.qos, m.retain, m.created)
+        return True
+
     def clear(self) -> None:
         self._ids.clear()
         self._msgs.clear()
 
     def __len__(self) -> int:
         return len(self._ids)
+
+
+class DiskHealth:
+    """Whether the outbox's disk takes writes, why not, since when, and when to try it again.
+
+    Not thread-safe (the store's lock guards it). Times: ``now`` is the
+    store's monotonic clock, ``since`` wall time (for the report).
+    """
+
+    def __init__(self, retry_min_s: float, retry_max_s: float) -> None:
+        self.backoff = Backoff(retry_min_s, retry_max_s, jitter=False)
+        self.healthy = False  # the disk took the last write
+        self.error: str | None = None
+        self.since: float | None = None
+        self.next_retry = 0.0
+        self.recoveries = 0
+
+    def fail(self, error: str, now: float) -> tuple[bool, float | None]:
+        """Note a failure: ``(first, delay)``, whether the store just degraded and the new retry delay
+        (``None``: a read failing between retries leaves the schedule as it is, no back-off growth)."""
+        first = self.healthy or self.error is None
+        self.healthy, self.error = False, error
+        if self.since is None:
+            self.since = time.time()
+        if not first and now < self.next_retry:
+            return first, None
+        delay = self.backoff.next_delay()
+        self.next_retry = now + delay
+        return first, delay
+
+    def ok(self) -> bool:
+        """The disk took a write; ``True`` when that ends a degradation."""
+        recovered = self.error is not None
+        self.healthy, self.error, self.since = True, None, None
+        self.backoff.reset()
+        self.recoveries += recovered
+        return recovered
+
+    def due(self, now: float) -> bool:
+        return not self.healthy and now >= self.next_retry
+
+    def report(self, now: float) -> dict[str, Any]:
+        return {"mode": "disk" if self.healthy else "memory", "error": self.error,
+                "since": _iso(self.since) if self.since is not None else None,
+                "retry_in_s": None if self.healthy else round(max(0.0, self.next_retry - now), 1),
+                "recoveries": self.recoveries}
 
 
 class MessageStore:
@@ -132,20 +192,16 @@ class MessageStore:
         self._now = now
         self._lock = threading.RLock()
         self._disk: Outbox | None = None
-        self._healthy = False  # the disk took the last write
-        self._error: str | None = None
-        self._since: float | None = None  # wall time the store degraded
+        self._health = DiskHealth(retry_min_s, retry_max_s)
         self._seq = 0  # the last id given out
         self._mem = MemoryQueue(memory_max)
         self._tombstones: set[int] = set()  # acknowledged, still on a disk that refused the delete
-        self._backoff = Backoff(retry_min_s, retry_max_s, jitter=False)
-        self._next_retry = 0.0
         self._disk_count = 0  # the disk's depth when last read (kept while it cannot be read)
         self._dropped_disk = {"score": 0, "durable": 0}  # from replaced disk files
         self.moved_aside: list[str] = []
         self.salvaged = 0
-        self.recoveries = 0
         self._closed = False
+        self._replacing = False
         with self._lock:
             self._open()
 
@@ -157,7 +213,7 @@ class MessageStore:
             self._seq += 1
             msg = OutboxMessage(self._seq, kind, topic, payload, int(qos), bool(retain), time.time())
             for _ in range(2):  # a damaged file is replaced by the first failure; the second try uses the new one
-                if self._disk is None or not self._healthy:
+                if self._disk is None or not self._health.healthy:
                     break
                 try:
                     self._disk.put(kind, topic, payload, qos, retain, msg_id=msg.id)
@@ -206,8 +262,7 @@ class MessageStore:
                 except OutboxError:
                     n = self._disk_count if kind is None else 0
                 n = max(0, n - len(self._tombstones))
-            mem = len(self._mem) if kind is None else sum(1 for m in self._mem.all() if m.kind == kind)
-            return n + mem
+            return n + self._mem.count(kind)
 
     def __len__(self) -> int:
         return self.count()
@@ -232,34 +287,19 @@ class MessageStore:
             if len(self._mem):
                 log.error("outbox: messages kept in memory are LOST at exit (the disk could not be written)",
                           outbox=str(self.path), lost=len(self._mem),
-                          alerts=sum(1 for m in self._mem.all() if m.kind == "alert"), error=self._error)
+                          alerts=self._mem.count("alert"), error=self._health.error)
             if self._disk is not None:
-                self._disk_count = self._disk.count() if self._healthy else self._disk_count
+                self._disk_count = self._disk.count() if self._health.healthy else self._disk_count
                 self._disk.close()
 
     # --- what the operator sees --------------------------------------------------------------------
-    @property
-    def degraded(self) -> bool:
-        with self._lock:
-            return not self._healthy
-
     def report(self) -> dict[str, Any]:
         """The ``storage`` part of the health JSON (keys are stable)."""
         with self._lock:
-            return {
-                "mode": "disk" if self._healthy else "memory",
-                "path": str(self.path),
-                "error": self._error,
-                "since": _iso(self._since) if self._since is not None else None,
-                "memory_messages": len(self._mem),
-                "memory_max": self._mem.max_messages,
-                "memory_dropped": dict(self._mem.dropped),
-                "retry_in_s": None if self._healthy else round(max(0.0, self._next_retry - self._now()), 1),
-                "moved_aside": list(self.moved_aside[-3:]),
-                "damaged_files": len(self.moved_aside),
-                "salvaged": self.salvaged,
-                "recoveries": self.recoveries,
-            }
+            return {"path": str(self.path), **self._health.report(self._now()), "memory_messages": len(self._mem),
+                    "memory_max": self._mem.max_messages, "memory_dropped": dict(self._mem.dropped),
+                    "moved_aside": list(self.moved_aside[-3:]), "damaged_files": len(self.moved_aside),
+                    "salvaged": self.salvaged}
 
     # --- opening, failing, recovering (lock held) -----------------------------------------------
     def _open(self) -> None:
@@ -267,10 +307,7 @@ class MessageStore:
         try:
             disk = Outbox(self.path, self.max_messages)
         except OutboxError as err:
-            if err.damaged:
-                self._replace(str(err))
-            else:
-                self._degrade(str(err))
+            self._failed(err)
             return
         self._adopt(disk)
 
@@ -282,13 +319,8 @@ class MessageStore:
         except OutboxError as err:
             self._failed(err)
             return
-        queued = self._mem.all()
-        if queued and queued[0].id <= top:
-            # The memory queue numbered its messages without knowing the disk's (it could not be read):
-            # renumber them after the disk's, and tell the delivery to start again from the oldest.
-            self._mem.clear()
-            for i, m in enumerate(queued, start=top + 1):
-                self._mem.add(OutboxMessage(i, m.kind, m.topic, m.payload, m.qos, m.retain, m.created))
+        if self._mem.renumber_after(top):
+            # Numbered without knowing the disk's ids (it could not be read): the delivery starts again.
             self.generation += 1
             self._tombstones.clear()
         self._seq = max(self._seq, top, *(m.id for m in self._mem.all()))
@@ -301,23 +333,19 @@ class MessageStore:
         try:
             if queued:
                 self._disk.put_many(queued)
-            elif not self._healthy:
+            elif not self._health.healthy:
                 self._disk.probe()
         except OutboxError as err:
             self._failed(err)
             return
         self._mem.clear()
-        was_degraded = self._error is not None
-        self._healthy, self._error, self._since = True, None, None
-        self._backoff.reset()
-        if was_degraded:
-            self.recoveries += 1
+        if self._health.ok():
             log.warning("outbox storage recovered: alerts are written to disk again", outbox=str(self.path),
                         moved_from_memory=len(queued))
         self._delete_tombstones()
 
     def _delete_tombstones(self) -> None:
-        if not self._tombstones or self._disk is None or not self._healthy:
+        if not self._tombstones or self._disk is None or not self._health.healthy:
             return
         ids = sorted(self._tombstones)
         try:
@@ -329,8 +357,12 @@ class MessageStore:
 
     def _failed(self, err: OutboxError) -> None:
         """A read or write failed: replace a damaged file, or keep messages in memory until the disk recovers."""
-        if err.damaged:
-            self._replace(str(err))
+        if err.damaged and not self._replacing:
+            self._replacing = True  # a new file that is damaged at once (a failing card) waits for the retry
+            try:
+                self._replace(str(err))
+            finally:
+                self._replacing = False
         else:
             self._degrade(str(err))
 
@@ -341,7 +373,7 @@ class MessageStore:
                 self._dropped_disk[k] += v
             self._disk.close()
             self._disk = None
-        self._healthy = False
+        self._health.healthy = False
         rows = [m for m in salvage(self.path) if m.id not in self._tombstones]
         try:
             moved = move_aside(self.path)
@@ -368,15 +400,9 @@ class MessageStore:
         self._adopt(disk)
 
     def _degrade(self, error: str) -> None:
-        first = self._healthy or self._error is None
-        self._healthy = False
-        self._error = error
-        if self._since is None:
-            self._since = time.time()
-        if not first and self._now() < self._next_retry:
-            return  # a read failing between retries: the schedule stands (no back-off growth per read)
-        delay = self._backoff.next_delay()
-        self._next_retry = self._now() + delay
+        first, delay = self._health.fail(error, self._now())
+        if delay is None:
+            return
         if first:
             log.error("outbox storage unavailable: alerts are kept in memory and delivered from there; "
                       "retrying the disk with back-off", outbox=str(self.path), error=error,
@@ -390,10 +416,10 @@ class MessageStore:
         if victim is not None:
             log.error("outbox memory queue full: DROPPING the oldest " + victim.kind + " message",
                       outbox=str(self.path), memory_max=self._mem.max_messages, topic=victim.topic,
-                      dropped_total=sum(self._mem.dropped.values()), error=self._error)
+                      dropped_total=sum(self._mem.dropped.values()), error=self._health.error)
 
     def _maybe_retry(self, force: bool = False) -> None:
-        if self._closed or self._healthy or (not force and self._now() < self._next_retry):
+        if self._closed or self._health.healthy or (not force and not self._health.due(self._now())):
             return
         if self._disk is None:
             self._open()
