@@ -39,13 +39,16 @@ def salvage(path: Path, limit: int = 100_000) -> list[OutboxMessage]:
     if not path.is_file():
         return []
     try:
-        # Read-only and immutable: nothing is written to a file being rescued, not even a WAL replay.
+        # Read-only: nothing is written to a file being rescued.
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error:
         return []
     found: dict[int, OutboxMessage] = {}
     try:
         try:
+            # Tolerate a schema that points past the end of the file (a truncated file): SQLite would
+            # otherwise refuse to read any table. The connection is read-only; nothing is written.
+            db.execute("PRAGMA writable_schema = ON")
             columns = tuple(r[1] for r in db.execute("PRAGMA table_info(outbox)"))
         except sqlite3.Error:
             return []
