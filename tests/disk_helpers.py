@@ -31,15 +31,17 @@ def can_mount() -> bool:
 class SmallDisk:
     """A tmpfs of ``size_kb`` at ``path`` (created), unmounted on exit."""
 
-    def __init__(self, path: Path, size_kb: int = 512) -> None:
+    def __init__(self, path: Path, size_kb: int = 512, inodes: int | None = None) -> None:
         self.path = Path(path)
         self.size_kb = int(size_kb)
+        self.inodes = inodes
         self._fillers: list[Path] = []
 
     def __enter__(self) -> SmallDisk:
         require(can_mount(), "mounting a small tmpfs for the full-disk test needs root")
         self.path.mkdir(parents=True, exist_ok=True)
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size_kb}k,mode=0755", "tmpfs",
+        options = f"size={self.size_kb}k,mode=0755" + (f",nr_inodes={self.inodes}" if self.inodes else "")
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs",
                               str(self.path)], capture_output=True, text=True, timeout=20)
         require(res.returncode == 0, f"cannot mount a tmpfs here: {res.stderr.strip()}")
         return self
@@ -62,10 +64,33 @@ class SmallDisk:
                     taken += chunk
         return taken
 
+    def fill_inodes(self) -> int:
+        """Create empty files until no new file can be made (ENOSPC); returns how many."""
+        folder = self.path / f".inodes-{len(self._fillers)}"
+        try:
+            folder.mkdir()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            return 0
+        self._fillers.append(folder)
+        n = 0
+        while True:
+            try:
+                (folder / str(n)).touch()
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                return n
+            n += 1
+
     def free(self) -> None:
         """Remove the filler files: the space is back."""
         for f in self._fillers:
-            f.unlink(missing_ok=True)
+            if f.is_dir():
+                shutil.rmtree(f)
+            else:
+                f.unlink(missing_ok=True)
         self._fillers.clear()
 
     def free_bytes(self) -> int:

@@ -72,3 +72,22 @@ def test_open_alert_note_on_a_full_disk_reports_instead_of_raising(tmp_path: Pat
         error = OpenAlerts(disk.path / "state").record({"event_id": "e", "event": "start", "note": "x" * 10_000})
         assert error is not None and "No space left" in error
         assert list((disk.path / "state").iterdir()) == []
+
+
+def test_config_rewrite_on_a_full_disk_leaves_the_config_as_it_was(tmp_path: Path) -> None:
+    """``learn --update-config`` when no file can be created (inodes and space gone): a readable error,
+    and the very same file, never an in-place rewrite that a power cut could cut in half."""
+    from edge_monitor.model.learn import LearnError, set_config_model
+
+    with SmallDisk(tmp_path / "disk", size_kb=128, inodes=64) as disk:
+        cfg = disk.path / "config.yaml"
+        cfg.write_text(f"device_id: x\nmodel: /old/bundle\nstate_dir: {tmp_path}\n")
+        before, inode = cfg.read_bytes(), cfg.stat().st_ino
+        disk.fill()
+        disk.fill_inodes()
+        with pytest.raises(LearnError, match="cannot write"):
+            set_config_model(cfg, tmp_path / "new-bundle")
+        assert cfg.read_bytes() == before and cfg.stat().st_ino == inode
+        disk.free()
+        set_config_model(cfg, tmp_path / "new-bundle")  # space back: replaced (a new inode), durably
+        assert f"model: {tmp_path / 'new-bundle'}" in cfg.read_text() and cfg.stat().st_ino != inode

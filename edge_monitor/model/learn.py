@@ -21,6 +21,7 @@ The pieces, used by :mod:`edge_monitor.commands.learn`:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -330,17 +331,25 @@ def set_config_model(config: str | os.PathLike[str], bundle_dir: Path) -> Path:
 def _replace_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a synced temporary file renamed over it (durably).
 
-    In place instead when the folder is read-only.
+    In place instead when only the folder refuses us (``EACCES``/``EPERM``: a
+    config the user may edit in a folder they may not). Any other failure (a
+    full disk) leaves the file as it was: rewriting it in place could leave
+    half a config behind.
     """
     st = path.stat()
     tmp = path.with_name(f".{path.name}.learn.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, st.st_mode & 0o7777)
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM):
+            raise LearnError(f"cannot write {path}: {exc.strerror or exc}") from None
         fd = -1
     if fd < 0:
         try:
-            path.write_text(text, encoding="utf-8")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
         except OSError as exc:
             raise LearnError(f"cannot write {path}: {exc.strerror or exc}") from None
         return
