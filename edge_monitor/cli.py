@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from edge_monitor import __version__
@@ -56,6 +57,14 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen fault: one line, never a traceback
+        # Exit 1 is restarted by systemd (Restart=on-failure): right for a fault that may pass; faults
+        # a restart cannot fix are caught where they happen and exit 78 (EX_CONFIG).
+        if os.environ.get("EDGE_MONITOR_TRACEBACK"):
+            raise
+        print(f"{parser.prog}: unexpected error: {type(exc).__name__}: {exc} "
+              "(set EDGE_MONITOR_TRACEBACK=1 for the traceback)", file=sys.stderr, flush=True)
+        return 1
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ from edge_monitor.features.model_input import MinMaxNorm
 from edge_monitor.model.detectors import NUMPY_KINDS
 from edge_monitor.model.fusion import Fusion
 from edge_monitor.model.model_json import DetectorSpec, ModelJson
+from edge_monitor.util.durable import atomic_writer, write_durably
 from edge_monitor.util.jsonutil import jsonable
 
 __all__ = [
@@ -159,7 +158,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def write_model_json(bundle_dir: str | Path, meta: dict[str, Any] | ModelJson) -> Path:
-    """Write ``model.json`` atomically (temporary file + rename).
+    """Write ``model.json`` atomically and durably (temporary file, fsync, rename, fsync of the folder).
 
     ``meta``: the typed document (:class:`edge_monitor.model.model_json.ModelJson`),
     or a mapping (what an older tool or a test edits by hand).
@@ -179,32 +178,16 @@ def write_model_json(bundle_dir: str | Path, meta: dict[str, Any] | ModelJson) -
     if arrays.is_file():
         meta["arrays"] = {"file": DETECTORS_NPZ, "sha256": sha256_file(arrays)}
     text = json.dumps(jsonable(meta), indent=2, sort_keys=False, allow_nan=False) + "\n"
-    target = bundle_dir / MODEL_JSON
-    fd, tmp = tempfile.mkstemp(prefix=".model.json.", dir=bundle_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 would hide the bundle from the service user
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    # Durable (fsync of the file and the folder): a power cut leaves the old model.json or the new one.
+    return write_durably(bundle_dir / MODEL_JSON, text, _FILE_MODE)
 
 
 def write_arrays(bundle_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write the NumPy detectors' parameters to ``detectors.npz`` atomically (no pickles)."""
+    """Write the NumPy detectors' parameters to ``detectors.npz`` atomically and durably (no pickles)."""
     bundle_dir = Path(bundle_dir)
     target = bundle_dir / DETECTORS_NPZ
-    fd, tmp = tempfile.mkstemp(prefix=".detectors.", suffix=".npz", dir=bundle_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})  # type: ignore[arg-type]
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(target, _FILE_MODE) as fh:
+        np.savez(fh, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})  # type: ignore[arg-type]
     return target
 
 

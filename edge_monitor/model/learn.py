@@ -21,6 +21,7 @@ The pieces, used by :mod:`edge_monitor.commands.learn`:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from edge_monitor.features.frontend import FeatureParams, logmel, model_frames
+from edge_monitor.util.durable import replace_durably
 
 __all__ = [
     "BLOCK_SECONDS",
@@ -327,28 +329,41 @@ def set_config_model(config: str | os.PathLike[str], bundle_dir: Path) -> Path:
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file renamed over it, else in place (folder read-only)."""
+    """Write ``text`` to ``path`` via a synced temporary file renamed over it (durably).
+
+    In place instead when only the folder refuses us (``EACCES``/``EPERM``: a
+    config the user may edit in a folder they may not). Any other failure (a
+    full disk) leaves the file as it was: rewriting it in place could leave
+    half a config behind.
+    """
     st = path.stat()
     tmp = path.with_name(f".{path.name}.learn.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, st.st_mode & 0o7777)
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM):
+            raise LearnError(f"cannot write {path}: {exc.strerror or exc}") from None
         fd = -1
     if fd < 0:
         try:
-            path.write_text(text, encoding="utf-8")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
         except OSError as exc:
             raise LearnError(f"cannot write {path}: {exc.strerror or exc}") from None
         return
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())  # with the folder's fsync below: a power cut leaves the old or the new config
         os.chmod(tmp, st.st_mode & 0o7777)  # os.open's mode is filtered by the umask
         try:
             os.chown(tmp, st.st_uid, st.st_gid)
         except OSError:
             pass  # not root: the file stays ours, as it was if we could write it
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise LearnError(f"cannot write {path}: {exc.strerror or exc}") from None

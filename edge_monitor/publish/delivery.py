@@ -24,6 +24,7 @@ import threading
 import structlog
 
 from edge_monitor.publish.outbox import Outbox
+from edge_monitor.publish.storage import MessageStore
 from edge_monitor.publish.transport import Transport
 
 __all__ = ["MAX_INFLIGHT", "Delivery"]
@@ -36,7 +37,7 @@ MAX_INFLIGHT = 20  # outbox messages awaiting PUBACK at once (paho's default win
 class Delivery:
     """Sends ``outbox`` over one connection at a time and forgets what the broker acknowledged."""
 
-    def __init__(self, outbox: Outbox, max_inflight: int = MAX_INFLIGHT) -> None:
+    def __init__(self, outbox: MessageStore | Outbox, max_inflight: int = MAX_INFLIGHT) -> None:
         self.outbox = outbox
         self.max_inflight = max_inflight
         self._lock = threading.RLock()  # RLock: on_puback may run inside publish(), inside send()
@@ -45,6 +46,7 @@ class Delivery:
         self._early: dict[int, str | None] = {}  # mids acknowledged before publish() returned them
         self._acked_ids: list[int] = []  # outbox ids PUBACKed, not yet deleted
         self._last_sent_id = 0  # outbox id of the newest message sent on this connection
+        self._generation = outbox.generation  # the store's numbering these ids belong to
         self.sent = 0  # outbox messages handed to a transport, all connections
         self.acked = 0  # outbox messages acknowledged and deleted, all connections
 
@@ -87,6 +89,7 @@ class Delivery:
         Returns how many were sent (0 also when the connection just went away).
         """
         with self._lock:
+            self._follow_renumbering()
             room = self.max_inflight - sum(1 for oid in self._pending.values() if oid is not None)
             after = self._last_sent_id
         if room <= 0:
@@ -100,6 +103,18 @@ class Delivery:
             n += 1
         self.sent += n
         return n
+
+    def _follow_renumbering(self) -> None:
+        """The store renumbered its queued messages (lock held): send again from the oldest, and let
+        the old numbers' acknowledgements delete nothing (a message may arrive twice, none is lost)."""
+        generation = self.outbox.generation
+        if generation == self._generation:
+            return
+        self._generation = generation
+        self._last_sent_id = 0
+        self._acked_ids.clear()
+        for mid in self._pending:
+            self._pending[mid] = None
 
     # --- acknowledgements ------------------------------------------------------------------------
     def on_puback(self, mid: int, refused: str | None = None) -> None:
@@ -126,8 +141,9 @@ class Delivery:
         """Delete the acknowledged outbox messages (one transaction); returns how many."""
         with self._lock:
             ids, self._acked_ids = self._acked_ids, []
+            generation = self._generation
         if ids:
-            self.outbox.delete(*ids)
+            self.outbox.delete(*ids, generation=generation)
             self.acked += len(ids)
         return len(ids)
 

@@ -3,7 +3,7 @@
 The daemon sets every message's content (``event_id``, ``device_id``,
 ``time``, the microphone state); this module only moves it to the broker.
 One background thread owns the connection; the public methods write to the
-durable outbox (:mod:`edge_monitor.publish.outbox`) or to in-memory latest-value slots
+durable outbox (:mod:`edge_monitor.publish.storage`) or to in-memory latest-value slots
 and return at once, so they never block on the network and are safe to call
 from any thread.
 
@@ -50,7 +50,6 @@ from edge_monitor.publish.connection import (
 )
 from edge_monitor.publish.delivery import MAX_INFLIGHT, Delivery
 from edge_monitor.publish.discovery import Topics, node_id
-from edge_monitor.publish.outbox import Outbox
 from edge_monitor.publish.retained import (
     MICROPHONE_STATES,
     SCORE_BACKLOG,
@@ -59,6 +58,7 @@ from edge_monitor.publish.retained import (
     ScoreBacklog,
     announcements,
 )
+from edge_monitor.publish.storage import MessageStore
 from edge_monitor.publish.transport import (
     ClientOptions,
     Transport,
@@ -104,7 +104,7 @@ class Publisher:
                 password=load_password(cfg),  # MqttConfigError now, not in the thread
                 will_topic=self.topics.availability, tls=cfg.tls, max_inflight=MAX_INFLIGHT))
         self._now = now
-        self._outbox = Outbox(outbox_path, cfg.outbox_max_messages)
+        self._outbox = MessageStore(outbox_path, cfg.outbox_max_messages)  # never raises: degrades to memory
         self._delivery = Delivery(self._outbox)
         self._retained = RetainedValues(self.topics)
         self._scores = ScoreBacklog()
@@ -132,8 +132,9 @@ class Publisher:
     def publish_alert(self, payload: dict[str, Any]) -> str:
         """Queue an alert durably (committed before this returns); returns its ``event_id``.
 
-        Raises ``ValueError`` without an ``event_id`` (the daemon sets it) and
-        :class:`edge_monitor.publish.outbox.OutboxError` when the disk cannot be written.
+        Raises ``ValueError`` without an ``event_id`` (the daemon sets it). A
+        disk that cannot be written raises nothing: the alert waits in memory
+        (:mod:`edge_monitor.publish.storage`) and ``stats()["storage"]`` says so.
         """
         event_id = self._event_id(payload)
         self._outbox.put("alert", self.topics.alert, _encode(payload), qos=self.cfg.qos, retain=False)
@@ -181,6 +182,7 @@ class Publisher:
         out["outbox_dropped_scores"] = self._outbox.dropped["score"]  # 0 since scores left the outbox
         out["outbox_dropped_alerts"] = self._outbox.dropped["durable"]
         out["scores_dropped"] = self._scores.dropped
+        out["storage"] = self._outbox.report()
         return out
 
     def stop(self, timeout: float = 5.0) -> None:

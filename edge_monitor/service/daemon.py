@@ -59,6 +59,8 @@ from edge_monitor.config.schema import Config
 from edge_monitor.decide.decision import AlertEvent, Decider, DecisionRule, typical_normal_score
 from edge_monitor.decide.evidence import EvidenceStore
 from edge_monitor.model.model_info import model_info, model_ref
+from edge_monitor.publish.open_alerts import OpenAlerts
+from edge_monitor.publish.state_dir import prepare_state_dir
 from edge_monitor.service.protocols import AudioSource, NotifierLike, PublisherLike, ScorerLike
 
 __all__ = ["Daemon", "NullPublisher", "EchoPublisher", "PublisherLike", "iso_utc", "make_publisher"]
@@ -137,8 +139,8 @@ def make_publisher(cfg: Config, model_info: dict, log: Any) -> Any:
         return NullPublisher()
     from edge_monitor.publish.publisher import Publisher  # noqa: PLC0415 - paho loads only when used
 
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    return Publisher(cfg.mqtt, cfg.device_id, cfg.outbox_path, model_info)
+    prepare_state_dir(cfg.state_dir, log)
+    return Publisher(cfg.mqtt, cfg.device_id, cfg.outbox_path, model_info)  # never fails on the disk
 
 
 @dataclass
@@ -149,6 +151,7 @@ class _Counters:
     scored_partial: int = 0  # of those, scored on their valid frames (short dropouts)
     alerts: int = 0
     errors: int = 0
+    evidence_errors: int = 0  # evidence WAVs that could not be saved (a full disk)
 
 
 class Daemon:
@@ -198,6 +201,7 @@ class Daemon:
         self._stop_requested = False
         self._next_status = 0.0
         self._open_alert_start: AlertEvent | None = None
+        self.open_alerts = OpenAlerts(cfg.outbox_path.parent)  # closes an alert a crash left open
         self.last_sensor_status: Any = None  # the latest window's SensorStatus (observers read it)
         # Observers see the loop's events on the loop's thread (see _observe); the HTTP
         # status page and /metrics (edge_monitor.web.server) is one, only with `http:` set.
@@ -255,6 +259,12 @@ class Daemon:
         """Start publisher and source, score until the stream ends or a stop is requested; 0."""
         self.source = source
         self.publisher.start()
+        for end in self.open_alerts.interrupted(iso_utc(time.time())):  # the previous run died with it open
+            self.log.warning("alert end (interrupted): the previous run stopped while it was open",
+                             event_id=end["event_id"], opened_at=end["opened_at"])
+            self._safe(self.publisher.publish_alert, end)
+            self._safe(self.publisher.set_state, "normal")
+            self._note_open_alert(end)
         capturing = source.start()
         self.notify.ready(self.status_line() if capturing else f"waiting for audio device: {source.last_error}")
         self.log.info("monitoring", device_id=self.cfg.device_id, source=source.kind,
@@ -405,6 +415,8 @@ class Daemon:
                                                            else _fit(mono, self.scorer.window_samples),
                                                            self.model_rate, win.start_time))
                 except Exception as exc:  # noqa: BLE001 - a full disk must not lose the alert
+                    self.counters.evidence_errors += 1
+                    self.last_error = f"evidence not saved: {exc}"
                     self.log.error("evidence not saved", event_id=ev.event_id, error=str(exc))
             if self.explainer is not None:
                 try:
@@ -443,7 +455,15 @@ class Daemon:
                       explanation=(explanation or {}).get("text"))
         self._safe(self.publisher.publish_alert, payload)
         self._safe(self.publisher.set_state, "anomaly" if ev.event == "start" else "normal")
+        self._note_open_alert(payload)
         self._observe("alert", payload)
+
+    def _note_open_alert(self, payload: dict[str, Any]) -> None:
+        """Keep (start) or forget (end) the open alert on disk, for the next start after a crash."""
+        error = self.open_alerts.record(payload)
+        if error is not None:
+            self.last_error = error
+            self.log.error("open alert not noted on disk", error=error)
 
     def _observe(self, event: str, payload: Any) -> None:
         """Tell each observer: ``observe(daemon, event, payload)`` on the loop's thread.
@@ -514,7 +534,10 @@ class Daemon:
             "mqtt": {k: v for k, v in pub.items() if k != "last_error"},  # the publisher's counters
             "xruns": self._xruns(),
             "overruns": self._overruns(),
-            "last_error": self.last_error or (getattr(self.source, "last_error", None) if self.source else None),
+            "last_error": self.last_error or (pub.get("storage") or {}).get("error")
+            or (getattr(self.source, "last_error", None) if self.source else None),
+            "storage": pub.get("storage"),  # the outbox: "disk", or "memory" while the disk cannot be written
+            "evidence_errors": self.counters.evidence_errors,
             "source": self.source.stats() if self.source is not None else None,
             "sensor": self.sensor_monitor.state() if self.sensor_monitor is not None else None,
             "model": model_ref(self.bundle),

@@ -32,6 +32,13 @@ sensor_events_total{kind,event}                   counter    sensor fault start/
 sensor_fault_active{kind}                         gauge      1 while that fault is active
 input_level_dbfs                                  gauge      RMS of the last window (dBFS)
 outbox_messages                                   gauge      MQTT outbox depth
+outbox_degraded                                   gauge      1 while the outbox runs from memory
+                                                             (the disk cannot be written)
+outbox_memory_messages                            gauge      messages kept in memory meanwhile
+outbox_dropped_total{kind}                        counter    alert/sensor messages dropped at the
+                                                             memory queue's bound
+outbox_damaged_files                              gauge      damaged outbox files moved aside (run)
+evidence_errors_total                             counter    evidence WAVs that could not be saved
 mqtt_connected                                    gauge      1 while connected to the broker
 capture_xruns_total                               counter    input overflows reported by PortAudio
 ring_overruns_total                               counter    windows lost: the loop fell behind
@@ -137,6 +144,20 @@ class SnapshotCollector:
                     s.input_rms_dbfs if s.input_rms_dbfs is not None else -math.inf)
         yield gauge("outbox_messages", "Messages waiting in the MQTT outbox.",
                     s.outbox_depth if s.outbox_depth is not None else 0)
+        storage = s.storage or {}
+        yield gauge("outbox_degraded", "1 while the outbox keeps messages in memory because the disk cannot be "
+                    "written (see /api/status storage.error).", 1.0 if storage.get("mode") == "memory" else 0.0)
+        yield gauge("outbox_memory_messages", "Messages kept in memory while the outbox disk is unusable.",
+                    storage.get("memory_messages", 0))
+        dropped = CounterMetricFamily(_n("outbox_dropped"), "Alert and sensor messages dropped at the memory "
+                                      "queue's bound.", labels=["kind"])
+        for kind in ("alert", "sensor"):
+            dropped.add_metric([kind], (storage.get("memory_dropped") or {}).get(kind, 0))
+        yield dropped
+        yield gauge("outbox_damaged_files", "Damaged outbox files moved aside since start.",
+                    storage.get("damaged_files", 0))
+        yield counter("evidence_errors", "Evidence WAVs that could not be saved (e.g. a full disk).",
+                      c.get("evidence_errors", 0))
         yield gauge("mqtt_connected", "1 while connected to the MQTT broker.", 1.0 if s.mqtt_connected else 0.0)
         yield counter("capture_xruns", "Input overflows (xruns) reported by the audio capture.", c["xruns"])
         yield counter("ring_overruns", "Windows lost because the scoring loop fell behind.", c["overruns"])

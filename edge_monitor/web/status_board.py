@@ -65,6 +65,9 @@ class Snapshot:
             for the microphone numbers computed on request.
         input_rms_dbfs: RMS level of the latest window (dBFS), from the sensor check.
         mqtt_connected / outbox_depth: the publisher's, as of ``health``.
+        storage: the outbox's storage report (``mode`` "disk" or "memory",
+            ``error``, ``memory_messages``, ...; :mod:`edge_monitor.publish.storage`),
+            ``None`` without MQTT.
         last_window_time: end of the latest window (s), ``None`` before the first.
     """
 
@@ -90,6 +93,7 @@ class Snapshot:
     input_rms_dbfs: float | None = None
     mqtt_connected: bool = False
     outbox_depth: int | None = None
+    storage: dict[str, Any] | None = None
     last_window_time: float | None = None
     evidence_dir: Path | None = None
     made_at: float = field(default_factory=time.time)
@@ -214,6 +218,7 @@ class StatusBoard:
         counters = {"windows": c.windows, "scored": c.scored, "sensor_faulty": c.sensor_faulty,
                     "scored_partial": c.scored_partial, "errors": c.errors,
                     "alerts_started": self.alerts_started, "alerts_ended": self.alerts_ended,
+                    "evidence_errors": c.evidence_errors,
                     "xruns": d._xruns(), "overruns": d._overruns(),
                     "capture_restarts": int(((self._health.get("source") or {}).get("restarts")) or 0)}
         monitor = d.sensor_monitor
@@ -233,4 +238,5 @@ class StatusBoard:
             history=tuple(self.history), alerts=self._alerts_t, sensor_log=self._sensor_t,
             last_raw=raw, last_raw_rate=rate, last_raw_index=index, input_rms_dbfs=self._rms,
             mqtt_connected=bool(self._pub.get("connected")), outbox_depth=int(depth) if depth is not None else None,
+            storage=self._pub.get("storage"),
             last_window_time=self._last_t, evidence_dir=d.cfg.evidence_dir if d.evidence is not None else None)
