@@ -153,9 +153,10 @@ def test_shapes_in_detectors_npz_must_agree_with_the_bands(bundle: Path) -> None
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("features.n_mels", 96, "normalisation.lo: 128 values, expected 96"),
+    ("features.n_mels", 96, "input_shape: [128, 312] does not fit features.n_mels 96"),
     ("features.n_fft", 64, "features.hop_length: 512 is more than n_fft 64"),
     ("features.hop_length", 1, "features.hop_length: 160001 frames per window"),
+    ("normalisation.lo", [0.0] * 96, "normalisation.lo: 96 values, expected 128"),
     ("normalisation.hi", [-200.0] * 128, "normalisation.hi[0]: must be above lo[0]"),
     ("detectors", [{"kind": "profile", "name": "../x", "n_bands": 16}], "detectors[0].name"),
     ("fusion.normal.profile.std", 0, "fusion.normal.profile.std: value must be > 0"),

@@ -308,6 +308,9 @@ def read_model_json(path: Path) -> dict[str, Any]:
 
 def _features(data: Any) -> dict[str, Any]:
     feats = check_section(data, FEATURES, "features")
+    unknown = sorted(set(feats) - set(FEATURES))
+    if unknown:  # FeatureParams has no place for them: a typo would silently fall back to a default
+        raise ValueError(f"bad 'features': unknown feature parameter(s): {', '.join(unknown)}")
     rate, n_fft = int(feats.get("sample_rate", 16000)), int(feats.get("n_fft", 1024))
     hop, n_mels = int(feats.get("hop_length", 512)), int(feats.get("n_mels", 128))
     samples = int(round(float(feats.get("window_seconds", 10.0)) * rate))
@@ -360,12 +363,19 @@ def check_model_json(meta: dict[str, Any], path: Path) -> None:
 
 
 def _check(meta: dict[str, Any]) -> None:
+    required = ["features", "input_shape", "normalisation", "threshold"]
+    required += ["sha256"] if meta.get("schema_version") == 1 else ["detectors", "fusion"]
+    missing = [k for k in required if k not in meta]
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(missing)}")
     check_section(meta, TOP, "")
-    feats = _features(meta.get("features", {}))
+    feats = _features(meta["features"])
     n_mels = int(feats.get("n_mels", 128))
     shape = meta["input_shape"]
     for i, v in enumerate(shape):
         check_value(v, Field("int", 1, MAX_FRAMES), f"input_shape[{i}]")
+    if shape[0] != n_mels:
+        raise ValueError(f"input_shape: {shape} does not fit features.n_mels {n_mels}")
     norm = check_section(meta.get("normalisation"), NORMALISATION, "normalisation")
     _band_lists(norm, ("lo", "hi"), n_mels, "normalisation")
     flat = next((i for i, (lo, hi) in enumerate(zip(norm["lo"], norm["hi"], strict=True)) if not hi > lo), None)
