@@ -135,3 +135,38 @@ class SlowClients:
             for c in self._clients:
                 self._close(c, time.monotonic(), by_server=False)
             self._sel.close()
+
+
+def main() -> int:
+    """``python -m devtools.slow_clients HOST PORT [--n N] [--seconds S] [--sources K]``: attack, print the tally.
+
+    In its own process, so that the attackers' Python does not compete for the
+    measured process's GIL. Prints one JSON line when done (or on SIGTERM).
+    """
+    import argparse
+    import json
+    import signal
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("host")
+    ap.add_argument("port", type=int)
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--interval", type=float, default=4.0, help="seconds between a client's bytes (default 4)")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--sources", type=int, default=1)
+    args = ap.parse_args()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with SlowClients((args.host, args.port), args.n, args.interval, args.sources) as slow:
+        t0 = time.monotonic()
+        samples = []
+        while not done.wait(1.0) and time.monotonic() - t0 < args.seconds:
+            samples.append(slow.open_now)
+    t = slow.tally
+    print(json.dumps({"connects": t.connects, "closed_by_server": t.closed_by_server,
+                      "longest_life_s": max(t.lifetimes, default=0.0), "open_per_second": samples}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

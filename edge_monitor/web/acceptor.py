@@ -202,9 +202,8 @@ class Acceptor:
             self._admit(sock, (str(addr[0]), int(addr[1])), b"")
 
     def _admit(self, sock: socket.socket, client: tuple[str, int], buf: bytes) -> None:
-        mine = [p for p in self._pending.values() if p.client[0] == client[0]]
-        if len(mine) >= MAX_PER_CLIENT:
-            self._drop(min(mine, key=lambda p: p.since))
+        if sum(1 for p in self._pending.values() if p.client[0] == client[0]) >= MAX_PER_CLIENT:
+            self._evict(client[0])
         if len(self._pending) >= MAX_PENDING:
             self._evict(None)
         sock.setblocking(False)
@@ -215,9 +214,18 @@ class Acceptor:
             self._complete(pending)
 
     def _evict(self, client: str | None) -> None:
-        pool = [p for p in self._pending.values() if client is None or p.client[0] == client]
-        if pool:
-            self._drop(min(pool, key=lambda p: p.since))
+        """Close the oldest connection waiting for its head (of ``client``, or of anyone).
+
+        Each candidate's socket is read first: a request whose head already arrived, but
+        was not read yet in a burst of accepts, is completed rather than dropped.
+        """
+        pool = sorted((p for p in self._pending.values() if client is None or p.client[0] == client),
+                      key=lambda p: p.since)
+        for p in pool:
+            self._read(p.sock.fileno())
+            if self._pending.get(p.sock.fileno()) is p:
+                self._drop(p)
+                return
 
     def _drop(self, p: _Pending) -> None:
         fd = p.sock.fileno()
