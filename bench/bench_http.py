@@ -28,6 +28,16 @@ lands in one arm only.
 
 Writes median/p10/p90 per arm, the ratio of the medians and of the means,
 and ``within_5pct`` (median ratio <= 1.05).
+
+``--attack`` measures something else (issue 21): the *on* daemon alone, with
+a token, scoring windows back to back for ``--attack-seconds`` (default 60)
+while ``--slow-clients`` (default 200) slow clients each send a request-head
+byte every 4 s (``devtools/slow_clients.py``; reconnecting when dropped;
+``--sources`` loopback source addresses, 1 = all on the probe's own address)
+and ``--probes`` (default 10) authorised ``/api/status`` requests are spread
+over the attack. Writes the probes answered (and their latencies), the
+scoring rate before and during the attack (windows per second) and what the
+attackers saw (connections, drops, the longest a dropped one lived).
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, bundle_dir, finish, log, summarise_ms
 
 
-def make_daemon(bundle: Any, state: Path, http: bool) -> Any:
+def make_daemon(bundle: Any, state: Path, http: bool, token_env: str | None = None) -> Any:
     import yaml
 
     from edge_monitor.config.loader import parse_config
@@ -57,7 +67,7 @@ def make_daemon(bundle: Any, state: Path, http: bool) -> Any:
     doc: dict[str, Any] = {"device_id": "bench-http", "model": str(bundle.path), "state_dir": str(state),
                            "mqtt": {"enabled": False}, "decision": {"threshold": 1e9}}
     if http:
-        doc["http"] = {"listen": "127.0.0.1:0"}
+        doc["http"] = {"listen": "127.0.0.1:0"} | ({"token_env": token_env} if token_env else {})
     cfg = parse_config(yaml.safe_dump(doc), str(state / "c.yaml"))
 
     class _Quiet:  # sd_notify stand-in: no socket outside systemd anyway
@@ -105,14 +115,113 @@ class Page(threading.Thread):
             self.stopped.wait(self.period)
 
 
+def attack(bundle: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The slow-client measurement (see the module docstring); returns the result document."""
+    import json
+    import os
+    import subprocess
+
+    import numpy as np
+
+    os.environ["EDGE_MONITOR_BENCH_TOKEN"] = token = "bench-token"
+    with tempfile.TemporaryDirectory(prefix="bench-http-attack-") as tmp:
+        d = make_daemon(bundle, Path(tmp), http=True, token_env="EDGE_MONITOR_BENCH_TOKEN")
+        d._observe("start", None)
+        url = d.http.url
+        wins = make_windows(d.model_rate, d.window_seconds, 20)
+        scored = [0]
+        step_ms: list[float] = []
+        stop = threading.Event()
+
+        def loop() -> None:  # windows back to back, as fast as this machine scores them
+            i = 0
+            while not stop.is_set():
+                w = dataclasses.replace(wins[i % len(wins)], index=i)
+                t0 = time.perf_counter()
+                d.process(w)
+                d._observe("window", w)
+                d._observe("tick", None)
+                step_ms.append((time.perf_counter() - t0) * 1e3)
+                i += 1
+                scored[0] = i
+
+        def rate(seconds: float) -> float:
+            n0, t0 = scored[0], time.monotonic()
+            time.sleep(seconds)
+            return (scored[0] - n0) / (time.monotonic() - t0)
+
+        def probe() -> tuple[bool, float]:
+            req = urllib.request.Request(url + "api/status", headers={"Authorization": f"Bearer {token}"})
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    ok = r.status == 200 and b"windows_scored" in r.read()
+            except OSError:
+                ok = False
+            return ok, time.monotonic() - t0
+
+        worker = threading.Thread(target=loop, daemon=True)
+        worker.start()
+        time.sleep(3.0)  # warm-up
+        n_before = [scored[0], 0]
+        before = rate(10.0)
+        n_before[1] = scored[0]
+        log(f"before the attack: {before:.2f} windows/s; {args.slow_clients} slow clients for "
+            f"{args.attack_seconds:g} s from {args.sources} address(es)")
+        host, port = d.http.address
+        probes: list[tuple[bool, float]] = []
+        # The attackers run in their own process: their Python must not compete for this one's GIL.
+        slow = subprocess.Popen([sys.executable, "-m", "devtools.slow_clients", host, str(port), "--n",
+                                 str(args.slow_clients), "--seconds", str(args.attack_seconds + 5), "--sources",
+                                 str(args.sources)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        time.sleep(3.0)  # every client connected
+        t0, n0 = time.monotonic(), scored[0]
+        for i in range(args.probes):
+            time.sleep(max(0.0, t0 + (i + 1) * args.attack_seconds / args.probes - time.monotonic()))
+            probes.append(probe())
+        during = (scored[0] - n0) / (time.monotonic() - t0)
+        ms_during = step_ms[n0:scored[0]]
+        slow.terminate()
+        tally = json.loads(slow.communicate(timeout=30)[0].strip().splitlines()[-1])
+        stop.set()
+        worker.join(30)
+        d._observe("stop", None)
+    answered = sum(ok for ok, _ in probes)
+    lat = sorted(t for ok, t in probes if ok)
+    ms_before = step_ms[n_before[0]:n_before[1]]
+    print(f"{answered} of {len(probes)} authorised requests answered during {args.attack_seconds:g} s of "
+          f"{args.slow_clients} slow clients (latency max {max(lat, default=float('nan')) * 1e3:.1f} ms); "
+          f"scoring {before:.2f} -> {during:.2f} windows/s, median {np.median(ms_before):.2f} -> "
+          f"{np.median(ms_during):.2f} ms per window")
+    return {
+        "bench": "http-attack", "bundle": str(bundle.path), "bundle_sha256": bundle.sha256,
+        "what": "authorised /api/status requests answered and scoring rate while slow clients hold connections",
+        "slow_clients": args.slow_clients, "sources": args.sources, "attack_seconds": args.attack_seconds,
+        "probes": len(probes), "answered": answered,
+        "latency_ms": [round(t * 1e3, 2) for _, t in probes],
+        "windows_per_s_before": before, "windows_per_s_during": during, "rate_ratio": during / before,
+        "ms_per_window_before": summarise_ms([t / 1e3 for t in ms_before]),
+        "ms_per_window_during": summarise_ms([t / 1e3 for t in ms_during]),
+        "attackers_open_each_second": tally["open_per_second"], "attacker_connects": tally["connects"],
+        "attacker_drops": tally["closed_by_server"], "attacker_longest_life_s": tally["longest_life_s"],
+        "done": answered >= 0.8 * len(probes) and float(np.median(ms_during)) <= 1.1 * float(np.median(ms_before)),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "http.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="result JSON (default bench/out/http.json, or http_attack.json with --attack)")
     ap.add_argument("--bundle", type=Path, default=None, help="model bundle (default bench/out/bundle)")
     ap.add_argument("--windows", type=int, default=100, help="timed windows per arm (default 100)")
     ap.add_argument("--block", type=int, default=10, help="windows per turn (default 10)")
     ap.add_argument("--speedup", type=float, default=20.0,
                     help="time compression against a 10 s hop and a 2 s page poll (default 20; 0 = stress)")
+    ap.add_argument("--attack", action="store_true", help="the slow-client measurement instead (see above)")
+    ap.add_argument("--attack-seconds", type=float, default=60.0)
+    ap.add_argument("--slow-clients", type=int, default=200)
+    ap.add_argument("--sources", type=int, default=1, help="loopback source addresses of the slow clients")
+    ap.add_argument("--probes", type=int, default=10)
     args = ap.parse_args()
 
     from edge_monitor.model.bundle import load_bundle
@@ -120,6 +229,9 @@ def main() -> int:
 
     logs.configure("warning", "json", stream=sys.stderr)
     bundle = load_bundle(args.bundle or bundle_dir(REPO / "bench" / "out"))
+    if args.attack:
+        return finish(attack(bundle, args), args.out or REPO / "bench" / "out" / "http_attack.json")
+    args.out = args.out or REPO / "bench" / "out" / "http.json"
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         daemons = {"off": make_daemon(bundle, Path(tmp) / "off", http=False),
                    "on": make_daemon(bundle, Path(tmp) / "on", http=True)}

@@ -133,7 +133,7 @@ def test_feature_parameters_that_differ(bundle_copy: Path) -> None:
 
 def test_missing_key_and_bad_threshold(bundle_copy: Path) -> None:
     _edit_json(bundle_copy, lambda m: m["threshold"].update(value=-1))
-    assert "threshold must be a positive number" in _refused(bundle_copy)
+    assert "threshold.value: value must be > 0, got -1" in _refused(bundle_copy)
     _edit_json(bundle_copy, lambda m: m.pop("normalisation"))
     assert "missing key(s) normalisation" in _refused(bundle_copy)
 

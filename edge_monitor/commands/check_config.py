@@ -36,16 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.commands.common import config_error
+    from edge_monitor.config.checks import check_runtime
     from edge_monitor.config.loader import check_hop_fits, load_config
-    from edge_monitor.config.mqtt import load_password
     from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.bundle import BundleError, load_bundle
     from edge_monitor.model.scorer import Scorer
 
     try:
         cfg = load_config(args.config)
-        if cfg.mqtt.enabled:
-            load_password(cfg.mqtt)  # a missing or unreadable password file stops `run` too
+        check_runtime(cfg)  # folders, password and TLS files, token: what `run` checks at start-up too
     except ConfigError as exc:
         return config_error(exc)
     try:

@@ -43,6 +43,7 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
     Logs go to ``log_stream`` (default stderr, keeping stdout for command output).
     """
     from edge_monitor.commands.common import config_error
+    from edge_monitor.config.checks import check_runtime
     from edge_monitor.config.loader import load_config
     from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.bundle import BundleError, load_bundle
@@ -51,6 +52,7 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
 
     try:
         cfg = load_config(args.config)
+        check_runtime(cfg)  # the same start-up checks as check-config (edge_monitor.config.checks)
     except ConfigError as exc:
         return config_error(exc)
     logs.configure(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format, stream=log_stream)

@@ -40,6 +40,7 @@ import numpy as np
 
 from edge_monitor.features.frontend import FeatureParams, model_frames
 from edge_monitor.features.model_input import MinMaxNorm
+from edge_monitor.model import validate
 from edge_monitor.model.detectors import NUMPY_KINDS
 from edge_monitor.model.fusion import Fusion
 from edge_monitor.model.model_json import DetectorSpec, ModelJson
@@ -217,17 +218,19 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
         raise BundleError(f"{json_path}: missing (not a model bundle; train one with edge-monitor-train train "
                           f"or edge-monitor learn)")
     try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise BundleError(f"{json_path}: not UTF-8 text ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{json_path}: bad JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    if not isinstance(meta, dict):
-        raise BundleError(f"{json_path}: expected a JSON object at the top level, got {type(meta).__name__}")
+        meta = validate.read_model_json(json_path)  # size and nesting checked before parsing
+    except validate.ValidationError as exc:
+        raise BundleError(str(exc)) from None
+    except OSError as exc:
+        raise BundleError(f"{json_path}: unreadable ({exc.strerror or exc})") from None
     version = meta.get("schema_version")
     if version not in READABLE_VERSIONS:
         raise BundleError(f"{json_path}: schema version {version!r} is not supported (this edge_monitor reads "
                           f"versions {', '.join(map(str, READABLE_VERSIONS))}); retrain or upgrade edge_monitor")
+    try:
+        validate.check_model_json(meta, json_path)  # every field's type, range and agreement
+    except validate.ValidationError as exc:
+        raise BundleError(str(exc)) from None
     try:
         doc = ModelJson.from_dict(meta)
     except (TypeError, ValueError, KeyError) as exc:
@@ -292,6 +295,10 @@ def _load_arrays(root: Path, meta: dict[str, Any], detectors: tuple[DetectorSpec
         if actual != info["sha256"]:
             raise BundleError(f"{path}: checksum mismatch (sha256 {actual[:12]}..., model.json says "
                               f"{info['sha256'][:12]}...): the file was changed or belongs to another bundle")
+    try:
+        validate.check_arrays_file(path, validate.expected_arrays(detectors))  # before any array is read
+    except validate.ValidationError as exc:
+        raise BundleError(str(exc)) from None
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k]) for k in npz.files}

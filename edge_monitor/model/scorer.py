@@ -173,6 +173,9 @@ class Scorer:
         self.fusion = bundle.fusion
         self._autoencoder = next((d for d in self.detectors if isinstance(d, AutoencoderDetector)), None)
         self._reference = reference_input(bundle, self.frames)
+        from edge_monitor.model.validate import dry_run
+
+        dry_run(self)  # a bundle that cannot score a window of silence is refused here, not in the loop
 
     @property
     def backend(self) -> str:

@@ -15,12 +15,17 @@ Routes (GET and HEAD only; everything else is 405; no directory listing):
 ``/evidence/<file>``   an evidence WAV: a plain ``*.wav`` name directly inside the evidence
                        folder, no symlink; Range requests are honoured (seeking in ``<audio>``)
 
-Never in the scoring loop's way: the stdlib ``ThreadingHTTPServer`` runs in a
-daemon thread, one thread per connection, and reads only the immutable
-snapshot the loop publishes (:mod:`edge_monitor.web.status_board`); no lock is
-shared with the loop. A client that stops reading blocks only its own thread,
-which gives up after :data:`SOCKET_TIMEOUT_S`; connections beyond
-:data:`MAX_CONNECTIONS` are closed at once.
+Never in the scoring loop's way: the server runs in daemon threads and reads
+only the immutable snapshot the loop publishes
+(:mod:`edge_monitor.web.status_board`); no lock is shared with the loop.
+Never starved by its clients (:mod:`edge_monitor.web.acceptor`): one selector
+thread reads request heads, each under a whole-head deadline, with at most a
+few dozen waiting per client address (the oldest gives way); the token is
+checked there, before a worker is involved; a small pool of workers answers
+complete requests under a whole-response deadline, and a client that stops
+reading gives up its worker after :data:`SOCKET_TIMEOUT_S` without progress.
+Evidence is served only from regular files, checked before they are opened
+(a FIFO named ``x.wav`` never blocks a worker); an undecodable path is a 400.
 
 Access: a loopback ``listen`` needs no token unless ``http.token_env`` is set;
 any other address needs one (refused at config validation otherwise). The
@@ -31,6 +36,7 @@ page passes its own ``?token=`` on to its requests).
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import math
 import os
@@ -40,19 +46,19 @@ import stat
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from edge_monitor.config.schema import ConfigError, HttpConfig
+from edge_monitor.web.acceptor import Acceptor, Request, simple_response
 from edge_monitor.web.status_board import Snapshot, StatusBoard
 
-__all__ = ["MAX_CONNECTIONS", "SOCKET_TIMEOUT_S", "HttpService", "attach", "status_json"]
+__all__ = ["SOCKET_TIMEOUT_S", "HttpService", "attach", "status_json"]
 
-SOCKET_TIMEOUT_S = 10.0  # a client that sends or reads nothing for this long is dropped
-MAX_CONNECTIONS = 32  # concurrent connections; more are closed unanswered
+SOCKET_TIMEOUT_S = 10.0  # a client that reads nothing of a response for this long is dropped
 EVIDENCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.wav")
 CHUNK = 64 * 1024
 
@@ -138,50 +144,104 @@ class _MicCache:
             return self._value
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a stuck client thread never holds up the process's exit
-    allow_reuse_address = True
-    request_queue_size = 16
+def _token_ok(token: str | None, authorization: str, query: dict[str, list[str]]) -> bool:
+    """The token from ``Authorization: Bearer`` or ``?token=``, compared in constant time."""
+    if token is None:
+        return True
+    given = None
+    if authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    elif query.get("token"):
+        given = query["token"][0]
+    return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
-    def __init__(self, address: tuple[str, int], handler: type, service: HttpService) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
+
+class _Server:
+    """The acceptor (:mod:`edge_monitor.web.acceptor`) with this module's handler and the service it serves."""
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], service: HttpService) -> None:
         self.service = service
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(address, handler)
+        self._handler = handler
+        self._acceptor = Acceptor(address, self._answer, self._precheck, self._failed)
+        self.server_address = self._acceptor.server_address
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # too many connections: drop, never queue behind them
-            return
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        self._acceptor.serve_forever(poll_interval)
+
+    def shutdown(self) -> None:
+        self._acceptor.shutdown()
+
+    def server_close(self) -> None:
+        self._acceptor.server_close()
+
+    def _answer(self, req: Request) -> bool:
+        # BaseHTTPRequestHandler is typed for socketserver; it only stores request and server (see setup).
+        return not self._handler(req, req.client, self).close_connection  # type: ignore[arg-type]
+
+    def _precheck(self, head: bytes) -> bytes | None:
+        """On the selector thread: 401 for a GET or HEAD without the token (the handler answers the rest)."""
+        token = self.service.token
+        if token is None:
+            return None
+        lines = head.split(b"\r\n")
+        words = lines[0].split()
+        if len(words) != 3 or words[0] not in (b"GET", b"HEAD"):
+            return None  # 400 / 405 from the handler, which says what is allowed
+        auth = next((line.split(b":", 1)[1].strip() for line in lines[1:]
+                     if line[:14].lower() == b"authorization:"), b"")
         try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+            query = parse_qs(urlsplit(words[1].decode("latin-1")).query)
+        except ValueError:
+            query = {}
+        if _token_ok(token, auth.decode("latin-1"), query):
+            return None
+        return simple_response(401, "Unauthorized", 'WWW-Authenticate: Bearer realm="edge-monitor"\r\n')
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away or timed out mid-response: one debug line, no traceback on stderr.
-        import sys
+    def _failed(self, client: tuple[str, int], exc: BaseException) -> None:
+        # A client that went away or ran out of time mid-response: one debug line, no traceback on stderr.
+        self.service.log.debug("http request aborted", client=client[0], error=repr(exc))
 
-        exc = sys.exc_info()[1]
-        self.service.log.debug("http request aborted", client=client_address[0], error=repr(exc))
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+class _DeadlineWriter(io.RawIOBase):
+    """The response stream of one request: every write must finish by the request's deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock, self._deadline = sock, deadline
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("response deadline passed")
+        self._sock.settimeout(min(left, SOCKET_TIMEOUT_S))  # sendall's timeout covers the whole call
+        self._sock.sendall(data)
+        return len(data)
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = SOCKET_TIMEOUT_S  # socket timeout: reads and writes of a stalled client fail
+    server: _Server  # type: ignore[assignment]  # not a socketserver.BaseServer (see _Server)
     protocol_version = "HTTP/1.1"
     server_version = "edge-monitor"
     sys_version = ""
 
     # --- plumbing --------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        # One request per handler: its head was read by the acceptor, the socket is the client's.
+        req: Request = self.request
+        self.connection = req.sock
+        self.rfile = io.BytesIO(req.head)
+        self.wfile = _DeadlineWriter(req.sock, req.deadline)  # type: ignore[assignment]
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+
+    def finish(self) -> None:
+        pass  # the acceptor keeps or closes the socket
 
     def log_message(self, format: str, *args: Any) -> None:
         self.server.service.log.debug("http", client=self.client_address[0], line=format % args)
@@ -215,16 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _authorised(self, query: dict[str, list[str]]) -> bool:
-        token = self.server.service.token
-        if token is None:
-            return True
-        given = None
-        auth = self.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        elif query.get("token"):
-            given = query["token"][0]
-        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+        return _token_ok(self.server.service.token, self.headers.get("Authorization", ""), query)
 
     # --- routes ----------------------------------------------------------------------------------
 
@@ -236,8 +287,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, head: bool) -> None:
         svc = self.server.service
-        parts = urlsplit(self.path)
-        query = parse_qs(parts.query)
+        try:
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query)
+        except ValueError:
+            self.send_error(HTTPStatus.BAD_REQUEST, "bad request target")
+            return
         if not self._authorised(query):
             self._extra_headers = [("WWW-Authenticate", 'Bearer realm="edge-monitor"')]
             self.send_error(HTTPStatus.UNAUTHORIZED, "token required")
@@ -261,18 +316,27 @@ class _Handler(BaseHTTPRequestHandler):
         # Decode once, then accept only a plain file name: no separators, no "..", no dot
         # files, nothing but *.wav; the file must be a regular file (not a symlink) directly
         # inside the evidence folder, opened without following links.
-        name = unquote(raw_name, errors="strict") if "%" in raw_name else raw_name
+        try:
+            name = unquote(raw_name, errors="strict") if "%" in raw_name else raw_name
+        except UnicodeDecodeError:
+            self.send_error(HTTPStatus.BAD_REQUEST, "the path is not UTF-8")
+            return
         folder = self.server.service.snapshot().evidence_dir
         if folder is None or not EVIDENCE_NAME.fullmatch(name) or ".." in name:
             self.send_error(HTTPStatus.NOT_FOUND)
             return
+        path = Path(folder) / name
         try:
-            fd = os.open(Path(folder) / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # A regular file before it is opened: opening a FIFO named *.wav would block the worker.
+            before = os.stat(path, follow_symlinks=False)
+            if not stat.S_ISREG(before.st_mode):
+                raise FileNotFoundError(name)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             self.send_error(HTTPStatus.NOT_FOUND)
             return
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # a folder (or a fifo, a device) named *.wav
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):  # swapped
             os.close(fd)
             self.send_error(HTTPStatus.NOT_FOUND)
             return
@@ -308,7 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk = f.read(min(CHUNK, left))
                 if not chunk:
                     break
-                self.wfile.write(chunk)  # blocks only this thread; times out after SOCKET_TIMEOUT_S
+                self.wfile.write(chunk)  # blocks only this worker, until SOCKET_TIMEOUT_S or the deadline
                 left -= len(chunk)
 
 

@@ -1,0 +1,491 @@
+"""The one validator of a bundle's files: ``model.json`` field by field and ``detectors.npz`` before it is read.
+
+:func:`edge_monitor.model.bundle.load_bundle` calls it, so ``check-config``,
+``score``, ``simulate``, ``run`` and ``learn`` refuse the same bundles with the
+same line, ``"<file>: <field>: <what is wrong>"`` (:class:`ValidationError`,
+which the bundle loader turns into a ``BundleError``, exit 78 in the tools).
+
+What it guarantees before anything else reads the bundle:
+
+- ``model.json`` is at most :data:`MAX_MODEL_JSON_BYTES` (checked on the open
+  file, before reading) and nests at most :data:`MAX_JSON_DEPTH` deep (counted
+  on the bytes, before parsing: no ``RecursionError``).
+- every field the runtime reads has its JSON type (an integer field rejects
+  ``1024.5``, ``128.0`` and ``true``), is finite and lies in its range; one
+  table per section (:data:`FEATURES`, :data:`NORMALISATION`, :data:`DETECTOR`,
+  ...), so a new field is one line.
+- the feature parameters fit a Raspberry Pi: one window's samples, frames and
+  STFT cells stay below :data:`MAX_WINDOW_SAMPLES`, :data:`MAX_FRAMES` and
+  :data:`MAX_STFT_CELLS` (the default 10 s window uses 160 000, 313 and 160 569).
+- the parts agree: per-band lists have ``n_mels`` values, ``n_bands`` divides
+  ``n_mels``, every NumPy detector finds its arrays with the shapes its bands
+  need.
+- ``detectors.npz``: at most :data:`MAX_NPZ_BYTES` on disk and
+  :data:`MAX_NPZ_MEMBERS` arrays; each member's uncompressed size (the zip
+  directory) at most :data:`MAX_ARRAY_BYTES`, and its ``.npy`` header (read
+  alone, a few hundred bytes) a float array whose shape accounts for exactly
+  that size. A decompression bomb is refused without inflating it.
+
+Keys the runtime does not read (``training``, ``selection``, ...) are only
+required to be JSON objects where the runtime copies them as such.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from edge_monitor.model.scorer import Scorer
+
+__all__ = [
+    "MAX_ARRAY_BYTES",
+    "MAX_FRAMES",
+    "MAX_JSON_DEPTH",
+    "MAX_MODEL_JSON_BYTES",
+    "MAX_NPZ_BYTES",
+    "MAX_NPZ_MEMBERS",
+    "MAX_STFT_CELLS",
+    "MAX_WINDOW_SAMPLES",
+    "Field",
+    "ValidationError",
+    "check_arrays_file",
+    "check_model_json",
+    "dry_run",
+    "expected_arrays",
+    "read_model_json",
+]
+
+#: ``model.json`` size cap (bytes); a real one is ~50 kB (a few 128-value lists).
+MAX_MODEL_JSON_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of ``[``/``{`` accepted in ``model.json`` (a real one nests 4 deep).
+MAX_JSON_DEPTH = 32
+#: Samples in one window: 60 s at 32 kHz (a float32 window of 8 MB).
+MAX_WINDOW_SAMPLES = 2_000_000
+#: Log-mel frames of one window (313 for 10 s at hop 512).
+MAX_FRAMES = 8192
+#: STFT cells of one window, frames * (n_fft // 2 + 1): 4 M float32 = 16 MB of power spectrum.
+MAX_STFT_CELLS = 4_000_000
+#: Mel bands (the per-window arrays are ``(n_mels, frames)``).
+MAX_N_MELS = 512
+#: ``detectors.npz`` on disk; a real one is ~50 kB.
+MAX_NPZ_BYTES = 64 * 1024 * 1024
+#: Arrays in ``detectors.npz`` (three per NumPy detector).
+MAX_NPZ_MEMBERS = 64
+#: One array's uncompressed size: a 1024 x 1024 float64 precision matrix.
+MAX_ARRAY_BYTES = 8 * 1024 * 1024
+#: Longest ``.npy`` header read from a member.
+_MAX_NPY_HEADER = 4096
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+
+
+class ValidationError(ValueError):
+    """A bundle file that cannot be used; ``str()`` is ``"<file>: <field>: <what is wrong>"``."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """What one JSON value must be.
+
+    Attributes:
+        kind: ``"int"`` (a JSON integer, not ``1.0``, not ``true``), ``"number"``
+            (int or float, finite), ``"str"``, ``"object"``, ``"list"``,
+            ``"numbers"`` (a list of finite numbers).
+        lo, hi: inclusive range of a number, or of a list's or string's length.
+        above: ``lo`` is exclusive (``> lo``).
+        required: absence is an error (else the reader's default applies).
+        nullable: ``null`` is allowed.
+        choices: allowed values of a ``str``.
+    """
+
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    above: bool = False
+    required: bool = False
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _range_text(f: Field) -> str:
+    lo = "" if f.lo is None else (f"> {f.lo:g}" if f.above else f">= {f.lo:g}")
+    hi = "" if f.hi is None else f"<= {f.hi:g}"
+    return " and ".join(p for p in (lo, hi) if p)
+
+
+def _in_range(v: float, f: Field) -> bool:
+    if f.lo is not None and (v <= f.lo if f.above else v < f.lo):
+        return False
+    return f.hi is None or v <= f.hi
+
+
+def check_value(value: Any, f: Field, where: str) -> None:
+    """Raise ``ValueError("<where>: ...")`` unless ``value`` is what ``f`` describes."""
+    if value is None:
+        if f.nullable:
+            return
+        raise ValueError(f"{where}: must not be null")
+    if f.kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{where}: must be an integer, got {json.dumps(value)[:40]}")
+    elif f.kind == "number":
+        if not _num(value) or not math.isfinite(value):
+            raise ValueError(f"{where}: must be a finite number, got {json.dumps(value)[:40]}")
+    elif f.kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: must be a string, got {json.dumps(value)[:40]}")
+        if f.choices and value not in f.choices:
+            raise ValueError(f"{where}: must be one of {', '.join(f.choices)}, got {value!r}")
+    elif f.kind == "object":
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: must be an object, got {json.dumps(value)[:40]}")
+        return
+    elif f.kind in ("list", "numbers"):
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: must be a list, got {json.dumps(value)[:40]}")
+        if not _in_range(len(value), f):
+            raise ValueError(f"{where}: must have {_range_text(f)} values, got {len(value)}")
+        if f.kind == "numbers":
+            bad = next((i for i, v in enumerate(value) if not _num(v) or not math.isfinite(v)), None)
+            if bad is not None:
+                raise ValueError(f"{where}[{bad}]: must be a finite number, got {json.dumps(value[bad])[:40]}")
+        return
+    else:  # pragma: no cover - a typo in a table
+        raise AssertionError(f"unknown field kind {f.kind!r}")
+    size = len(value) if isinstance(value, str) else value
+    if not _in_range(size, f):
+        what = "length" if isinstance(value, str) else "value"
+        raise ValueError(f"{where}: {what} must be {_range_text(f)}, got {value!r}")
+
+
+def check_section(data: Any, spec: Mapping[str, Field], where: str) -> dict[str, Any]:
+    """Check an object against a table; returns it (keys not in the table pass unchecked)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: must be an object, got {json.dumps(data)[:40]}")
+    for key, f in spec.items():
+        name = f"{where}.{key}" if where else key
+        if key in data:
+            check_value(data[key], f, name)
+        elif f.required:
+            raise ValueError(f"{name}: missing")
+    return data
+
+
+# --- the tables: one per section ---------------------------------------------------------------------
+
+FEATURES: dict[str, Field] = {
+    "sample_rate": Field("int", 1000, 192_000),
+    "window_seconds": Field("number", 0.0, 600.0, above=True),
+    "n_fft": Field("int", 16, 16384),
+    "hop_length": Field("int", 1, 16384),
+    "n_mels": Field("int", 1, MAX_N_MELS),
+    "f_min": Field("number", 0.0),
+    "f_max": Field("number", 0.0, above=True, nullable=True),
+    "power": Field("number", 0.0, 4.0, above=True),
+    "amin": Field("number", 0.0, 1.0, above=True),
+    "ref": Field("number", 0.0, 1e12, above=True),
+}
+NORMALISATION: dict[str, Field] = {
+    "kind": Field("str", choices=("minmax",)),
+    "lo": Field("numbers", 1, MAX_N_MELS, required=True),
+    "hi": Field("numbers", 1, MAX_N_MELS, required=True),
+    "clip_lo": Field("number", nullable=True),
+    "clip_hi": Field("number", nullable=True),
+}
+DETECTOR: dict[str, Field] = {
+    "name": Field("str", 1, 64),
+    "kind": Field("str", required=True),
+    "n_bands": Field("int", 1, MAX_N_MELS),
+    "top_fraction": Field("number", 0.0, 1.0, above=True),
+    "pooling": Field("object"),
+    "file": Field("str"),
+}
+POOLING: dict[str, Field] = {
+    "kind": Field("str", choices=("mean", "top")),
+    "fraction": Field("number", 0.0, 1.0, above=True),
+}
+FUSION: dict[str, Field] = {
+    "rule": Field("str"),
+    "normal": Field("object", nullable=True),
+}
+NORMAL_STATS: dict[str, Field] = {
+    "mean": Field("number", required=True),
+    "std": Field("number", 0.0, above=True, required=True),
+}
+THRESHOLD: dict[str, Field] = {
+    # The decision rule needs a positive threshold (decide.decision.RuleParams).
+    "value": Field("number", 0.0, above=True, required=True),
+    "rule": Field("str"),
+    "requested_rule": Field("str"),
+    "source": Field("str"),
+    "quantile": Field("number", 0.0, 1.0, nullable=True),
+    "n_scores": Field("int", 0),
+    "gamma": Field("object", nullable=True),
+    "note": Field("str"),
+}
+SCORE_STATS: dict[str, Field] = {
+    "n": Field("int", 0), "mean": Field("number", nullable=True), "std": Field("number", nullable=True),
+    "min": Field("number", nullable=True), "max": Field("number", nullable=True),
+    "percentiles": Field("object", nullable=True), "source": Field("str"),
+}
+BAND_STATS: dict[str, Field] = {
+    "mean": Field("numbers", nullable=True), "p99": Field("numbers", nullable=True),
+    "p95": Field("numbers", nullable=True), "std": Field("numbers", nullable=True),
+    "n": Field("int", 0), "source": Field("str"),
+}
+BAND_LEVELS: dict[str, Field] = {
+    "mean": Field("numbers", required=True), "std": Field("numbers", nullable=True),
+    "n_windows": Field("int", 0), "source": Field("str"),
+}
+TOP: dict[str, Field] = {
+    "created": Field("str", nullable=True),
+    "machine": Field("str", nullable=True),
+    "machine_ids": Field("list", 0, 1000, nullable=True),
+    "input_shape": Field("list", 2, 2, required=True),
+    "detectors": Field("list", 1, 16),
+    "sha256": Field("str", nullable=True),
+    "arrays": Field("object", nullable=True),
+    "model": Field("object", nullable=True),
+    "training": Field("object", nullable=True),
+    "versions": Field("object", nullable=True),
+}
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+def _depth(raw: bytes) -> int:
+    """Deepest ``[``/``{`` nesting of JSON text, strings left out; O(n) in NumPy."""
+    text = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', raw)
+    b = np.frombuffer(text, dtype=np.uint8)
+    step = (np.isin(b, (ord("["), ord("{"))).astype(np.int32) - np.isin(b, (ord("]"), ord("}"))).astype(np.int32))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def read_model_json(path: Path) -> dict[str, Any]:
+    """Parse ``model.json``, its size and nesting checked first.
+
+    Raises:
+        ValidationError: too large, too deeply nested, not UTF-8, bad JSON, not an object.
+        OSError: unreadable.
+    """
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        raw = fh.read(MAX_MODEL_JSON_BYTES + 1)
+    if max(size, len(raw)) > MAX_MODEL_JSON_BYTES:
+        raise ValidationError(f"{path}: {max(size, len(raw))} bytes, more than the {MAX_MODEL_JSON_BYTES} a "
+                              f"model.json may have")
+    depth = _depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise ValidationError(f"{path}: JSON nested {depth} deep, more than {MAX_JSON_DEPTH}")
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{path}: bad JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # the depth count above makes this unreachable; kept as a last guard
+        raise ValidationError(f"{path}: JSON nested too deeply") from None
+    if not isinstance(meta, dict):
+        raise ValidationError(f"{path}: expected a JSON object at the top level, got {type(meta).__name__}")
+    return meta
+
+
+# --- model.json --------------------------------------------------------------------------------------
+
+def _features(data: Any) -> dict[str, Any]:
+    feats = check_section(data, FEATURES, "features")
+    unknown = sorted(set(feats) - set(FEATURES))
+    if unknown:  # FeatureParams has no place for them: a typo would silently fall back to a default
+        raise ValueError(f"bad 'features': unknown feature parameter(s): {', '.join(unknown)}")
+    rate, n_fft = int(feats.get("sample_rate", 16000)), int(feats.get("n_fft", 1024))
+    hop, n_mels = int(feats.get("hop_length", 512)), int(feats.get("n_mels", 128))
+    samples = int(round(float(feats.get("window_seconds", 10.0)) * rate))
+    if samples > MAX_WINDOW_SAMPLES:
+        raise ValueError(f"features.window_seconds: a window of {samples} samples is more than the "
+                         f"{MAX_WINDOW_SAMPLES} a Pi is given")
+    if samples < n_fft:
+        raise ValueError(f"features.window_seconds: a window of {samples} samples is shorter than n_fft {n_fft}")
+    if hop > n_fft:
+        raise ValueError(f"features.hop_length: {hop} is more than n_fft {n_fft} (samples would be skipped)")
+    frames = 1 + samples // hop
+    if frames > MAX_FRAMES:
+        raise ValueError(f"features.hop_length: {frames} frames per window, more than {MAX_FRAMES}")
+    if frames * (n_fft // 2 + 1) > MAX_STFT_CELLS:
+        raise ValueError(f"features.n_fft: {frames} frames x {n_fft // 2 + 1} bins per window, more than "
+                         f"{MAX_STFT_CELLS}")
+    if n_mels > n_fft // 2 + 1:
+        raise ValueError(f"features.n_mels: {n_mels} bands from {n_fft // 2 + 1} FFT bins")
+    return feats
+
+
+def _band_lists(data: dict[str, Any], keys: tuple[str, ...], n_mels: int, where: str) -> None:
+    for key in keys:
+        values = data.get(key)
+        if values is not None and len(values) != n_mels:
+            raise ValueError(f"{where}.{key}: {len(values)} values, expected {n_mels} (one per mel band)")
+
+
+def _detector(data: Any, i: int, n_mels: int) -> tuple[str, str, int]:
+    where = f"detectors[{i}]"
+    det = check_section(data, DETECTOR, where)
+    kind = det["kind"]
+    name = det.get("name") or kind
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"{where}.name: {name!r} must be letters, digits, '_' or '-'")
+    if "pooling" in det:
+        check_section(det["pooling"], POOLING, f"{where}.pooling")
+    n_bands = int(det.get("n_bands", 0))
+    if n_bands and n_mels % n_bands:
+        raise ValueError(f"{where}.n_bands: {n_bands} does not divide {n_mels} mel bands")
+    return str(name), str(kind), n_bands
+
+
+def check_model_json(meta: dict[str, Any], path: Path) -> None:
+    """Check every field of a parsed ``model.json`` the runtime reads; :class:`ValidationError` names it."""
+    try:
+        _check(meta)
+    except ValueError as exc:
+        raise ValidationError(f"{path}: {exc}") from None
+
+
+def _check(meta: dict[str, Any]) -> None:
+    required = ["features", "input_shape", "normalisation", "threshold"]
+    required += ["sha256"] if meta.get("schema_version") == 1 else ["detectors", "fusion"]
+    missing = [k for k in required if k not in meta]
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(missing)}")
+    check_section(meta, TOP, "")
+    feats = _features(meta["features"])
+    n_mels = int(feats.get("n_mels", 128))
+    shape = meta["input_shape"]
+    for i, v in enumerate(shape):
+        check_value(v, Field("int", 1, MAX_FRAMES), f"input_shape[{i}]")
+    if shape[0] != n_mels:
+        raise ValueError(f"input_shape: {shape} does not fit features.n_mels {n_mels}")
+    norm = check_section(meta.get("normalisation"), NORMALISATION, "normalisation")
+    _band_lists(norm, ("lo", "hi"), n_mels, "normalisation")
+    flat = next((i for i, (lo, hi) in enumerate(zip(norm["lo"], norm["hi"], strict=True)) if not hi > lo), None)
+    if flat is not None:
+        raise ValueError(f"normalisation.hi[{flat}]: must be above lo[{flat}] ({norm['hi'][flat]} <= "
+                         f"{norm['lo'][flat]})")
+    for i, det in enumerate(meta.get("detectors") or []):
+        _detector(det, i, n_mels)
+    if "fusion" in meta:
+        fusion = check_section(meta["fusion"], FUSION, "fusion")
+        for name, stats in (fusion.get("normal") or {}).items():
+            check_section(stats, NORMAL_STATS, f"fusion.normal.{name}")
+    threshold = meta.get("threshold")
+    if isinstance(threshold, dict):
+        check_section(threshold, THRESHOLD, "threshold")
+    else:
+        check_value(threshold, THRESHOLD["value"], "threshold")
+    for key in ("validation_scores", "calibration_scores"):
+        if meta.get(key) is not None:
+            stats = check_section(meta[key], SCORE_STATS, key)
+            for p, v in (stats.get("percentiles") or {}).items():
+                check_value(v, Field("number"), f"{key}.percentiles.{p}")
+    for key in ("band_error", "band_deviation"):
+        if meta.get(key) is not None:
+            _band_lists(check_section(meta[key], BAND_STATS, key), ("mean", "p99", "p95", "std"), n_mels, key)
+    if meta.get("band_level_db") is not None:
+        _band_lists(check_section(meta["band_level_db"], BAND_LEVELS, "band_level_db"), ("mean", "std"), n_mels,
+                    "band_level_db")
+    for i, v in enumerate(meta.get("machine_ids") or []):
+        check_value(v, Field("str", 0, 200), f"machine_ids[{i}]")
+
+
+# --- detectors.npz -----------------------------------------------------------------------------------
+
+def expected_arrays(detectors: Any) -> dict[str, tuple[int, ...]]:
+    """``{member name: shape}`` the NumPy detectors need (``<name>.mean``, ``.precision``, ``.std``).
+
+    ``detectors``: :class:`edge_monitor.model.model_json.DetectorSpec` s (kind, name, n_bands).
+    """
+    out: dict[str, tuple[int, ...]] = {}
+    for spec in detectors:
+        if spec.kind not in ("profile", "frames"):
+            continue
+        d = 2 * spec.n_bands if spec.kind == "profile" else spec.n_bands
+        out.update({f"{spec.name}.mean": (d,), f"{spec.name}.precision": (d, d), f"{spec.name}.std": (d,)})
+    return out
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """``(shape, dtype, header bytes)`` of one ``.npy`` member, reading only its header."""
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        read: Callable[..., tuple[tuple[int, ...], bool, np.dtype[Any]]] = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)
+        shape, _fortran, dtype = read(fh, max_header_size=_MAX_NPY_HEADER)
+        return tuple(int(n) for n in shape), dtype, fh.tell()
+
+
+def check_arrays_file(path: Path, expected: Mapping[str, tuple[int, ...]]) -> None:
+    """Check ``detectors.npz`` without reading its arrays: sizes, headers, shapes (see the module docstring).
+
+    Raises:
+        ValidationError: ``"<path>: <member>: <what is wrong>"``.
+    """
+    size = path.stat().st_size
+    if size > MAX_NPZ_BYTES:
+        raise ValidationError(f"{path}: {size} bytes, more than the {MAX_NPZ_BYTES} accepted")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_NPZ_MEMBERS:
+                raise ValidationError(f"{path}: {len(infos)} members, more than {MAX_NPZ_MEMBERS}")
+            names = {}
+            for info in infos:
+                name = info.filename.removesuffix(".npy")
+                if info.file_size > MAX_ARRAY_BYTES:
+                    raise ValidationError(f"{path}: {name}: {info.file_size} bytes uncompressed, more than the "
+                                          f"{MAX_ARRAY_BYTES} an array may have")
+                shape, dtype, header = _npy_header(zf, info)
+                if dtype.kind != "f" or dtype.itemsize > 8:
+                    raise ValidationError(f"{path}: {name}: dtype {dtype} (expected float)")
+                if header + math.prod(shape) * dtype.itemsize != info.file_size:
+                    raise ValidationError(f"{path}: {name}: shape {shape} does not match its {info.file_size} "
+                                          f"bytes")
+                names[name] = shape
+    except ValidationError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise ValidationError(f"{path}: unreadable ({exc})") from None
+    for name, shape in expected.items():
+        if name not in names:
+            raise ValidationError(f"{path}: {name}: missing")
+        if names[name] != shape:
+            raise ValidationError(f"{path}: {name}: shape {names[name]}, the detector's bands need {shape}")
+
+
+# --- one window, scored at load ----------------------------------------------------------------------
+
+def dry_run(scorer: Scorer) -> None:
+    """Score one window of silence; a bundle that cannot is refused now rather than failing every window.
+
+    Raises:
+        BundleError: ``"<bundle>/model.json: a window of silence cannot be scored (...)"``.
+    """
+    from edge_monitor.model.bundle import MODEL_JSON, BundleError
+
+    where = scorer.bundle.path / MODEL_JSON
+    try:
+        score = scorer.score_window(np.zeros(scorer.window_samples, dtype=np.float32)).score
+    except (ValueError, TypeError, IndexError, ArithmeticError, MemoryError, RuntimeError) as exc:
+        raise BundleError(f"{where}: a window of silence cannot be scored ({type(exc).__name__}: {exc})") from None
+    if not math.isfinite(score):
+        raise BundleError(f"{where}: a window of silence scores {score} (the detectors' parameters are unusable)")
