@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import require_binary
+from conftest import require, require_binary
 
 TOKEN_ENV = "EDGE_MONITOR_TEST_CHECKS_TOKEN"
 
@@ -124,15 +124,29 @@ def test_good_tls_files_a_set_token_and_creatable_folders_pass(numpy_bundle: Pat
     assert not (tmp_path / "not").exists()  # check-config changes nothing
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder; the check follows access(2)")
 def test_a_folder_this_user_cannot_write_is_refused(numpy_bundle: Path, tmp_path: Path) -> None:
+    """A folder without write permission; as root (CI), a read-only bind mount, since root ignores mode bits.
+
+    A read-only mount is also what a Pi shows when its SD card is remounted read-only after errors.
+    """
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o500)
+    as_root = os.geteuid() == 0
+    if as_root:
+        try:
+            subprocess.run(["mount", "--bind", str(locked), str(locked)], check=True, capture_output=True)
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(locked)], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            require(False, f"cannot make a read-only bind mount as root: {exc}")
+    else:
+        locked.chmod(0o500)
     try:
         doc = _base(tmp_path, numpy_bundle)
         doc["state_dir"] = str(locked / "state")
         res = _cli("check-config", str(_write(tmp_path, doc)))
     finally:
-        locked.chmod(0o700)
+        if as_root:
+            subprocess.run(["umount", str(locked)], check=False)
+        else:
+            locked.chmod(0o700)
     assert res.returncode == 78 and "is not writable by this user" in res.stderr, res.stderr
