@@ -177,6 +177,14 @@ class StatusBoard:
         horizon = float(win.end_time) - self.history_seconds
         while self.history and self.history[0][0] < horizon:
             self.history.popleft()
+        self._follow_peak(d.decider.peak_score)
+
+    def _follow_peak(self, peak: float | None) -> None:
+        """A window that beats the open alert's peak updates it on the page at once (not only at its end)."""
+        if peak is None or not self.alerts or not self.alerts[0]["open"] or self.alerts[0]["peak_score"] == peak:
+            return
+        self.alerts[0]["peak_score"] = peak
+        self._alerts_t = tuple(dict(a) for a in self.alerts)
 
     def _alert(self, p: dict[str, Any]) -> None:
         if p.get("event") == "start":
@@ -185,6 +193,7 @@ class StatusBoard:
             self.alerts.appendleft({
                 "event_id": p.get("event_id"), "window_start": p.get("window_start"),
                 "window_end": p.get("window_end"), "score": p.get("score"), "peak_score": p.get("peak_score"),
+                "peak_window_start": p.get("peak_window_start"),
                 "threshold": p.get("threshold"), "evidence": Path(ev).name if ev else None,
                 "explanation": (p.get("explanation") or {}).get("text"), "open": True, "ended": None,
                 "duration_s": None})
@@ -193,7 +202,7 @@ class StatusBoard:
             for a in self.alerts:
                 if a["event_id"] == p.get("event_id"):
                     a.update(open=False, ended=p.get("window_end"), duration_s=p.get("duration_s"),
-                             peak_score=p.get("peak_score"))
+                             peak_score=p.get("peak_score"), peak_window_start=p.get("peak_window_start"))
         self._alerts_t = tuple(dict(a) for a in self.alerts)
 
     # --- the snapshot ---------------------------------------------------------------------------
