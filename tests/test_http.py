@@ -191,9 +191,16 @@ def test_metrics_parse_and_count_up_as_windows_are_scored(model: dict, tmp_path:
     inf = value(second, "edge_monitor_window_score", "edge_monitor_window_score_bucket", le="+Inf")
     assert count == inf == n2
     ratio = value(second, "edge_monitor_window_score_ratio", "edge_monitor_window_score_ratio_bucket", le="1.0")
-    at_threshold = value(second, "edge_monitor_window_score", "edge_monitor_window_score_bucket",
-                         le=repr(float(run.daemon.threshold)))
-    assert ratio == at_threshold <= count
+    ratio_count = value(second, "edge_monitor_window_score_ratio", "edge_monitor_window_score_ratio_count")
+    assert ratio <= ratio_count == count
+    # Bucket bounds are round numbers (2 significant digits) around the threshold, not its float multiples.
+    bounds = [float(smp.labels["le"]) for smp in second["edge_monitor_window_score"].samples
+              if smp.name.endswith("_bucket") and smp.labels["le"] != "+Inf"]
+    assert bounds == sorted(bounds) and len(bounds) >= 8
+    assert all(b == float(f"{b:.2g}") for b in bounds), bounds
+    th = run.daemon.threshold
+    assert bounds[0] <= 0.3 * th and bounds[-1] >= 7 * th
+    assert any(abs(b - th) <= 0.05 * th for b in bounds)
     # Every metric the Grafana dashboard queries exists in a real scrape.
     import re
 

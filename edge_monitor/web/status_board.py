@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HEALTH_REFRESH_S", "SCORE_BUCKET_FACTORS", "Snapshot", "StatusBoard"]
+__all__ = ["HEALTH_REFRESH_S", "SCORE_BUCKET_FACTORS", "Snapshot", "StatusBoard", "round_bucket_bounds"]
 
 HEALTH_REFRESH_S = 1.0  # how stale the health part of a snapshot may get (s)
 MAX_ALERTS = 20  # recent alerts kept for the page
@@ -34,6 +34,15 @@ MAX_SENSOR_EVENTS = 20  # recent sensor events kept for the page
 #: Histogram bucket upper bounds as multiples of the threshold: the interesting
 #: region is around the threshold, whatever the model's absolute score scale.
 SCORE_BUCKET_FACTORS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0, 8.0)
+
+
+def round_bucket_bounds(threshold: float) -> tuple[float, ...]:
+    """Absolute score bucket bounds: :data:`SCORE_BUCKET_FACTORS` x ``threshold``, to 2 significant digits.
+
+    Round numbers read well in ``le=`` labels and in Grafana (``le="3.4"``, not
+    ``le="3.431872..."``); equal bounds after rounding collapse into one.
+    """
+    return tuple(sorted({float(f"{f * threshold:.2g}") for f in SCORE_BUCKET_FACTORS}))
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,10 @@ class Snapshot:
         sensor_events: ``(kind, event) -> count`` of sensor events.
         sensor_active: fault kinds active now.
         bucket_bounds / bucket_counts / score_sum: the score histogram
-            (per-bucket counts, not cumulative; the last bucket is +Inf).
+            (per-bucket counts, not cumulative; the last bucket is +Inf);
+            bounds are round numbers (:func:`round_bucket_bounds`).
+        ratio_counts: the same scores' histogram over score / threshold, bounds
+            :data:`SCORE_BUCKET_FACTORS` (+Inf last).
         history: ``(window_end, score or None, state)`` over the last
             ``http.history_seconds`` of window time (``None``: not scored).
         alerts: recent alerts, newest first (dicts the page shows).
@@ -96,6 +108,7 @@ class Snapshot:
     storage: dict[str, Any] | None = None
     last_window_time: float | None = None
     evidence_dir: Path | None = None
+    ratio_counts: tuple[int, ...] = ()
     made_at: float = field(default_factory=time.time)
 
 
@@ -111,8 +124,9 @@ class StatusBoard:
         self.info = {"device_id": str(daemon.cfg.device_id), "model_name": str(b.path.name),
                      "model_sha256": str(b.sha256), "machine": str(getattr(b, "machine", "") or ""),
                      "version": str(__version__)}
-        self.bounds = tuple(f * daemon.threshold for f in SCORE_BUCKET_FACTORS)
+        self.bounds = round_bucket_bounds(daemon.threshold)
         self.counts = [0] * (len(self.bounds) + 1)
+        self.ratio_counts = [0] * (len(SCORE_BUCKET_FACTORS) + 1)
         self.score_sum = 0.0
         self.skipped: collections.Counter[str] = collections.Counter()
         self.sensor_counts: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -170,6 +184,7 @@ class StatusBoard:
         if c.scored > scored and d.last_score is not None:
             score = float(d.last_score)
             self.counts[bisect.bisect_left(self.bounds, score)] += 1
+            self.ratio_counts[bisect.bisect_left(SCORE_BUCKET_FACTORS, score / d.threshold)] += 1
             self.score_sum += score
         elif c.sensor_faulty > faulty and c.errors == errors and status is not None and status.faults:
             self.skipped[status.faults[0].kind] += 1
@@ -248,4 +263,5 @@ class StatusBoard:
             last_raw=raw, last_raw_rate=rate, last_raw_index=index, input_rms_dbfs=self._rms,
             mqtt_connected=bool(self._pub.get("connected")), outbox_depth=int(depth) if depth is not None else None,
             storage=self._pub.get("storage"),
-            last_window_time=self._last_t, evidence_dir=d.cfg.evidence_dir if d.evidence is not None else None)
+            last_window_time=self._last_t, evidence_dir=d.cfg.evidence_dir if d.evidence is not None else None,
+            ratio_counts=tuple(self.ratio_counts))
