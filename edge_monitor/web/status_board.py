@@ -31,6 +31,8 @@ __all__ = ["HEALTH_REFRESH_S", "SCORE_BUCKET_FACTORS", "Snapshot", "StatusBoard"
 HEALTH_REFRESH_S = 1.0  # how stale the health part of a snapshot may get (s)
 MAX_ALERTS = 20  # recent alerts kept for the page
 MAX_SENSOR_EVENTS = 20  # recent sensor events kept for the page
+COARSE_SECONDS = 60.0  # one coarse history entry per minute of window time ...
+COARSE_ENTRIES = 1440  # ... for 24 h: the chart's long span without a per-window history of a day
 #: Histogram bucket upper bounds as multiples of the threshold: the interesting
 #: region is around the threshold, whatever the model's absolute score scale.
 SCORE_BUCKET_FACTORS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0, 8.0)
@@ -70,6 +72,10 @@ class Snapshot:
             :data:`SCORE_BUCKET_FACTORS` (+Inf last).
         history: ``(window_end, score or None, state)`` over the last
             ``http.history_seconds`` of window time (``None``: not scored).
+        coarse: ``(minute end, max score, min score, state)`` per
+            :data:`COARSE_SECONDS` of window time over the last 24 h (scores
+            ``None`` when no window of that minute was scored; state
+            ``"anomaly"`` when any of its windows was in an alert).
         alerts: recent alerts, newest first (dicts the page shows).
         sensor_log: recent sensor events, newest first.
         last_raw: the latest window's raw samples (read-only by convention;
@@ -109,6 +115,7 @@ class Snapshot:
     last_window_time: float | None = None
     evidence_dir: Path | None = None
     ratio_counts: tuple[int, ...] = ()
+    coarse: tuple[tuple[float, float | None, float | None, str], ...] = ()
     made_at: float = field(default_factory=time.time)
 
 
@@ -133,6 +140,8 @@ class StatusBoard:
         self.alerts_started = 0
         self.alerts_ended = 0
         self.history: collections.deque[tuple[float, float | None, str]] = collections.deque()
+        self.coarse: collections.deque[tuple[float, float | None, float | None, str]] = \
+            collections.deque(maxlen=COARSE_ENTRIES)
         self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_ALERTS)
         self.sensor_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_SENSOR_EVENTS)
         self._alerts_t: tuple[dict[str, Any], ...] = ()
@@ -192,7 +201,19 @@ class StatusBoard:
         horizon = float(win.end_time) - self.history_seconds
         while self.history and self.history[0][0] < horizon:
             self.history.popleft()
+        self._add_coarse(float(win.end_time), score, str(d.decider.state))
         self._follow_peak(d.decider.peak_score)
+
+    def _add_coarse(self, t: float, score: float | None, state: str) -> None:
+        """Fold one window into its minute: max and min score, ``"anomaly"`` if any window was."""
+        end = (t // COARSE_SECONDS + 1) * COARSE_SECONDS
+        if self.coarse and self.coarse[-1][0] == end:
+            _, hi, lo, st = self.coarse[-1]
+            if score is not None:
+                hi, lo = (score, score) if hi is None or lo is None else (max(hi, score), min(lo, score))
+            self.coarse[-1] = (end, hi, lo, "anomaly" if "anomaly" in (st, state) else state)
+        else:
+            self.coarse.append((end, score, score, state))
 
     def _follow_peak(self, peak: float | None) -> None:
         """A window that beats the open alert's peak updates it on the page at once (not only at its end)."""
@@ -264,4 +285,4 @@ class StatusBoard:
             mqtt_connected=bool(self._pub.get("connected")), outbox_depth=int(depth) if depth is not None else None,
             storage=self._pub.get("storage"),
             last_window_time=self._last_t, evidence_dir=d.cfg.evidence_dir if d.evidence is not None else None,
-            ratio_counts=tuple(self.ratio_counts))
+            ratio_counts=tuple(self.ratio_counts), coarse=tuple(self.coarse))
