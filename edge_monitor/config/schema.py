@@ -262,7 +262,7 @@ class DecisionConfig:
 
 @dataclass(frozen=True)
 class EvidenceConfig:
-    """WAV evidence of the window that raised each alert.
+    """WAV evidence of the strongest window that raised each alert.
 
     Attributes:
         enabled: save it.
