@@ -105,8 +105,8 @@ def run_case(work: Path, model: Path, clips: list[Path], windows: int, port: int
            "PYTHONDONTWRITEBYTECODE": "1"}  # no .pyc written into the measured figures (or into code_dir)
     t0 = time.monotonic()
     res = subprocess.run([sys.executable, "-c", CHILD, "simulate", "-c", str(cfg), "--fast", "--log-format", "json",
-                          *outbox_args, *files], cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         timeout=1800, check=False)
+                          *outbox_args, *files], cwd=work, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, timeout=1800, check=False)
     wall = time.monotonic() - t0
     if res.returncode != 0 or not io_out.is_file():
         raise RuntimeError(f"simulate exited {res.returncode}: {res.stderr[-2000:]}")
