@@ -74,16 +74,19 @@ def scripted_daemon(tmp: Path, bundle_dir: Path, scores: list[float], hop: float
     return Daemon(cfg, scorer, NullPublisher(), logs.get_logger("status-feed"), notifier=_NoNotify())
 
 
-def feed(daemon: Daemon, clips: list[np.ndarray], hop: float, end: float | None = None) -> None:
+def feed(daemon: Daemon, clips: list[np.ndarray], hop: float, end: float | None = None, start: bool = True) -> None:
     """Process one window per clip (mono, the model's rate), ``hop`` s apart, the last ending at ``end``.
 
     The same array may appear many times (it is never copied); window times
-    are synthetic: ``end`` (default now) minus the stream's length.
+    are synthetic: ``end`` (default now) minus the stream's length. ``start``:
+    tell the observers the loop starts (the page's server binds): the first
+    call only.
     """
     rate = daemon.model_rate
     end = time.time() if end is None else end
     first = end - daemon.window_seconds - hop * (len(clips) - 1)
-    daemon._observe("start", None)
+    if start:
+        daemon._observe("start", None)
     for i, clip in enumerate(clips):
         t = first + i * hop
         win = Window(samples=clip.reshape(-1, 1), index=i, start_sample=round(i * hop * rate), sample_rate=rate,

@@ -420,3 +420,26 @@ print(sorted(m for m in ("prometheus_client", "http.server", "edge_monitor.web.s
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_open_alert_shows_its_peak_as_later_windows_beat_it(request: pytest.FixtureRequest,
+                                                                 tmp_path: Path) -> None:
+    """START names the strongest window that raised it; a later, stronger window updates the page's peak
+    before the alert ends, and END carries the event's true peak."""
+    from status_feed import feed, scripted_daemon
+
+    bundle_dir, seed, mid = bundle_and_profile(request)
+    clip = synth_clips(seed, mid, None, 1, salt=63)[0]
+    scores = [0.2, 7.0, 1.5, 3.0, 9.0]  # threshold 1, k=2 of n=3: opens on window 2 (1.5), peak window 1 (7)
+    daemon = scripted_daemon(tmp_path, bundle_dir, scores + [0.1] * 3, 10.0, threshold=1.0)
+    board = daemon.http.board
+    feed(daemon, [clip] * 3, 10.0, end=1_000_000.0)
+    (alert,) = board.snapshot.alerts
+    assert alert["open"] and alert["score"] == 1.5 and alert["peak_score"] == 7.0
+    feed(daemon, [clip] * 2, 10.0, end=1_000_020.0, start=False)
+    (alert,) = board.snapshot.alerts
+    assert alert["open"] and alert["peak_score"] == 9.0  # while the alert is still open
+    feed(daemon, [clip] * 3, 10.0, end=1_000_050.0, start=False)
+    (alert,) = board.snapshot.alerts
+    assert not alert["open"] and alert["peak_score"] == 9.0
+    daemon._observe("stop", None)
