@@ -7,8 +7,8 @@ scored highest: a fault's loudest moment may come first. The
 its times (``AlertEvent.peak_window_start``); this keeps what is needed to
 save that window's evidence and explain it (its samples and its score) for
 the last ``n`` windows, so nothing is written per window (the Pi's SD card)
-and memory stays bounded (``n`` windows: 3 x 10 s at 16 kHz, float32, is
-1.9 MB).
+and memory stays bounded (``n`` windows of 10 s at 16 kHz: 640 kB of float32
+samples and 485 kB of ``WindowScore`` arrays each, 3.4 MB for ``n = 3``).
 """
 
 from __future__ import annotations
