@@ -96,12 +96,17 @@ def run_case(work: Path, model: Path, clips: list[Path], windows: int, port: int
     io_out = work / "io.txt"
     io_out.unlink(missing_ok=True)
     files = [str(clips[i % len(clips)]) for i in range(windows)]
+    # The daemon's outbox in state_dir, as under `run` (a replay otherwise keeps one of its own in a
+    # temporary folder); older checkouts without --outbox always used state_dir.
+    simulate_py = code_dir / "edge_monitor" / "commands" / "simulate.py"
+    own_outbox = simulate_py.is_file() and "--outbox" in simulate_py.read_text()
+    outbox_args = ["--outbox", str(state / "outbox.sqlite")] if own_outbox else []
     env = {**os.environ, "EDGE_MONITOR_IO_OUT": str(io_out), "PYTHONPATH": str(code_dir),
            "PYTHONDONTWRITEBYTECODE": "1"}  # no .pyc written into the measured figures (or into code_dir)
     t0 = time.monotonic()
     res = subprocess.run([sys.executable, "-c", CHILD, "simulate", "-c", str(cfg), "--fast", "--log-format", "json",
-                          *files], cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         timeout=1800, check=False)
+                          *outbox_args, *files], cwd=work, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, timeout=1800, check=False)
     wall = time.monotonic() - t0
     if res.returncode != 0 or not io_out.is_file():
         raise RuntimeError(f"simulate exited {res.returncode}: {res.stderr[-2000:]}")

@@ -63,11 +63,45 @@ def test_events_carry_scores_peak_and_times() -> None:
     evs = [d.update(s, i * 10.0, i * 10.0 + 10.0) for i, s in enumerate([1.2, 3.0, 2.0, 0.1, 0.1, 0.2])]
     start, end = evs[1], evs[5]
     assert start.event == "start" and start.score == 3.0 and start.peak_score == 3.0 and start.windows == 1
+    assert (start.peak_window_start, start.peak_window_end) == (10.0, 20.0)
     assert (start.window_start, start.window_end) == (10.0, 20.0)
     assert end.event == "end" and end.event_id == start.event_id
     assert end.peak_score == 3.0 and end.score == 0.2 and end.windows == 5
     assert end.opened_at == 20.0 and end.window_end == 60.0
     assert [e for e in evs if e is not None] == [start, end]
+
+
+def test_start_names_the_strongest_window_that_raised_it_and_later_peaks_update_it() -> None:
+    d = Decider(DecisionRule(threshold=T, k=2, n=3, clear_windows=2, clear_ratio=0.5, cooldown_seconds=0),
+                id_factory=lambda: "x")
+    # Window 1 scores highest; window 2 completes 2 of 3 and opens; window 4 beats window 1 later.
+    scores = [0.2, 7.0, 1.5, 3.0, 9.0, 0.1, 0.1]
+    evs = [d.update(s, i * 10.0, i * 10.0 + 10.0) for i, s in enumerate(scores)]
+    start, end = evs[2], evs[6]
+    assert start is not None and start.event == "start"
+    assert start.score == 1.5 and (start.window_start, start.window_end) == (20.0, 30.0)
+    assert start.peak_score == 7.0 and (start.peak_window_start, start.peak_window_end) == (10.0, 20.0)
+    assert end is not None and end.event == "end"
+    assert end.peak_score == 9.0 and (end.peak_window_start, end.peak_window_end) == (40.0, 50.0)
+    # Below the threshold never counts, however high the window before the history: the peak is
+    # one of the windows above T in the last n.
+    d2 = Decider(DecisionRule(threshold=T, k=2, n=2, clear_windows=1, cooldown_seconds=0), id_factory=lambda: "y")
+    evs2 = [d2.update(s, i * 10.0, i * 10.0 + 10.0) for i, s in enumerate([5.0, 0.1, 2.0, 1.1])]
+    assert evs2[3] is not None and evs2[3].peak_score == 2.0 and evs2[3].peak_window_start == 20.0
+
+
+def test_candidate_windows_keep_the_last_n() -> None:
+    from edge_monitor.decide.candidates import CandidateWindows
+
+    c: CandidateWindows[str] = CandidateWindows(3)
+    for i in range(5):
+        c.push(float(i), i * 10.0, i * 10.0 + 10.0, f"w{i}")
+    assert len(c) == 3
+    found = c.find(30.0)
+    assert found is not None and found.data == "w3" and found.score == 3.0 and found.window_end == 40.0
+    assert c.find(10.0) is None  # window 1 fell out of the last 3
+    with pytest.raises(ValueError):
+        CandidateWindows(0)
 
 
 def test_default_ids_are_unique_uuids() -> None:

@@ -62,6 +62,11 @@ def test_payloads_use_only_documented_keys_and_values():
         assert payload["qos"] in (0, 1, 2)
         assert "/" not in payload["unique_id"] and " " not in payload["unique_id"]
 
+    # Home Assistant's suggested_area is a place, from mqtt.area, never the machine type.
+    assert all("suggested_area" not in p["device"] for _, p in msgs)
+    placed = discovery_messages("homeassistant", DEVICE, topics, {"name": "ae", "machine": "slider"}, "Line 2")
+    assert {p["device"]["suggested_area"] for _, p in placed} == {"Line 2"}
+
     anomaly, microphone = by_component["binary_sensor"]
     assert anomaly["device_class"] == microphone["device_class"] == "problem"
     assert anomaly["state_topic"] == topics.state

@@ -191,9 +191,16 @@ def test_metrics_parse_and_count_up_as_windows_are_scored(model: dict, tmp_path:
     inf = value(second, "edge_monitor_window_score", "edge_monitor_window_score_bucket", le="+Inf")
     assert count == inf == n2
     ratio = value(second, "edge_monitor_window_score_ratio", "edge_monitor_window_score_ratio_bucket", le="1.0")
-    at_threshold = value(second, "edge_monitor_window_score", "edge_monitor_window_score_bucket",
-                         le=repr(float(run.daemon.threshold)))
-    assert ratio == at_threshold <= count
+    ratio_count = value(second, "edge_monitor_window_score_ratio", "edge_monitor_window_score_ratio_count")
+    assert ratio <= ratio_count == count
+    # Bucket bounds are round numbers (2 significant digits) around the threshold, not its float multiples.
+    bounds = [float(smp.labels["le"]) for smp in second["edge_monitor_window_score"].samples
+              if smp.name.endswith("_bucket") and smp.labels["le"] != "+Inf"]
+    assert bounds == sorted(bounds) and len(bounds) >= 8
+    assert all(b == float(f"{b:.2g}") for b in bounds), bounds
+    th = run.daemon.threshold
+    assert bounds[0] <= 0.3 * th and bounds[-1] >= 7 * th
+    assert any(abs(b - th) <= 0.05 * th for b in bounds)
     # Every metric the Grafana dashboard queries exists in a real scrape.
     import re
 
@@ -413,3 +420,26 @@ print(sorted(m for m in ("prometheus_client", "http.server", "edge_monitor.web.s
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_open_alert_shows_its_peak_as_later_windows_beat_it(request: pytest.FixtureRequest,
+                                                                 tmp_path: Path) -> None:
+    """START names the strongest window that raised it; a later, stronger window updates the page's peak
+    before the alert ends, and END carries the event's true peak."""
+    from status_feed import feed, scripted_daemon
+
+    bundle_dir, seed, mid = bundle_and_profile(request)
+    clip = synth_clips(seed, mid, None, 1, salt=63)[0]
+    scores = [0.2, 7.0, 1.5, 3.0, 9.0]  # threshold 1, k=2 of n=3: opens on window 2 (1.5), peak window 1 (7)
+    daemon = scripted_daemon(tmp_path, bundle_dir, scores + [0.1] * 3, 10.0, threshold=1.0)
+    board = daemon.http.board
+    feed(daemon, [clip] * 3, 10.0, end=1_000_000.0)
+    (alert,) = board.snapshot.alerts
+    assert alert["open"] and alert["score"] == 1.5 and alert["peak_score"] == 7.0
+    feed(daemon, [clip] * 2, 10.0, end=1_000_020.0, start=False)
+    (alert,) = board.snapshot.alerts
+    assert alert["open"] and alert["peak_score"] == 9.0  # while the alert is still open
+    feed(daemon, [clip] * 3, 10.0, end=1_000_050.0, start=False)
+    (alert,) = board.snapshot.alerts
+    assert not alert["open"] and alert["peak_score"] == 9.0
+    daemon._observe("stop", None)

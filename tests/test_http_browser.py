@@ -5,9 +5,10 @@ line ``http server listening`` gives the URL. A threshold far below any score
 with k = n = 1 makes the first window open an alert, so the page must show
 the alert with an ``<audio>`` element whose WAV loads from ``/evidence/``.
 
-Set ``EDGE_MONITOR_SCREENSHOT=path.png`` to keep a screenshot of the page
-(docs/examples/status-page.png is made that way, from a normal-then-anomalous
-replay: see docs/raspberry-pi.md).
+Set ``EDGE_MONITOR_SCREENSHOT=path.png`` to keep a screenshot of the page.
+The chart test feeds the daemon two hours of windows in synthetic time
+(``tests/status_feed.py``, as docs/examples/status_page_screenshot.py does for
+the screenshots in docs/raspberry-pi.md).
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def test_simulate_serves_a_page_chromium_renders_with_an_alert_and_its_audio(
                     threshold: !!document.getElementById('thline'),
                     explanation: document.querySelector('#alerts .explanation').textContent,
                     verdict: document.getElementById('verdict').textContent,
+                    link: document.getElementById('link').textContent,
                     src: a.currentSrc || a.src};""")
         # The evidence loads: wait for its metadata (or an error) inside the page.
         audio = browser.execute_async_script("""
@@ -162,6 +164,7 @@ def test_simulate_serves_a_page_chromium_renders_with_an_alert_and_its_audio(
     assert page["state"] == "anomaly"
     assert page["points"] >= 1 and page["threshold"]
     assert page["explanation"] and page["verdict"] and page["verdict"] != "waiting for the first window"
+    assert "replay of WAV files" in page["link"] and "files_played" not in page["link"], page["link"]
     assert "/evidence/" in page["src"] and page["src"].endswith(".wav")
     assert audio["error"] is None and audio["ready"] >= 1, audio
     assert abs(audio["duration"] - 10.0) < 0.1, audio  # the 10 s window that raised the alert
@@ -176,3 +179,67 @@ def test_simulate_serves_a_page_chromium_renders_with_an_alert_and_its_audio(
                 hosts.add(req.split("/")[2])
     assert hosts == {url.split("/")[2]}, hosts
     assert schemes <= {"http", "data", "about", "chrome"}, schemes  # chrome: the built-in media controls
+
+
+CHART_JS = """
+const svg = document.getElementById('chart'), rect = svg.querySelector('rect');
+const num = (el, a) => Number(el.getAttribute(a));
+const box = (el) => { const b = el.getBBox(); return [b.x, b.y, b.x + b.width, b.y + b.height]; };
+return {floor: Number(svg.dataset.floor), top: num(rect, 'y'), left: num(rect, 'x'),
+        right: num(rect, 'x') + num(rect, 'width'),
+        th: num(document.getElementById('thline'), 'y1'),
+        pts: Array.from(svg.querySelectorAll('circle.pt')).map((c) => [num(c, 'cx'), num(c, 'cy'),
+             Number(c.textContent)]),
+        logpart: !!document.getElementById('logpart'),
+        labels: Array.from(svg.querySelectorAll('text')).map((t) => [t.textContent, ...box(t)]),
+        title: document.getElementById('charttitle').textContent};
+"""
+
+
+def test_chart_keeps_threshold_and_normal_windows_readable_next_to_a_20x_anomaly(
+        request: pytest.FixtureRequest, tmp_path: Path, browser: Any) -> None:
+    """Two hours of windows (scores scripted around threshold 1, one 20x anomaly), fed in synthetic time."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from status_feed import feed, scripted_daemon
+
+    bundle_dir, seed, mid = bundle_and_profile(request)
+    normal = synth_clips(seed, mid, None, 1, salt=62)[0]
+    hop, n = 10.0, 720
+    scores = [0.5 + 0.3 * ((i * 7) % 11) / 10 for i in range(n)]  # 0.5 ... 0.8 of the threshold
+    scores[n - 40:n - 36] = [20.0, 8.0, 12.0, 3.0]
+    daemon = scripted_daemon(tmp_path, bundle_dir, scores, hop, threshold=1.0)
+    feed(daemon, [normal] * n, hop)
+    try:
+        browser.get(daemon.http.url)
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+            "return document.body.dataset.loaded === '1' && document.querySelectorAll('#chart circle.pt').length"))
+        hour = browser.execute_script(CHART_JS)
+        views = {}
+        for span in ("24 h", "10 min"):
+            browser.find_element(By.XPATH, f"//div[@id='spans' or @class='charthead']//button[text()='{span}']").click()
+            views[span] = browser.execute_script(CHART_JS)
+    finally:
+        daemon._observe("stop", None)
+    height = hour["floor"] - hour["top"]
+    # The threshold line and the normal windows stand well clear of the floor, although the
+    # anomaly scores 20x the threshold: the range above 2x the threshold is compressed (log).
+    assert hour["logpart"]
+    assert hour["floor"] - hour["th"] > 0.25 * height, hour["th"]
+    normals = [p for p in hour["pts"] if p[2] < 1.0]
+    assert normals and all(hour["floor"] - cy > 0.1 * height for _, cy, _ in normals)
+    assert all(cy - hour["th"] > 5 for _, cy, _ in normals)  # below the threshold line, visibly
+    peak = min(cy for _, cy, _ in hour["pts"])
+    assert hour["top"] <= peak < hour["th"]  # the 20x window is on the chart, near its top
+    # The span follows the data: the first window of the hour at the left edge, the last at the right.
+    xs = [cx for cx, _, _ in hour["pts"]]
+    assert min(xs) - hour["left"] < 3 and hour["right"] - max(xs) < 3
+    assert "last 60 min" in hour["title"] or "last 1 h" in hour["title"], hour["title"]
+    # 24 h: the per-minute summary of the two hours; 10 min: the last 60 windows.
+    assert "highest per minute" in views["24 h"]["title"] and "2 h" in views["24 h"]["title"], views["24 h"]["title"]
+    assert len(views["24 h"]["pts"]) == pytest.approx(120, abs=2)
+    assert len(views["10 min"]["pts"]) == pytest.approx(60, abs=1)
+    for v in (hour, *views.values()):
+        # Every label fits inside the drawing (no "0 mi").
+        for text, x0, _y0, x1, _y1 in v["labels"]:
+            assert 0 <= x0 and x1 <= 1000, (text, x0, x1)

@@ -62,9 +62,15 @@ def config(tmp_path: Path, clips: dict[str, Any], state_dir: Path, port: int, **
     return path
 
 
+def own_outbox(cfg: Path) -> list[str]:
+    """``--outbox <state_dir>/outbox.sqlite``: the daemon's outbox and open-alert note, as under ``run``
+    (a replay otherwise keeps its own in a temporary folder)."""
+    return ["--outbox", str(Path(yaml.safe_load(cfg.read_text())["state_dir"]) / "outbox.sqlite")]
+
+
 def simulate(cfg: Path, paths: list[Path], *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge_monitor", "simulate", "-c", str(cfg), "--fast",
-                           "--log-format", "json", *args, *map(str, paths)],
+                           "--log-format", "json", *own_outbox(cfg), *args, *map(str, paths)],
                           capture_output=True, text=True, cwd=REPO, timeout=timeout)
 
 
@@ -212,7 +218,7 @@ def test_sigkill_with_an_alert_open_the_next_start_ends_it_and_republishes_state
         cfg = config(tmp_path, clips, state, broker.port)
         # Anomalous sound, looped: the alert opens and never closes until the process is killed.
         proc = subprocess.Popen([sys.executable, "-m", "edge_monitor", "simulate", "-c", str(cfg), "--fast",
-                                 "--loop", "--log-format", "json", *map(str, clips["anomalies"])],
+                                 "--loop", "--log-format", "json", *own_outbox(cfg), *map(str, clips["anomalies"])],
                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             start = sub.wait_topic(ALERT, 1, timeout=60)[0].json()  # delivered: the broker has it

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
 HELP = "replay WAV files through the full pipeline (real time, or --fast)"
 DESCRIPTION = """\
@@ -16,6 +19,11 @@ skipped.
 
 Each alert and sensor event is also printed on stdout as one JSON line
 ({"topic": "alert", ...}); logs go to stderr. --no-mqtt skips the broker.
+A replay stays a replay: its payloads carry "source": "replay", and it
+queues them in an outbox of its own, removed at exit, so messages the broker
+did not take are never sent by a later run (the daemon's outbox in state_dir
+is not touched). --outbox PATH keeps them in PATH instead, for a later
+`simulate --outbox PATH` to deliver.
 Window times are stream times: the start of the run plus the audio played.
 With an http: section in the config the status page and /metrics are served
 while the replay runs, exactly as under `run` (with --loop, until stopped).
@@ -36,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
     parser.add_argument("--loop", action="store_true", help="start again after the last file (until stopped)")
     parser.add_argument("--no-mqtt", action="store_true", help="do not connect to the broker; print events only")
+    parser.add_argument("--outbox", type=Path, metavar="PATH", default=None,
+                        help="keep undelivered messages in this SQLite outbox (default: one of this run's own, "
+                             "removed at exit)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_monitor.commands.run import prepare
     from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.model_info import model_info
+    from edge_monitor.publish.open_alerts import OpenAlerts
     from edge_monitor.service.daemon import Daemon, EchoPublisher, NullPublisher, make_publisher
 
     prepared = prepare(args)
@@ -54,16 +66,33 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("edge-monitor: no WAV files found in " + " ".join(args.inputs), file=sys.stderr)
         return EX_NOINPUT
-    try:
-        inner = NullPublisher() if args.no_mqtt else make_publisher(cfg, model_info(bundle), log)
-        daemon = Daemon(cfg, scorer, EchoPublisher(inner, sys.stdout), log)
-    except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
-        return config_error(exc)
-    daemon.install_signal_handlers()
-    source = ReplaySource(paths, daemon.model_rate, daemon.make_ring, log, fast=args.fast, loop=args.loop,
-                          block_seconds=cfg.audio.block_seconds)
-    status = daemon.run(source)
+    with tempfile.TemporaryDirectory(prefix="edge-monitor-replay-") as tmp:
+        outbox = args.outbox if args.outbox is not None else Path(tmp) / "outbox.sqlite"
+        try:
+            inner = NullPublisher() if args.no_mqtt else make_publisher(cfg, model_info(bundle), log, outbox=outbox)
+            daemon = Daemon(cfg, scorer, EchoPublisher(inner, sys.stdout), log)
+            # An alert a replay leaves open is closed by the next replay on that outbox, never by `run`.
+            daemon.open_alerts = OpenAlerts(outbox.parent)
+        except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
+            return config_error(exc)
+        daemon.install_signal_handlers()
+        source = ReplaySource(paths, daemon.model_rate, daemon.make_ring, log, fast=args.fast, loop=args.loop,
+                              block_seconds=cfg.audio.block_seconds)
+        status = daemon.run(source)
+        if not args.no_mqtt and cfg.mqtt.enabled:
+            _report_undelivered(inner, outbox, kept=args.outbox is not None)
     if source.samples_played == 0 and source.files_skipped > 0:
         print("edge-monitor: none of the files could be read", file=sys.stderr)
         return EX_NOINPUT
     return status
+
+
+def _report_undelivered(publisher: Any, outbox: Path, kept: bool) -> None:
+    """One line on stderr when the broker did not take every alert or sensor event of this replay."""
+    try:
+        left = int(publisher.stats().get("outbox_depth") or 0)  # still answers after stop()
+    except Exception:  # noqa: BLE001 - the publisher has already reported its own trouble
+        return
+    if left:
+        what = f"kept in {outbox}" if kept else "discarded with this replay's outbox (--outbox PATH keeps them)"
+        print(f"edge-monitor: {left} replay message(s) not delivered to the broker, {what}", file=sys.stderr)

@@ -164,6 +164,8 @@ class MqttConfig:
     tls: TlsConfig | None = _opt(None, toggle=True)
     discovery: bool = True
     discovery_prefix: str = _opt("homeassistant", convert=_topic)
+    area: str | None = _opt(None, doc="Home Assistant suggested_area (where the machine is, e.g. 'Line 2'); "
+                                      "null = none")
     client_id: str | None = None
     keepalive: int = _opt(30, min=1, max=65535)
     qos: int = _opt(1, min=1, max=2, doc="alert and sensor events; scores are always QoS 0")
@@ -260,7 +262,7 @@ class DecisionConfig:
 
 @dataclass(frozen=True)
 class EvidenceConfig:
-    """WAV evidence of the window that raised each alert.
+    """WAV evidence of the strongest window that raised each alert.
 
     Attributes:
         enabled: save it.

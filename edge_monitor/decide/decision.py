@@ -7,7 +7,11 @@ Rule, for threshold ``T``:
 
 * **open**: while no alert is open and not in cooldown, an alert opens on the
   window that makes ``k`` of the last ``n`` windows score ``> T``. It gets a
-  new event id (UUID4) that its ``end`` event repeats.
+  new event id (UUID4) that its ``end`` event repeats. Its *peak* is the
+  strongest of the windows above ``T`` among those ``n`` (the ones that raised
+  it, often not the last: a fault's loudest window may come first); each later
+  window that beats the peak becomes the new peak, so ``end`` carries the
+  event's true peak.
 * **close**: an open alert closes on the ``clear_windows``-th consecutive
   window scoring below the clear level ``B + clear_ratio * (T - B)``, ``B`` being
   the typical normal score (the bundle's median validation score; 0 when
@@ -90,11 +94,15 @@ class AlertEvent:
     Attributes:
         event: ``"start"`` or ``"end"``.
         event_id: stable id shared by an alert's start and end.
-        score: the score of the window that caused this event.
-        peak_score: highest score since the alert opened (inclusive).
+        score: the score of the window that caused this event (for ``start``:
+            the one that completed ``k`` of ``n``).
+        peak_score: highest score of the event: at ``start`` the strongest of
+            the windows that raised it, at ``end`` the highest since then too.
         window_start, window_end: that window's wall-clock times (Unix s).
         opened_at: window end time of the window that opened the alert.
         windows: windows in the alert so far (1 at start).
+        peak_window_start, peak_window_end: the times of the window that
+            scored ``peak_score`` (Unix s).
     """
 
     event: Literal["start", "end"]
@@ -106,6 +114,8 @@ class AlertEvent:
     window_end: float
     opened_at: float
     windows: int
+    peak_window_start: float
+    peak_window_end: float
 
 
 class Decider:
@@ -118,10 +128,11 @@ class Decider:
     def __init__(self, rule: DecisionRule, id_factory: Callable[[], str] | None = None):
         self.rule = rule
         self._new_id = id_factory or (lambda: str(uuid.uuid4()))
-        self._history: deque[bool] = deque(maxlen=rule.n)
+        # (score, window_start, window_end) of the last n windows since the last close.
+        self._history: deque[tuple[float, float, float]] = deque(maxlen=rule.n)
         self._open: AlertEvent | None = None
         self._clear_run = 0
-        self._peak = 0.0
+        self._peak = (0.0, 0.0, 0.0)  # (score, window_start, window_end) of the open alert's peak
         self._windows = 0
         self._cooldown_until: float | None = None
 
@@ -133,6 +144,11 @@ class Decider:
     def open_event_id(self) -> str | None:
         return self._open.event_id if self._open is not None else None
 
+    @property
+    def peak_score(self) -> float | None:
+        """The open alert's peak so far (``None`` when no alert is open)."""
+        return self._peak[0] if self._open is not None else None
+
     def in_cooldown(self, window_end: float) -> bool:
         return self._cooldown_until is not None and window_end < self._cooldown_until
 
@@ -141,22 +157,29 @@ class Decider:
         r = self.rule
         if self._open is not None:
             self._windows += 1
-            self._peak = max(self._peak, score)
+            if score > self._peak[0]:
+                self._peak = (score, window_start, window_end)
             self._clear_run = self._clear_run + 1 if score < r.clear_level else 0
             if self._clear_run >= r.clear_windows:
-                ended = AlertEvent("end", self._open.event_id, score, self._peak, r.threshold,
-                                   window_start, window_end, self._open.opened_at, self._windows)
+                peak, peak_start, peak_end = self._peak
+                ended = AlertEvent("end", self._open.event_id, score, peak, r.threshold,
+                                   window_start, window_end, self._open.opened_at, self._windows,
+                                   peak_start, peak_end)
                 self._open = None
                 self._history.clear()
                 self._cooldown_until = window_end + r.cooldown_seconds
                 return ended
             return None
-        self._history.append(score > r.threshold)
+        self._history.append((score, window_start, window_end))
         if self.in_cooldown(window_end):
             return None
-        if sum(self._history) >= r.k:
-            self._peak, self._windows, self._clear_run = score, 1, 0
-            self._open = AlertEvent("start", self._new_id(), score, score, r.threshold,
-                                    window_start, window_end, window_end, 1)
+        above = [h for h in self._history if h[0] > r.threshold]
+        if len(above) >= r.k:
+            # max() keeps the earliest of equal scores: ties name the window that came first.
+            self._peak = max(above, key=lambda h: h[0])
+            self._windows, self._clear_run = 1, 0
+            peak, peak_start, peak_end = self._peak
+            self._open = AlertEvent("start", self._new_id(), score, peak, r.threshold,
+                                    window_start, window_end, window_end, 1, peak_start, peak_end)
             return self._open
         return None

@@ -1,4 +1,4 @@
-"""Evidence WAVs: the window that raised an alert, kept on disk within a quota.
+"""Evidence WAVs: the strongest window that raised an alert, kept on disk within a quota.
 
 Files are ``<state_dir>/evidence/<UTC time>_<event id>.wav`` (16-bit PCM,
 written atomically). After each save the folder is trimmed to ``max_bytes``,

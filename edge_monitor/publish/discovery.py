@@ -65,8 +65,11 @@ def node_id(device_id: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]", "_", device_id) or "edge_monitor"
 
 
-def device_block(device_id: str, model_info: dict | None = None) -> dict:
-    """The HA ``device`` block shared by all three entities."""
+def device_block(device_id: str, model_info: dict | None = None, area: str | None = None) -> dict:
+    """The HA ``device`` block shared by all three entities.
+
+    ``area``: ``mqtt.area``, Home Assistant's ``suggested_area`` (a place); absent when not configured.
+    """
     model_info = model_info or {}
     block = {
         "identifiers": [f"edge_monitor_{node_id(device_id)}"],
@@ -75,13 +78,13 @@ def device_block(device_id: str, model_info: dict | None = None) -> dict:
         "model": f"Acoustic anomaly detector ({model_info.get('name') or 'autoencoder'})",
         "sw_version": __version__,
     }
-    if model_info.get("machine"):
-        block["suggested_area"] = str(model_info["machine"])
+    if area:
+        block["suggested_area"] = area
     return block
 
 
 def discovery_messages(
-    prefix: str, device_id: str, topics: Topics, model_info: dict | None = None
+    prefix: str, device_id: str, topics: Topics, model_info: dict | None = None, area: str | None = None
 ) -> list[tuple[str, dict]]:
     """``[(config_topic, payload), ...]`` for the three entities (publish retained, QoS 1)."""
     node = node_id(device_id)
@@ -89,7 +92,7 @@ def discovery_messages(
         "availability_topic": topics.availability,
         "payload_available": "online",
         "payload_not_available": "offline",
-        "device": device_block(device_id, model_info),
+        "device": device_block(device_id, model_info, area),
         "origin": {"name": "edge-monitor", "sw_version": __version__, "support_url": SUPPORT_URL},
         "qos": 1,
     }

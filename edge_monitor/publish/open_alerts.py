@@ -31,7 +31,7 @@ log = structlog.get_logger("edge_monitor.publish.open_alerts")
 FILE_NAME = "open-alert.json"
 #: Start-payload keys an interrupted ``end`` repeats (as a normal ``end`` does).
 _KEPT = ("event_id", "device_id", "machine", "window_start", "window_end", "threshold", "peak_score", "model",
-         "windows")
+         "windows", "peak_window_start", "peak_window_end", "source")
 
 
 def interrupted_end(start: dict[str, Any], now_iso: str) -> dict[str, Any]:

@@ -251,7 +251,8 @@ class Publisher:
 
     def _announce(self) -> None:
         for m in announcements(self.topics, self.device_id, self.model_info, discovery=self.cfg.discovery,
-                               prefix=self.cfg.discovery_prefix, publish_scores=self.cfg.publish_scores):
+                               prefix=self.cfg.discovery_prefix, publish_scores=self.cfg.publish_scores,
+                               area=self.cfg.area):
             self._delivery.send(m.topic, m.payload, m.qos, m.retain)
         if self.cfg.discovery:
             self._count("discovery_sent")

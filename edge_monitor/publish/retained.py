@@ -131,7 +131,7 @@ class ScoreBacklog:
 
 
 def announcements(topics: Topics, device_id: str, model_info: dict, *, discovery: bool, prefix: str,
-                  publish_scores: bool) -> list[Message]:
+                  publish_scores: bool, area: str | None = None) -> list[Message]:
     """Discovery configs (retained, QoS 1) then ``online``: what a new connection sends first.
 
     With ``publish_scores`` off the score entity's config is an empty retained
@@ -139,7 +139,7 @@ def announcements(topics: Topics, device_id: str, model_info: dict, *, discovery
     """
     out: list[Message] = []
     if discovery:
-        for topic, payload in discovery_messages(prefix, device_id, topics, model_info):
+        for topic, payload in discovery_messages(prefix, device_id, topics, model_info, area):
             removed = topic.startswith(f"{prefix}/sensor/") and not publish_scores
             out.append(Message(topic, b"" if removed else json.dumps(payload, separators=(",", ":")).encode()))
     out.append(Message(topics.availability, b"online"))

@@ -17,8 +17,10 @@ everything here runs on the main thread, the *scoring loop*:
 3. downmix, resample to the model's rate if the device runs at another one,
    score (:class:`edge_monitor.model.scorer.Scorer`);
 4. feed the score to the :class:`~edge_monitor.decide.decision.Decider`; an alert
-   start saves the window as evidence, gets an explanation
-   (:mod:`edge_monitor.decide.explain`) and is published (durably, outbox first);
+   start saves the strongest of the windows that raised it as evidence (the
+   last ``n`` windows stay in memory, :mod:`edge_monitor.decide.candidates`),
+   explains that window (:mod:`edge_monitor.decide.explain`) and is published
+   (durably, outbox first);
 5. ``WATCHDOG=1`` and ``STATUS=`` to systemd, the per-window score and the
    periodic health message to MQTT.
 
@@ -48,6 +50,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -56,6 +59,7 @@ from edge_monitor.audio import audio_io
 from edge_monitor.audio.ring_buffer import RingBuffer, Window
 from edge_monitor.config.loader import check_hop_fits
 from edge_monitor.config.schema import Config
+from edge_monitor.decide.candidates import CandidateWindows
 from edge_monitor.decide.decision import AlertEvent, Decider, DecisionRule, typical_normal_score
 from edge_monitor.decide.evidence import EvidenceStore
 from edge_monitor.model.model_info import model_info, model_ref
@@ -132,15 +136,19 @@ class EchoPublisher:
         return getattr(self.inner, name)
 
 
-def make_publisher(cfg: Config, model_info: dict, log: Any) -> Any:
-    """The MQTT publisher for ``cfg`` (or a :class:`NullPublisher` when ``mqtt.enabled`` is false)."""
+def make_publisher(cfg: Config, model_info: dict, log: Any, outbox: Path | None = None) -> Any:
+    """The MQTT publisher for ``cfg`` (or a :class:`NullPublisher` when ``mqtt.enabled`` is false).
+
+    ``outbox``: the SQLite outbox (default ``cfg.outbox_path``; ``simulate`` passes one of its own).
+    """
     if not cfg.mqtt.enabled:
         log.info("mqtt disabled: alerts are logged only")
         return NullPublisher()
     from edge_monitor.publish.publisher import Publisher  # noqa: PLC0415 - paho loads only when used
 
     prepare_state_dir(cfg.state_dir, log)
-    return Publisher(cfg.mqtt, cfg.device_id, cfg.outbox_path, model_info)  # never fails on the disk
+    path = outbox if outbox is not None else cfg.outbox_path
+    return Publisher(cfg.mqtt, cfg.device_id, path, model_info)  # never fails on the disk
 
 
 @dataclass
@@ -187,6 +195,8 @@ class Daemon:
         self.rule = DecisionRule(self.threshold, d.k, d.n, d.clear_windows, d.clear_ratio, d.cooldown_seconds,
                                  baseline=typical_normal_score(self._typical_normal(), self.threshold))
         self.decider = Decider(self.rule, id_factory)
+        # The last n scored windows' (model-rate samples, WindowScore): an alert's strongest window.
+        self.candidates: CandidateWindows[tuple[np.ndarray, Any]] = CandidateWindows(d.n)
         self.evidence = (EvidenceStore(cfg.evidence_dir, int(cfg.evidence.max_mb * 1_000_000))
                          if cfg.evidence.enabled else None)
         self.explainer = self._make_explainer()
@@ -335,6 +345,7 @@ class Daemon:
             return
         self.counters.scored += 1
         self.last_score = ws.score
+        self.candidates.push(ws.score, win.start_time, win.end_time, (mono, ws))
         event = self.decider.update(ws.score, win.start_time, win.end_time)
         self.log.debug("window", index=win.index, start=iso_utc(win.start_time), score=round(ws.score, 6),
                        threshold=self.threshold, above=ws.score > self.threshold, state=self.decider.state,
@@ -343,7 +354,8 @@ class Daemon:
             self._safe(self.publisher.publish_score, {
                 "device_id": self.cfg.device_id, "time": iso_utc(time.time()),
                 "window_start": iso_utc(win.start_time), "window_end": iso_utc(win.end_time),
-                "score": ws.score, "threshold": self.threshold, "state": self.decider.state})
+                "score": ws.score, "threshold": self.threshold, "state": self.decider.state,
+                "source": self._source_kind()})
         if event is not None:
             self._alert(event, win, mono, ws)
         self.notify.status(self.status_line())
@@ -365,6 +377,7 @@ class Daemon:
                 self._sensor_ids[ev.kind] = str(uuid.uuid4())
             event_id = self._sensor_ids.pop(ev.kind, None) if ev.event == "end" else self._sensor_ids[ev.kind]
             payload.update({"event_id": event_id or str(uuid.uuid4()), "device_id": self.cfg.device_id,
+                            "source": self._source_kind(),
                             "time": iso_utc(time.time()), "since": iso_utc(ev.since), "at": iso_utc(ev.at)})
             log = self.log.warning if ev.event == "start" else self.log.info
             log("sensor " + ev.event, kind=ev.kind, detail=ev.detail, event_id=payload["event_id"])
@@ -409,11 +422,14 @@ class Daemon:
         if ev.event == "start":
             self.counters.alerts += 1
             self._open_alert_start = ev
+            # Evidence, explanation and detectors describe the strongest window that raised the alert.
+            peak = self.candidates.find(ev.peak_window_start)
+            if peak is not None:
+                mono, ws = peak.data
             if self.evidence is not None:
                 try:
-                    evidence_path = str(self.evidence.save(ev.event_id, mono if win.sample_rate == self.model_rate
-                                                           else _fit(mono, self.scorer.window_samples),
-                                                           self.model_rate, win.start_time))
+                    evidence_path = str(self.evidence.save(ev.event_id, mono, self.model_rate,
+                                                           ev.peak_window_start))
                 except Exception as exc:  # noqa: BLE001 - a full disk must not lose the alert
                     self.counters.evidence_errors += 1
                     self.last_error = f"evidence not saved: {exc}"
@@ -438,6 +454,9 @@ class Daemon:
             "score": ev.score,
             "threshold": ev.threshold,
             "peak_score": ev.peak_score,
+            "peak_window_start": iso_utc(ev.peak_window_start),
+            "peak_window_end": iso_utc(ev.peak_window_end),
+            "source": self._source_kind(),
             "model": model_ref(self.bundle),
             "evidence": evidence_path,
             "explanation": explanation,
@@ -464,6 +483,10 @@ class Daemon:
         if error is not None:
             self.last_error = error
             self.log.error("open alert not noted on disk", error=error)
+
+    def _source_kind(self) -> str | None:
+        """``"microphone"`` or ``"replay"``: the payloads say where their audio came from."""
+        return self.source.kind if self.source is not None else None
 
     def _observe(self, event: str, payload: Any) -> None:
         """Tell each observer: ``observe(daemon, event, payload)`` on the loop's thread.

@@ -22,9 +22,10 @@ windows_skipped_total{kind}                       counter    not scored: first s
 window_errors_total                               counter    windows that failed to score
 score                                             gauge      last window's score
 window_score                                      histogram  scores; buckets are multiples of the
-                                                             threshold (0.25 ... 8)
-window_score_ratio                                histogram  score / threshold, same buckets (le
-                                                             "1.0" = the threshold, fleet-wide)
+                                                             threshold (0.25 ... 8) rounded to 2
+                                                             significant digits (le="3.4")
+window_score_ratio                                histogram  score / threshold, buckets 0.25 ... 8
+                                                             (le="1.0" = the threshold, fleet-wide)
 threshold / clear_level                           gauge      the alert rule's levels
 anomaly                                           gauge      1 while an alert is open
 alerts_started_total / alerts_ended_total         counter    alert events
@@ -79,6 +80,15 @@ def _n(name: str) -> str:
     return f"{PREFIX}_{name}"
 
 
+def _cumulative(bounds: tuple[float, ...], counts: tuple[int, ...]) -> list[tuple[str, float]]:
+    """``[(le, cumulative count), ...]`` with +Inf last; ``counts`` are per bucket (``len(bounds) + 1``)."""
+    out, total = [], 0
+    for bound, count in zip((*bounds, math.inf), counts or (0,) * (len(bounds) + 1)):
+        total += count
+        out.append(("+Inf" if math.isinf(bound) else repr(float(bound)), float(total)))
+    return out
+
+
 class SnapshotCollector:
     """A prometheus_client collector reading the latest snapshot from ``get_snapshot()``."""
 
@@ -111,16 +121,12 @@ class SnapshotCollector:
         yield counter("window_errors", "Windows that failed to score (logged as errors).", c["errors"])
         yield gauge("score", "Anomaly score (reconstruction MSE) of the last scored window.",
                     s.last_score if s.last_score is not None else math.nan)
-        # One set of counts, two views: the bounds are multiples of the threshold, so the same
-        # buckets read as absolute scores and as score / threshold (comparable across a fleet).
-        cumulative, buckets, ratio_buckets = 0, [], []
-        for bound, factor, count in zip((*s.bucket_bounds, math.inf), (*SCORE_BUCKET_FACTORS, math.inf),
-                                        s.bucket_counts):
-            cumulative += count
-            buckets.append(("+Inf" if math.isinf(bound) else repr(float(bound)), cumulative))
-            ratio_buckets.append(("+Inf" if math.isinf(factor) else repr(float(factor)), cumulative))
-        yield HistogramMetricFamily(_n("window_score"), "Anomaly scores of scored windows (bucket bounds are "
-                                    "multiples of the threshold).", buckets=buckets, sum_value=s.score_sum)
+        # Two histograms of the same scores: absolute, on round bounds near the threshold, and
+        # score / threshold on fixed bounds (comparable across a fleet; le="1.0" is the threshold).
+        buckets = _cumulative(s.bucket_bounds, s.bucket_counts)
+        ratio_buckets = _cumulative(SCORE_BUCKET_FACTORS, s.ratio_counts)
+        yield HistogramMetricFamily(_n("window_score"), "Anomaly scores of scored windows (round bucket bounds "
+                                    "from 0.25 to 8 times the threshold).", buckets=buckets, sum_value=s.score_sum)
         yield HistogramMetricFamily(_n("window_score_ratio"), "Anomaly score / threshold of scored windows "
                                     "(1 = at the threshold; the same buckets for every monitor).",
                                     buckets=ratio_buckets, sum_value=s.score_sum / s.threshold)

@@ -54,7 +54,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from edge_monitor.config.schema import ConfigError, HttpConfig
 from edge_monitor.web.acceptor import Acceptor, Request, simple_response
-from edge_monitor.web.status_board import Snapshot, StatusBoard
+from edge_monitor.web.status_board import COARSE_SECONDS, Snapshot, StatusBoard
 
 __all__ = ["SOCKET_TIMEOUT_S", "HttpService", "attach", "status_json"]
 
@@ -110,6 +110,8 @@ def status_json(s: Snapshot, mic: dict[str, Any] | None) -> dict[str, Any]:
         "counters": s.counters,
         "skipped_by_kind": s.skipped_by_kind,
         "history": [[round(t, 3), sc, st] for t, sc, st in s.history],
+        "history_coarse": [[t, hi, lo, st] for t, hi, lo, st in s.coarse],
+        "coarse_seconds": COARSE_SECONDS,
         "recent_alerts": list(s.alerts),
         "sensor_events": list(s.sensor_log),
         "mic": mic,

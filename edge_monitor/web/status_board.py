@@ -26,14 +26,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HEALTH_REFRESH_S", "SCORE_BUCKET_FACTORS", "Snapshot", "StatusBoard"]
+__all__ = ["HEALTH_REFRESH_S", "SCORE_BUCKET_FACTORS", "Snapshot", "StatusBoard", "round_bucket_bounds"]
 
 HEALTH_REFRESH_S = 1.0  # how stale the health part of a snapshot may get (s)
 MAX_ALERTS = 20  # recent alerts kept for the page
 MAX_SENSOR_EVENTS = 20  # recent sensor events kept for the page
+COARSE_SECONDS = 60.0  # one coarse history entry per minute of window time ...
+COARSE_ENTRIES = 1440  # ... for 24 h: the chart's long span without a per-window history of a day
 #: Histogram bucket upper bounds as multiples of the threshold: the interesting
 #: region is around the threshold, whatever the model's absolute score scale.
 SCORE_BUCKET_FACTORS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0, 8.0)
+
+
+def round_bucket_bounds(threshold: float) -> tuple[float, ...]:
+    """Absolute score bucket bounds: :data:`SCORE_BUCKET_FACTORS` x ``threshold``, to 2 significant digits.
+
+    Round numbers read well in ``le=`` labels and in Grafana (``le="3.4"``, not
+    ``le="3.431872..."``); equal bounds after rounding collapse into one.
+    """
+    return tuple(sorted({float(f"{f * threshold:.2g}") for f in SCORE_BUCKET_FACTORS}))
 
 
 @dataclass(frozen=True)
@@ -55,9 +66,16 @@ class Snapshot:
         sensor_events: ``(kind, event) -> count`` of sensor events.
         sensor_active: fault kinds active now.
         bucket_bounds / bucket_counts / score_sum: the score histogram
-            (per-bucket counts, not cumulative; the last bucket is +Inf).
+            (per-bucket counts, not cumulative; the last bucket is +Inf);
+            bounds are round numbers (:func:`round_bucket_bounds`).
+        ratio_counts: the same scores' histogram over score / threshold, bounds
+            :data:`SCORE_BUCKET_FACTORS` (+Inf last).
         history: ``(window_end, score or None, state)`` over the last
             ``http.history_seconds`` of window time (``None``: not scored).
+        coarse: ``(minute end, max score, min score, state)`` per
+            :data:`COARSE_SECONDS` of window time over the last 24 h (scores
+            ``None`` when no window of that minute was scored; state
+            ``"anomaly"`` when any of its windows was in an alert).
         alerts: recent alerts, newest first (dicts the page shows).
         sensor_log: recent sensor events, newest first.
         last_raw: the latest window's raw samples (read-only by convention;
@@ -96,6 +114,8 @@ class Snapshot:
     storage: dict[str, Any] | None = None
     last_window_time: float | None = None
     evidence_dir: Path | None = None
+    ratio_counts: tuple[int, ...] = ()
+    coarse: tuple[tuple[float, float | None, float | None, str], ...] = ()
     made_at: float = field(default_factory=time.time)
 
 
@@ -111,14 +131,17 @@ class StatusBoard:
         self.info = {"device_id": str(daemon.cfg.device_id), "model_name": str(b.path.name),
                      "model_sha256": str(b.sha256), "machine": str(getattr(b, "machine", "") or ""),
                      "version": str(__version__)}
-        self.bounds = tuple(f * daemon.threshold for f in SCORE_BUCKET_FACTORS)
+        self.bounds = round_bucket_bounds(daemon.threshold)
         self.counts = [0] * (len(self.bounds) + 1)
+        self.ratio_counts = [0] * (len(SCORE_BUCKET_FACTORS) + 1)
         self.score_sum = 0.0
         self.skipped: collections.Counter[str] = collections.Counter()
         self.sensor_counts: collections.Counter[tuple[str, str]] = collections.Counter()
         self.alerts_started = 0
         self.alerts_ended = 0
         self.history: collections.deque[tuple[float, float | None, str]] = collections.deque()
+        self.coarse: collections.deque[tuple[float, float | None, float | None, str]] = \
+            collections.deque(maxlen=COARSE_ENTRIES)
         self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_ALERTS)
         self.sensor_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_SENSOR_EVENTS)
         self._alerts_t: tuple[dict[str, Any], ...] = ()
@@ -170,6 +193,7 @@ class StatusBoard:
         if c.scored > scored and d.last_score is not None:
             score = float(d.last_score)
             self.counts[bisect.bisect_left(self.bounds, score)] += 1
+            self.ratio_counts[bisect.bisect_left(SCORE_BUCKET_FACTORS, score / d.threshold)] += 1
             self.score_sum += score
         elif c.sensor_faulty > faulty and c.errors == errors and status is not None and status.faults:
             self.skipped[status.faults[0].kind] += 1
@@ -177,6 +201,26 @@ class StatusBoard:
         horizon = float(win.end_time) - self.history_seconds
         while self.history and self.history[0][0] < horizon:
             self.history.popleft()
+        self._add_coarse(float(win.end_time), score, str(d.decider.state))
+        self._follow_peak(d.decider.peak_score)
+
+    def _add_coarse(self, t: float, score: float | None, state: str) -> None:
+        """Fold one window into its minute: max and min score, ``"anomaly"`` if any window was."""
+        end = (t // COARSE_SECONDS + 1) * COARSE_SECONDS
+        if self.coarse and self.coarse[-1][0] == end:
+            _, hi, lo, st = self.coarse[-1]
+            if score is not None:
+                hi, lo = (score, score) if hi is None or lo is None else (max(hi, score), min(lo, score))
+            self.coarse[-1] = (end, hi, lo, "anomaly" if "anomaly" in (st, state) else state)
+        else:
+            self.coarse.append((end, score, score, state))
+
+    def _follow_peak(self, peak: float | None) -> None:
+        """A window that beats the open alert's peak updates it on the page at once (not only at its end)."""
+        if peak is None or not self.alerts or not self.alerts[0]["open"] or self.alerts[0]["peak_score"] == peak:
+            return
+        self.alerts[0]["peak_score"] = peak
+        self._alerts_t = tuple(dict(a) for a in self.alerts)
 
     def _alert(self, p: dict[str, Any]) -> None:
         if p.get("event") == "start":
@@ -185,6 +229,7 @@ class StatusBoard:
             self.alerts.appendleft({
                 "event_id": p.get("event_id"), "window_start": p.get("window_start"),
                 "window_end": p.get("window_end"), "score": p.get("score"), "peak_score": p.get("peak_score"),
+                "peak_window_start": p.get("peak_window_start"),
                 "threshold": p.get("threshold"), "evidence": Path(ev).name if ev else None,
                 "explanation": (p.get("explanation") or {}).get("text"), "open": True, "ended": None,
                 "duration_s": None})
@@ -193,7 +238,7 @@ class StatusBoard:
             for a in self.alerts:
                 if a["event_id"] == p.get("event_id"):
                     a.update(open=False, ended=p.get("window_end"), duration_s=p.get("duration_s"),
-                             peak_score=p.get("peak_score"))
+                             peak_score=p.get("peak_score"), peak_window_start=p.get("peak_window_start"))
         self._alerts_t = tuple(dict(a) for a in self.alerts)
 
     # --- the snapshot ---------------------------------------------------------------------------
@@ -239,4 +284,5 @@ class StatusBoard:
             last_raw=raw, last_raw_rate=rate, last_raw_index=index, input_rms_dbfs=self._rms,
             mqtt_connected=bool(self._pub.get("connected")), outbox_depth=int(depth) if depth is not None else None,
             storage=self._pub.get("storage"),
-            last_window_time=self._last_t, evidence_dir=d.cfg.evidence_dir if d.evidence is not None else None)
+            last_window_time=self._last_t, evidence_dir=d.cfg.evidence_dir if d.evidence is not None else None,
+            ratio_counts=tuple(self.ratio_counts), coarse=tuple(self.coarse))
