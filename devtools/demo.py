@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: demo-out)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--train", type=int, default=40, help="normal training clips per machine id")
     args = parser.parse_args(argv)
 
@@ -83,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
           "--test-normal", "12", "--test-anomaly", "12"])
 
     _banner("2/4  Fit the detectors on normal sound only (no faults needed)")
-    _run([train_cli, "train", str(data / "slider"), "--out", str(model), "--epochs", str(args.epochs),
-          "--seed", str(args.seed)])
+    _run([train_cli, "train", str(data / "slider"), "--out", str(model), "--seed", str(args.seed)])
 
     _banner("3/4  Evaluate on held-out normal and anomalous clips (the daemon's scorer)")
     _run([train_cli, "evaluate", str(model), str(data / "slider"), "--out", str(report)])
