@@ -80,7 +80,8 @@ def test_index_html_renders_with_every_image(report_dir: Path, browser, tmp_path
 
     metrics = json.loads((report_dir / "metrics.json").read_text())
     table = browser.execute_script(
-        "return Array.from(document.querySelectorAll('table tr')).map(r => Array.from(r.cells).map(c => c.innerText))")
+        "return Array.from(document.querySelectorAll('#metrics-table tr'))"
+        ".map(r => Array.from(r.cells).map(c => c.innerText))")
     assert table[0][1:4] == ["normal", "anomalous", "AUC"]
     pooled = next(row for row in table if row[0] == "all clips")
     assert pooled[3] == f"{metrics['auc']:.3f}"
@@ -127,7 +128,8 @@ def test_index_html_shows_domain_aucs_and_official_score(dcase_report_dir: Path,
     browser.get((dcase_report_dir / "index.html").as_uri())
     metrics = json.loads((dcase_report_dir / "metrics.json").read_text())
     table = browser.execute_script(
-        "return Array.from(document.querySelectorAll('table tr')).map(r => Array.from(r.cells).map(c => c.innerText))")
+        "return Array.from(document.querySelectorAll('#metrics-table tr'))"
+        ".map(r => Array.from(r.cells).map(c => c.innerText))")
     header = table[0]
     assert header[1:8] == ["normal", "anomalous", "AUC", "pAUC", "AUC source", "AUC target", "official"]
     section = next(row for row in table if row[0] == "section_00")

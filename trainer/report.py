@@ -202,8 +202,7 @@ def plot_score_distributions(normal: np.ndarray, anomaly: np.ndarray, threshold:
     # Headroom for the legend, on the side away from the threshold line.
     ax.set_ylim(0, ax.get_ylim()[1] * 1.4)
     ax.set_xlim(scale.bins[0], scale.bins[-1])
-    over = np.concatenate([normal, anomaly])
-    report_panels.mark_overflow(ax, scale, int((over > scale.cap).sum()) if scale.cap is not None else 0)
+    report_panels.mark_overflow(ax, scale)
     pos = (threshold - scale.bins[0]) / (scale.bins[-1] - scale.bins[0])
     ax.legend(fontsize=8.5, framealpha=1.0, loc="upper left" if pos > 0.5 else "upper right")
     return _save(fig, path)
@@ -385,7 +384,8 @@ h3 { margin: 0.3rem 0; }
 figcaption { color: #555; font-size: 0.92rem; margin-top: 0.3rem; }
 .notes { color: #8a5a00; } dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
 dt { color: #666; } dd { margin: 0; font-family: ui-monospace, monospace; }
-table.wrong td.text { text-align: left; max-width: 32rem; }
+table.review td { white-space: nowrap; } table.review .txt { text-align: left; }
+table.review td.expl { white-space: normal; min-width: 18rem; }
 """
 
 
@@ -451,7 +451,7 @@ def write_index_html(report_dir: Path, metrics: dict[str, Any], figures: Sequenc
 <p class="sub">Anomaly is the positive class; a clip is flagged when its score exceeds the bundle's threshold.</p>
 {info_html}
 <h2>Metrics</h2>
-<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
+<table id="metrics-table"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 <p class="sub">pAUC: partial AUC for FPR ≤ 0.1, McClish-standardised as in the DCASE 2020 baseline
 (chance 0.5); pAUC raw: the plain area up to FPR 0.1 divided by 0.1 (chance 0.05).
 Mean over ids: the arithmetic mean of the per-id values, as DCASE reports it.</p>

@@ -20,7 +20,7 @@ __all__ = ["ScoreScale", "score_scale", "mark_overflow", "draw_level_profile", "
 
 #: The visible range reaches this many times the span from the lowest score to the
 #: threshold (or the normals' 99th percentile, when higher); scores above it share one bar.
-SPAN_FACTOR = 3.0
+SPAN_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,16 +68,19 @@ def score_scale(normal: np.ndarray, anomaly: np.ndarray, threshold: float, n_bin
     return ScoreScale([*edges.tolist(), cap + 3 * width], cap, hi)
 
 
-def mark_overflow(ax: plt.Axes, scale: ScoreScale, n_over: int) -> None:
-    """Shade the overflow bin and say what it holds (``> cap``, up to the highest score)."""
+def mark_overflow(ax: plt.Axes, scale: ScoreScale) -> None:
+    """Shade the overflow bin and label it ``> cap`` (and the highest score) on the x axis.
+
+    Call after the axis limits are final: the ticks right of ``cap`` are replaced.
+    """
     if scale.cap is None:
         return
     left, right = scale.bins[-2], scale.bins[-1]
     ax.axvspan(left, right, color="#f0f0f0", zorder=0, lw=0)
     ax.axvline(left, color="#999999", lw=0.8, ls=(0, (2, 2)))
-    ax.text(0.5 * (left + right), 0.97, f"overflow:\n> {scale.cap:.3g}\n{n_over} clip{'s' * (n_over != 1)}\n"
-            f"up to {scale.top:.3g}", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7.5,
-            color="#444444")
+    ticks = [float(t) for t in ax.get_xticks() if scale.bins[0] <= t <= scale.cap - 0.4 * (right - left)]
+    ax.set_xticks([*ticks, 0.5 * (left + right)],
+                  [f"{t:g}" for t in ticks] + [f"> {scale.cap:.3g}\n(to {scale.top:.3g})"])
 
 
 def draw_level_profile(ax: plt.Axes, normal_db: np.ndarray, window_db: np.ndarray,

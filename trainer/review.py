@@ -233,23 +233,30 @@ def _group_table(rows: Sequence[GroupRow], first: str, table_id: str) -> str:
         f"<tr><td>{e(r.name)}</td><td>{r.n_normal or '–'}</td><td>{_share(r.false_alarms, r.n_normal)}</td>"
         f"<td>{r.n_anomaly or '–'}</td><td>{_share(r.detected, r.n_anomaly)}</td><td>{_num(r.auc)}</td>"
         f"<td>{_num(r.lowest_anomaly, 4)}</td><td>{_num(r.highest_normal, 4)}</td></tr>" for r in rows)
-    return f'<table id="{table_id}"><thead>{head}</thead><tbody>{body}</tbody></table>'
+    return f'<table id="{table_id}" class="review"><thead>{head}</thead><tbody>{body}</tbody></table>'
 
 
 def _wrong_table(items: Sequence[WrongClip], threshold: float, table_id: str) -> str:
     e = html.escape
-    head = ("<tr><th>clip</th><th>id</th><th>kind</th><th>domain</th><th>clip score</th><th>vs threshold</th>"
-            "<th>strongest window</th><th>explanation of that window</th></tr>")
+    domains = any(w.result.clip.domain for w in items)
+    head = ('<tr><th>clip</th><th class="txt">id</th><th class="txt">kind</th>'
+            + ('<th class="txt">domain</th>' if domains else "")
+            + '<th>clip score</th><th>minus threshold</th><th>strongest window (detector)</th>'
+              '<th class="txt">explanation (that window)</th></tr>')
     body = []
     for w in items:
         r = w.result
-        window = (f"{w.window_index + 1} of {r.n_windows}: {w.window_score:.4g} ({e(w.detector)})"
-                  if w.window_index >= 0 else "–")
+        window = "–"
+        if w.window_index >= 0:
+            which = f"{w.window_index + 1} of {r.n_windows}: " if r.n_windows > 1 else ""
+            window = f"{which}{w.window_score:.4g} ({e(w.detector)})"
         body.append(
-            f"<tr><td>{e(r.clip.path.name)}</td><td>{e(r.group)}</td><td>{e(w.kind)}</td>"
-            f"<td>{e(r.clip.domain or '–')}</td><td>{r.score:.4g}</td><td>{r.score - threshold:+.3g}</td>"
-            f"<td>{window}</td><td class=\"text\">{e(w.explanation or 'nothing stands out')}</td></tr>")
-    return f'<table id="{table_id}" class="wrong"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+            f'<tr><td class="txt">{e(r.clip.path.name)}</td><td class="txt">{e(r.group)}</td>'
+            f'<td class="txt">{e(w.kind)}</td>'
+            + (f'<td class="txt">{e(r.clip.domain or "–")}</td>' if domains else "")
+            + f"<td>{r.score:.4g}</td><td>{r.score - threshold:+.3g}</td><td>{window}</td>"
+              f'<td class="txt expl">{e(w.explanation or "nothing stands out")}</td></tr>')
+    return f'<table id="{table_id}" class="review"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def review_html(by_kind: Sequence[GroupRow], by_domain: Sequence[GroupRow], misses: Sequence[WrongClip],

@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"edge-monitor-train evaluate: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(format_metrics_table(ev.metrics))
+    m, f = ev.metrics["n_misses"], ev.metrics["n_false_alarms"]
+    print(f"at the threshold: {m} missed anomal{'y' if m == 1 else 'ies'}, {f} false alarm{'' if f == 1 else 's'} "
+          "(by fault kind and each one explained in the report)")
     if ev.failures:
         print(f"{len(ev.failures)} clip(s) could not be scored (listed above and in metrics.json)")
     print(f"report: {ev.index_html.resolve()}")
