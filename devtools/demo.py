@@ -21,6 +21,7 @@ import shlex
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -38,6 +39,12 @@ def _run(cmd: list[str], stdout: Path | None = None) -> None:
     else:
         with stdout.open("w") as fh:
             subprocess.run(cmd, check=True, stdout=fh)
+
+
+def _seconds(wav: Path) -> float:
+    """Length of a WAV file (s)."""
+    with wave.open(str(wav)) as w:
+        return w.getnframes() / w.getframerate()
 
 
 def _config_yaml(out: Path, model: Path, port: int) -> Path:
@@ -108,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         n_alerts = sum(1 for topic, _ in printer.received if topic.endswith("/alert"))
     finally:
         broker.stop()
+    if n_alerts:
+        played = sum(_seconds(p) for p in stream)
+        print(f"note: evidence WAVs are named by stream time, the replay's own clock: it starts at the wall clock "
+              f"and --fast runs it ahead by the audio played ({played:.0f} s here), so an evidence name can be "
+              f"up to {played:.0f} s later than the alert's wall-clock time above.")
 
     _banner("Done")
     print(f"alert messages received over MQTT: {n_alerts}")
