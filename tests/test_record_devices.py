@@ -170,7 +170,7 @@ def test_record_unknown_device_is_one_clear_error(pulse: Any, tmp_path: Path) ->
         assert proc.returncode != 0
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, proc.stderr
-        assert lines[0].startswith("edge-monitor:") and what in lines[0], lines[0]
+        assert lines[0].startswith("edge-monitor record: ") and what in lines[0], lines[0]
         assert "pulse" in lines[0], "the error lists the inputs that do exist"
         assert not out.exists(), "nothing is written for a device that does not exist"
 
