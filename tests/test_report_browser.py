@@ -161,3 +161,18 @@ def test_index_html_shows_the_kind_table_and_the_misses(report_dir: Path, browse
         "const r = document.getElementById('kind-table').getBoundingClientRect();"
         " return {w: r.width, h: r.height, right: r.right, page: document.documentElement.clientWidth};")
     assert box["h"] > 0 and box["right"] <= box["page"], box
+
+
+def test_index_html_shows_results_by_domain(dcase_report_dir: Path, browser) -> None:
+    """DCASE names: a row per domain, and the name attributes (pat=0X) as the kinds."""
+    browser.get((dcase_report_dir / "index.html").as_uri())
+    metrics = json.loads((dcase_report_dir / "metrics.json").read_text())
+    rows = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#domain-table tbody tr'))"
+        ".map(r => Array.from(r.cells).map(c => c.innerText))")
+    assert [r[0] for r in rows] == ["source", "target"]
+    for row, d in zip(rows, ("source", "target")):
+        assert row[1] == str(metrics[f"n_normal_{d}"]) and row[3] == str(metrics[f"n_anomaly_{d}"])
+    kinds = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#kind-table tbody tr')).map(r => r.cells[0].innerText)")
+    assert kinds == ["pat=00", "pat=01"]
