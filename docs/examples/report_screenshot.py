@@ -57,7 +57,7 @@ def main() -> int:
             height = int(driver.execute_script("return document.documentElement.scrollHeight"))
             # Down to the end of the misses and false alarms (the figures follow).
             bottom = int(driver.execute_script(
-                "const r = document.getElementById('wrong').getBoundingClientRect(); return r.bottom + 24"))
+                "const r = document.getElementById('wrong').getBoundingClientRect(); return r.bottom + 6"))
             driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                    {"width": args.width, "height": height, "deviceScaleFactor": 1, "mobile": False})
             shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
