@@ -1,10 +1,14 @@
 # Edge Monitor: the two commands a new user runs, and a few more.
-#   make demo   set everything up in .venv, then synth -> train -> evaluate -> stream -> MQTT alerts
-#   make test   set everything up in .venv, then run the whole test suite
+#   make demo   install what the demo runs into .venv, then synth -> train -> evaluate -> stream -> MQTT alerts
+#   make test   install everything (TensorFlow, test and lint tools too) into .venv, then run the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One stamp per install set: `make demo` then `make test` adds the rest; `make test` then `make demo` is quick.
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
+# pip prints what it downloads and a progress bar: the first run takes minutes.
+PIP    := $(BIN)/pip install --progress-bar on
 
 .PHONY: demo test lint bench venv clean help
 
@@ -14,26 +18,34 @@ help:
 	@echo "make lint   - ruff and mypy on edge_monitor/ and trainer/ (settings in pyproject.toml)"
 	@echo "make bench  - run the benchmarks (bench/run.sh), results in bench/RESULTS.md"
 
-venv: $(STAMP)
+venv: $(TEST_STAMP)
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[train,dev,demo]'
-	touch $(STAMP)
+	$(PIP) --upgrade pip
 
-demo: $(STAMP)
+# The demo's set: the runtime, [report] (metrics, plots) and the embedded broker; no TensorFlow (the
+# default detectors are NumPy: trainer/defaults.py), no test or lint tools.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[demo]'
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[train,dev,demo]'
+	touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m devtools.demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 # Not a dependency of `test`: .ci/run calls both, lint first.
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check edge_monitor trainer devtools
 	$(BIN)/mypy edge_monitor trainer devtools
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	bash bench/run.sh
 
 clean:

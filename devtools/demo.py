@@ -21,6 +21,7 @@ import shlex
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -38,6 +39,12 @@ def _run(cmd: list[str], stdout: Path | None = None) -> None:
     else:
         with stdout.open("w") as fh:
             subprocess.run(cmd, check=True, stdout=fh)
+
+
+def _seconds(wav: Path) -> float:
+    """Length of a WAV file (s)."""
+    with wave.open(str(wav)) as w:
+        return w.getnframes() / w.getframerate()
 
 
 def _config_yaml(out: Path, model: Path, port: int) -> Path:
@@ -68,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: demo-out)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--train", type=int, default=40, help="normal training clips per machine id")
     args = parser.parse_args(argv)
 
@@ -83,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
           "--test-normal", "12", "--test-anomaly", "12"])
 
     _banner("2/4  Fit the detectors on normal sound only (no faults needed)")
-    _run([train_cli, "train", str(data / "slider"), "--out", str(model), "--epochs", str(args.epochs),
-          "--seed", str(args.seed)])
+    _run([train_cli, "train", str(data / "slider"), "--out", str(model), "--seed", str(args.seed)])
 
     _banner("3/4  Evaluate on held-out normal and anomalous clips (the daemon's scorer)")
     _run([train_cli, "evaluate", str(model), str(data / "slider"), "--out", str(report)])
@@ -110,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         n_alerts = sum(1 for topic, _ in printer.received if topic.endswith("/alert"))
     finally:
         broker.stop()
+    if n_alerts:
+        played = sum(_seconds(p) for p in stream)
+        print(f"note: evidence WAVs are named by stream time, the replay's own clock: it starts at the wall clock "
+              f"and --fast runs it ahead by the audio played ({played:.0f} s here), so an evidence name can be "
+              f"up to {played:.0f} s later than the alert's wall-clock time above.")
 
     _banner("Done")
     print(f"alert messages received over MQTT: {n_alerts}")

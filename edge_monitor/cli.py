@@ -62,9 +62,10 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         # a restart cannot fix are caught where they happen and exit 78 (EX_CONFIG).
         if os.environ.get("EDGE_MONITOR_TRACEBACK"):
             raise
-        print(f"{parser.prog}: unexpected error: {type(exc).__name__}: {exc} "
-              "(set EDGE_MONITOR_TRACEBACK=1 for the traceback)", file=sys.stderr, flush=True)
-        return 1
+        from edge_monitor.commands.common import fail
+
+        return fail(str(args.command), f"{type(exc).__name__}: {exc} (set EDGE_MONITOR_TRACEBACK=1 for the traceback)",
+                    1, "unexpected", parser.prog)
 
 
 def make_parser() -> argparse.ArgumentParser:

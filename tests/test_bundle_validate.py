@@ -138,7 +138,8 @@ def test_check_config_and_run_exit_78_with_one_line(bundle: Path, tmp_path: Path
         lines = res.stderr.strip().splitlines()
         assert res.returncode == 78, (command, res.returncode, res.stderr[-2000:])
         assert len(lines) == 1 and expected in lines[0], (command, res.stderr)
-        assert lines[0].startswith("edge-monitor: model error: "), lines[0]
+        # The config line that named the model comes first (file:line: model:), then the bundle's problem.
+        assert lines[0].startswith(f"edge-monitor {command[0]}: model error: {cfg}:"), lines[0]
 
 
 def test_shapes_in_detectors_npz_must_agree_with_the_bands(bundle: Path) -> None:

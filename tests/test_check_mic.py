@@ -120,7 +120,7 @@ def test_check_mic_unknown_device_is_one_line(pulse: Any) -> None:
     proc = cli(pulse, "check-mic", "--device", "no-such-mic", "--seconds", "1", timeout=30)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edge-monitor: check-mic:") and "no-such-mic" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("edge-monitor check-mic:") and "no-such-mic" in lines[0]
 
 
 # --- run, with the HTTP server, capturing from the null sink ----------------------------------------------

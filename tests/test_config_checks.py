@@ -107,9 +107,10 @@ def test_check_config_and_run_stop_on_the_same_line(numpy_bundle: Path, pem: dic
         res = _cli(*command)
         err = res.stderr.strip().splitlines()
         assert res.returncode == 78 and len(err) == 1, (command, res.returncode, res.stderr[-2000:])
-        assert err[0].startswith(f"edge-monitor: config error: {cfg}: {key}") and what in err[0], err[0]
-        lines.append(err[0])
-    assert lines[0] == lines[1]  # one check, one line
+        prefix = f"edge-monitor {command[0]}: "
+        assert err[0].startswith(f"{prefix}config error: {cfg}: {key}") and what in err[0], err[0]
+        lines.append(err[0][len(prefix):])
+    assert lines[0] == lines[1]  # one check, one line (after the command's name)
 
 
 def test_good_tls_files_a_set_token_and_creatable_folders_pass(numpy_bundle: Path, pem: dict[str, Path],

@@ -154,7 +154,7 @@ def test_index_html_embeds_every_plot_and_the_table(report) -> None:
     assert len(images) == len(pngs) == 7
     embedded = {base64.b64decode(b) for b in images}
     assert embedded == {(out / name).read_bytes() for name in pngs}
-    assert "<table>" in page and f"{m['auc']:.3f}" in page and "mean over ids" in page
+    assert '<table id="metrics-table">' in page and f"{m['auc']:.3f}" in page and "mean over ids" in page
     assert 'src="http' not in page  # self-contained
 
 

@@ -211,8 +211,9 @@ def test_progress_prints_a_line_every_10_percent_off_a_terminal() -> None:
         p.update(i, dropped=1 if i > 30 else 0)
     lines = buf.getvalue().splitlines()
     assert len(lines) == 10, lines
-    assert lines[0] == "recording: 6/60 windows (1.0 of 10.0 min, 10 %)"
-    assert lines[-1] == "recording: 60/60 windows (10.0 of 10.0 min, 100 %), 1 dropped for sensor faults"
+    assert lines[0] == "recording: 6/60 windows (10 %) ~9 min left (1.0 of 10.0 min)"
+    assert lines[5] == "recording: 36/60 windows (60 %) ~4 min left (6.0 of 10.0 min), 1 dropped for sensor faults"
+    assert lines[-1] == "recording: 60/60 windows (100 %) (10.0 of 10.0 min), 1 dropped for sensor faults"
 
 
 def test_progress_updates_one_line_on_a_terminal() -> None:
@@ -226,13 +227,14 @@ def test_progress_updates_one_line_on_a_terminal() -> None:
     p = ProgressLine(3, 10.0, buf)
     p.update(1, 0)
     p.close()  # interrupted: the line is ended
-    assert buf.getvalue() == "\rrecording: 1/3 windows (0.2 of 0.5 min, 33 %)\x1b[K\n"
+    assert buf.getvalue() == "\rrecording: 1/3 windows (33 %) ~20 s left (0.2 of 0.5 min)\x1b[K\n"
     buf = Tty()
     p = ProgressLine(3, 10.0, buf)
     for i in (1, 2, 3):
         p.update(i, 0)
     p.close()
-    assert buf.getvalue().count("\r") == 3 and buf.getvalue().count("\n") == 1 and buf.getvalue().endswith("100 %)\x1b[K\n")
+    shown = buf.getvalue()
+    assert shown.count("\r") == 3 and shown.count("\n") == 1 and shown.endswith("(100 %) (0.5 of 0.5 min)\x1b[K\n")
 
 
 # --- --from-wav -----------------------------------------------------------------------------
@@ -308,7 +310,7 @@ def test_bad_arguments_are_one_line_and_the_right_status(tmp_path: Path, args: l
     proc = cli("learn", *[a.replace("{tmp}", str(tmp_path)) for a in args], timeout=60)
     assert proc.returncode == status, (proc.returncode, proc.stderr)
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edge-monitor: learn: "), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("edge-monitor learn: "), proc.stderr
     assert words.replace("{tmp}", str(tmp_path)) in lines[0], lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing is written"
     assert not (REPO / "o").exists()
@@ -389,7 +391,7 @@ def test_learn_unknown_device_is_one_line_and_writes_nothing(pulse: PulseServer,
     proc = cli("learn", "--config", str(cfg), "--minutes", "1", env=pulse.env, timeout=60)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edge-monitor: learn: "), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("edge-monitor learn: "), proc.stderr
     assert "'no-such-mic'" in lines[0] and "pulse" in lines[0], "the error lists the inputs that do exist"
     assert not (tmp_path / "state").exists()
 
@@ -416,7 +418,7 @@ def test_learn_gives_up_with_one_line_when_the_device_stays_gone(pulse: PulseSer
             proc.wait()
     assert proc.returncode == 3, (proc.returncode, stderr)
     last = stderr.strip().splitlines()[-1]
-    assert re.match(r"edge-monitor: learn: the input device '.*pulse.*' has been gone for \d+ s "
+    assert re.match(r"edge-monitor learn: the input device '.*pulse.*' has been gone for \d+ s "
                     r"\(--give-up-after 3\): .+; recorded \d window\(s\), nothing written$", last), last
     assert took < 3 + 5 + 10, took  # loss detection (stream error or 5 s stall) plus the 3 s limit
     assert not out.exists()

@@ -170,7 +170,7 @@ def test_record_unknown_device_is_one_clear_error(pulse: Any, tmp_path: Path) ->
         assert proc.returncode != 0
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, proc.stderr
-        assert lines[0].startswith("edge-monitor:") and what in lines[0], lines[0]
+        assert lines[0].startswith("edge-monitor record: ") and what in lines[0], lines[0]
         assert "pulse" in lines[0], "the error lists the inputs that do exist"
         assert not out.exists(), "nothing is written for a device that does not exist"
 
@@ -212,7 +212,7 @@ def test_record_gives_up_with_one_line_when_the_device_stays_gone(pulse: Any, tm
             proc.wait()
     assert proc.returncode == 3, (proc.returncode, stderr)
     last = stderr.strip().splitlines()[-1]
-    assert re.match(r"edge-monitor: record: the input device '.*pulse.*' has been gone for \d+ s "
+    assert re.match(r"edge-monitor record: the input device '.*pulse.*' has been gone for \d+ s "
                     r"\(--give-up-after 3\): .+; saved \d+ of 60 clip\(s\) in ", last), last
     # Loss detection (the stream error, or audio.stall_seconds = 5 s of no audio) plus the 3 s limit.
     assert took < 3 + 5 + 10, took

@@ -80,7 +80,8 @@ def test_index_html_renders_with_every_image(report_dir: Path, browser, tmp_path
 
     metrics = json.loads((report_dir / "metrics.json").read_text())
     table = browser.execute_script(
-        "return Array.from(document.querySelectorAll('table tr')).map(r => Array.from(r.cells).map(c => c.innerText))")
+        "return Array.from(document.querySelectorAll('#metrics-table tr'))"
+        ".map(r => Array.from(r.cells).map(c => c.innerText))")
     assert table[0][1:4] == ["normal", "anomalous", "AUC"]
     pooled = next(row for row in table if row[0] == "all clips")
     assert pooled[3] == f"{metrics['auc']:.3f}"
@@ -127,7 +128,8 @@ def test_index_html_shows_domain_aucs_and_official_score(dcase_report_dir: Path,
     browser.get((dcase_report_dir / "index.html").as_uri())
     metrics = json.loads((dcase_report_dir / "metrics.json").read_text())
     table = browser.execute_script(
-        "return Array.from(document.querySelectorAll('table tr')).map(r => Array.from(r.cells).map(c => c.innerText))")
+        "return Array.from(document.querySelectorAll('#metrics-table tr'))"
+        ".map(r => Array.from(r.cells).map(c => c.innerText))")
     header = table[0]
     assert header[1:8] == ["normal", "anomalous", "AUC", "pAUC", "AUC source", "AUC target", "official"]
     section = next(row for row in table if row[0] == "section_00")
@@ -138,3 +140,39 @@ def test_index_html_shows_domain_aucs_and_official_score(dcase_report_dir: Path,
         " return {text: e.innerText, h: r.height};")
     assert shown["h"] > 0 and f"DCASE official score {metrics['official_score']:.3f}" in shown["text"]
     assert f"official score {metrics['official_score']:.3f}" in browser.title
+
+
+def test_index_html_shows_the_kind_table_and_the_misses(report_dir: Path, browser) -> None:
+    """The review after the metrics: one row per fault kind, the misses and false alarms, inside the page width."""
+    browser.get((report_dir / "index.html").as_uri())
+    metrics = json.loads((report_dir / "metrics.json").read_text())
+    rows = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#kind-table tbody tr'))"
+        ".map(r => Array.from(r.cells).map(c => c.innerText))")
+    assert [r[0] for r in rows] == [k["name"] for k in metrics["by_kind"]]
+    assert {k["name"] for k in metrics["by_kind"]} > {"normal"}  # the synthetic kinds, from metadata.csv
+    headings = browser.execute_script("return Array.from(document.querySelectorAll('#wrong h3')).map(h => h.innerText)")
+    assert headings[0].startswith(f"Missed anomalies: {metrics['n_misses']}")
+    assert headings[1].startswith(f"False alarms: {metrics['n_false_alarms']}")
+    listed = browser.execute_script("return document.querySelectorAll('#misses tbody tr').length")
+    assert listed == len(metrics["misses"])
+    # Laid out, and no wider than the page: nothing cut off at the right.
+    box = browser.execute_script(
+        "const r = document.getElementById('kind-table').getBoundingClientRect();"
+        " return {w: r.width, h: r.height, right: r.right, page: document.documentElement.clientWidth};")
+    assert box["h"] > 0 and box["right"] <= box["page"], box
+
+
+def test_index_html_shows_results_by_domain(dcase_report_dir: Path, browser) -> None:
+    """DCASE names: a row per domain, and the name attributes (pat=0X) as the kinds."""
+    browser.get((dcase_report_dir / "index.html").as_uri())
+    metrics = json.loads((dcase_report_dir / "metrics.json").read_text())
+    rows = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#domain-table tbody tr'))"
+        ".map(r => Array.from(r.cells).map(c => c.innerText))")
+    assert [r[0] for r in rows] == ["source", "target"]
+    for row, d in zip(rows, ("source", "target")):
+        assert row[1] == str(metrics[f"n_normal_{d}"]) and row[3] == str(metrics[f"n_anomaly_{d}"])
+    kinds = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#kind-table tbody tr')).map(r => r.cells[0].innerText)")
+    assert kinds == ["pat=00", "pat=01"]

@@ -280,5 +280,5 @@ def test_an_unexpected_error_is_one_line_and_exit_1(tmp_path: Path, capsys: pyte
     parser = build_parser("edge-monitor", "fake_cmds", {"boom": "boom"}, "", "0")
     assert dispatch(parser, ["boom"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["edge-monitor: unexpected error: KeyError: 'missing' "
+    assert err == ["edge-monitor boom: unexpected error: KeyError: 'missing' "
                    "(set EDGE_MONITOR_TRACEBACK=1 for the traceback)"]

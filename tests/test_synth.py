@@ -186,7 +186,7 @@ def test_cli_rejects_a_bad_machine_id(tmp_path: Path, capsys: pytest.CaptureFixt
 
     rc = cli.main(["synth", str(tmp_path), "--seed", "0", "--machine-ids", "slider"])
     assert rc == 2
-    assert "error: machine id 'slider' is not of the form id_NN" in capsys.readouterr().err
+    assert "edge-monitor-train synth: machine id 'slider' is not of the form id_NN" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.wav"))
 
 

@@ -25,6 +25,7 @@ import datetime as _dt
 import json
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ from edge_monitor.audio import audio_io
 from edge_monitor.model.bundle import ModelBundle, load_bundle
 from edge_monitor.model.scorer import Scorer
 from edge_monitor.util.jsonutil import jsonable
+from edge_monitor.util.progress import progress_text
+from trainer import review
 from trainer.datasets import ClipRef, DatasetError, find_clips
 from trainer.metrics import MAX_FPR, Scored, evaluate_scores
 
@@ -112,7 +115,7 @@ class Evaluation:
 
 
 class Progress:
-    """``scoring clips: 37/120 (31 %)`` on a terminal (one updating line), every 10 % otherwise."""
+    """``scoring clips: 37/120 (31 %) ~42 s left`` on a terminal (one updating line), every 10 % otherwise."""
 
     def __init__(self, total: int, what: str = "scoring clips", stream: TextIO | None = None) -> None:
         self.total = max(total, 1)
@@ -120,16 +123,18 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_decile = -1
+        self._start = time.monotonic()
 
     def __call__(self, done: int) -> None:
         pct = 100 * done // self.total
+        text = f"{self.what}: {progress_text(done, self.total, time.monotonic() - self._start)}"
         if self.tty:
-            end = "\n" if done >= self.total else ""
-            self.stream.write(f"\r{self.what}: {done}/{self.total} ({pct} %)" + end)
+            end = "\n" if done >= self.total else "\x1b[K"
+            self.stream.write(f"\r{text}" + end)
             self.stream.flush()
         elif pct // 10 != self._last_decile:
             self._last_decile = pct // 10
-            self.stream.write(f"{self.what}: {done}/{self.total} ({pct} %)\n")
+            self.stream.write(f"{text}\n")
             self.stream.flush()
 
 
@@ -251,13 +256,16 @@ def write_metrics_json(metrics: dict[str, Any], path: Path) -> Path:
 
 
 def pick_examples(results: Sequence[ClipResult]) -> list[tuple[str, str, ClipResult]]:
-    """``(label, kind, result)`` for the worst (highest score) and most typical (median score) clip per class.
+    """``(label, kind, result)`` for the worst and the most typical (median score) clip per class.
 
-    With a single clip in a class only its ``worst`` is returned.
+    Worst is the clip nearest to being decided wrongly: the *highest*-scoring
+    normal clip (a false alarm if any) and the *lowest*-scoring anomalous clip
+    (a miss if any). With a single clip in a class only its ``worst`` is returned.
     """
     picks: list[tuple[str, str, ClipResult]] = []
     for label in ("normal", "anomaly"):
-        members = sorted((r for r in results if r.clip.label == label), key=lambda r: r.score)
+        members = sorted((r for r in results if r.clip.label == label), key=lambda r: r.score,
+                         reverse=label == "anomaly")
         if not members:
             continue
         worst = members[-1]
@@ -333,6 +341,11 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
         raise DatasetError(f"{data_dir}: none of the {len(clips)} clips could be scored")
     threshold = bundle.threshold
     metrics = compute_metrics(results, threshold, failures)
+    kinds = review.clip_kinds(r.clip for r in results)
+    by_kind = review.group_rows(results, lambda r: kinds[r.clip.path])
+    by_domain = review.group_rows(results, lambda r: r.clip.domain) if metrics.get("domains") else []
+    misses, alarms, n_misses, n_alarms = review.wrong_clips(results, kinds, _clip_explainer(scorer))
+    metrics.update(review.review_json(by_kind, by_domain, misses, alarms, n_misses, n_alarms))
     metrics["bundle"] = str(Path(bundle_dir))
     metrics["bundle_sha256"] = bundle.sha256
     metrics["data_dir"] = str(Path(data_dir))
@@ -361,29 +374,40 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
                         "and AUC target).")
         files["roc"] = report.plot_roc(y, s, threshold, metrics, out / "roc.png", per_id=per_id)
         figures.append(report.Figure("roc.png", "ROC curve", caption, wide=False))
+    fused = bundle.fusion.rule != "none"
+    xlabel = (report.FUSED_SCORE_LABEL if fused else report.MSE_SCORE_LABEL
+              if bundle.detectors[0].kind == "autoencoder" else f"clip score: the {bundle.detectors[0].kind} "
+              "detector's raw score")
     files["scores_png"] = report.plot_score_distributions(s[y == 0], s[y == 1], threshold,
-                                                          out / "score_distributions.png")
+                                                          out / "score_distributions.png", xlabel=xlabel)
     figures.append(report.Figure(
         "score_distributions.png", "Score distributions",
-        "Clip scores (the mean window score over the clip's windows: fused detector scores, or the "
-        "reconstruction MSE of an autoencoder-only bundle) of normal and anomalous clips. "
-        "Clips right of the dashed line are flagged.", wide=False))
+        "Clip scores (the mean window score over the clip's windows: "
+        + ("the fused standardised detector score, in normal standard deviations above a typical normal "
+           "window, negative for quieter-than-typical windows" if fused else xlabel.split(": ", 1)[1])
+        + ") of normal and anomalous clips. "
+        "Clips right of the dashed line are flagged; scores far above the threshold are gathered in the "
+        "marked overflow bar at the right, so that the normal clips and the threshold keep their room.",
+        wide=False))
 
     examples = _reconstruction_examples(scorer, results)
     vmax = max((float(np.percentile(ex.sq_error, 99.5)) for ex in examples), default=None)
     for ex in examples:
         name = f"recon_{ex.label}_{ex.kind}.png"
         files[name] = report.plot_reconstruction(ex, bundle.features, bundle.norm, out / name, error_vmax=vmax)
-        rank = ("the highest-scoring" if ex.kind == "worst" else "the median-scoring")
+        rank = report.rank_words(ex.label, ex.kind)
         middle = ("its reconstruction by the autoencoder" if ex.reference == "recon" else
-                  "each band's normal level (the profile and frame detectors' reference)")
-        cap = (f"{rank.capitalize()} {'normal' if ex.label == 'normal' else 'anomalous'} clip, "
+                  "each band's normal level (the profile and frame detectors' reference) as a line, "
+                  "with this window's median level per band")
+        cap = (f"The {rank} {'normal' if ex.label == 'normal' else 'anomalous'} clip, "
                f"{ex.clip_score:.4g} against threshold {threshold:.4g}. Left: the model input; middle: "
                f"{middle}; right: the squared error, on one colour scale for all examples.")
         if ex.explanation and ex.explanation.get("text"):
             cap += f" Explanation (dashed box): {ex.explanation['text']}"
+        worst = "highest score" if ex.label == "normal" else "lowest score"
         figures.append(report.Figure(name, f"{'Normal' if ex.label == 'normal' else 'Anomalous'} clip, "
-                                           f"{'worst' if ex.kind == 'worst' else 'typical'}: {ex.path.name}", cap))
+                                           f"{f'worst ({worst})' if ex.kind == 'worst' else 'typical'}: "
+                                           f"{ex.path.name}", cap))
 
     curve = report.copy_training_curve(Path(bundle_dir), out)
     if curve is not None:
@@ -403,10 +427,30 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
                         f"the runtime scorer ({scorer.backend})"),
         "created": metrics["created"],
     }
-    index = report.write_index_html(out, metrics, figures, info, embed=embed_images)
+    sections = [review.review_html(by_kind, by_domain, misses, alarms, n_misses, n_alarms, threshold)]
+    index = report.write_index_html(out, metrics, figures, info, embed=embed_images, sections=sections)
     files["index"] = index
     return Evaluation(metrics=metrics, results=results, failures=failures, report_dir=out, index_html=index,
                       files=files)
+
+
+def _clip_explainer(scorer: Scorer) -> review.Explain:
+    """The strongest window of a clip and its explanation sentence, for the misses and false alarms."""
+    explain = _explainer(scorer.bundle)
+
+    def one(r: ClipResult) -> tuple[int, float, str, str] | None:
+        try:
+            samples = audio_io.read_wav(r.clip.path, sample_rate=scorer.features.sample_rate)
+            cs = scorer.score_clip(samples)
+        except (audio_io.AudioFileError, OSError, ValueError):
+            return None
+        k = int(np.argmax([w.score for w in cs.windows]))
+        w = cs.windows[k]
+        windows = audio_io.clip_windows(samples, scorer.window_samples)
+        ex = explain(w, windows[k] if len(windows) == len(cs.windows) else None)
+        return k, float(w.score), w.detector or "", str((ex or {}).get("text", ""))
+
+    return one
 
 
 def _reconstruction_examples(scorer: Scorer, results: Sequence[ClipResult]) -> list[Any]:

@@ -8,10 +8,11 @@ Figures (PNG, 120 dpi; the three-panel reconstructions 100 dpi):
 - ``roc.png``: ROC curve with AUC, the shaded pAUC region (FPR <= 0.1) and the
   threshold's operating point; thin per-id curves when there are several ids.
 - ``score_distributions.png``: histograms of the scores of normal and
-  anomalous clips with the threshold line.
-- ``recon_<class>_<kind>.png``: model input, its reconstruction (both in dB)
-  and the squared-error map (normalised units, the score is its mean) for the
-  worst and the most typical clip of each class.
+  anomalous clips with the threshold line; the far tail in one overflow bar.
+- ``recon_<class>_<kind>.png``: model input, its reconstruction (both in dB;
+  for the NumPy detectors each band's normal level, a 1-D profile) and the
+  squared-error map (normalised units) for the worst (nearest to a wrong
+  decision) and the most typical clip of each class.
 - ``training_curve.png``: copied from the model bundle.
 """
 
@@ -32,11 +33,11 @@ matplotlib.use("Agg")  # no display on a workstation over SSH or in CI
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
-from edge_monitor.features.frontend import FeatureParams, mel_band_edges_hz
+from edge_monitor.features.frontend import FeatureParams, mel_band_edges_hz  # noqa: E402
 from edge_monitor.features.model_input import MinMaxNorm  # noqa: E402
+from trainer import report_panels  # noqa: E402
 
 __all__ = [
     "Figure",
@@ -49,12 +50,15 @@ __all__ = [
     "format_metrics_table",
     "official_summary",
     "write_index_html",
+    "rank_words",
 ]
 
 DPI = 120
 NORMAL_COLOUR = "#1f77b4"
 ANOMALY_COLOUR = "#d62728"
 THRESHOLD_COLOUR = "#222222"
+FUSED_SCORE_LABEL = "clip score: fused standardised score (normal standard deviations; can be negative)"
+MSE_SCORE_LABEL = "clip score: reconstruction MSE (normalised log-mel units²)"
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ class ReconExample:
     Attributes:
         path: the clip's file.
         label: ``"normal"`` or ``"anomaly"``.
-        kind: ``"worst"`` (highest score of its class) or ``"typical"`` (median score).
+        kind: ``"worst"`` (nearest to a wrong decision: the highest-scoring normal clip, the
+            lowest-scoring anomalous one) or ``"typical"`` (median score), see :func:`rank_words`.
         clip_score: the clip's score (mean over its windows).
         window_index: which window of the clip is shown (the one with the highest score).
         n_windows: windows in the clip.
@@ -167,54 +172,50 @@ def plot_roc(y_true: np.ndarray, scores: np.ndarray, threshold: float, metrics: 
 # --- score distributions --------------------------------------------------------
 
 
-def plot_score_distributions(normal: np.ndarray, anomaly: np.ndarray, threshold: float, path: Path) -> Path:
+def plot_score_distributions(normal: np.ndarray, anomaly: np.ndarray, threshold: float, path: Path,
+                             xlabel: str = FUSED_SCORE_LABEL) -> Path:
     """Histograms of clip scores per class with the threshold as a vertical line.
 
-    Scores (reconstruction MSE, normalised units) spanning more than a decade
-    are drawn on a log axis so that both classes stay visible.
+    A linear axis on which the normal clips and the threshold keep most of the
+    width: scores far above (an anomaly at 20x the threshold) share one marked
+    overflow bar at the right (:func:`trainer.report_panels.score_scale`).
+    ``xlabel`` says what the score is (:data:`FUSED_SCORE_LABEL`, :data:`MSE_SCORE_LABEL`).
     """
     normal = np.asarray(normal, float)
     anomaly = np.asarray(anomaly, float)
-    every = np.concatenate([normal, anomaly, [threshold]])
-    every = every[np.isfinite(every)]
     fig, ax = plt.subplots(figsize=(7.6, 4.6))
-    lo, hi = float(every.min()), float(every.max())
-    use_log = lo > 0 and hi / lo > 10
     n_bins = int(np.clip(np.sqrt(max(len(normal), len(anomaly), 1)) * 2, 10, 50))
-    if use_log:
-        bins = np.geomspace(lo * 0.95, hi * 1.05, n_bins + 1)
-        ax.set_xscale("log")
-    else:
-        pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 1e-6)
-        bins = np.linspace(lo - pad, hi + pad, n_bins + 1)
+    scale = report_panels.score_scale(normal, anomaly, threshold, n_bins)
     flagged_n = int((normal > threshold).sum())
     flagged_a = int((anomaly > threshold).sum())
     if len(normal):
-        ax.hist(normal, bins=bins.tolist(), color=NORMAL_COLOUR, alpha=0.6, edgecolor="white", lw=0.5,
+        ax.hist(scale.fold(normal), bins=scale.bins, color=NORMAL_COLOUR, alpha=0.6, edgecolor="white", lw=0.5,
                 label=f"normal ({len(normal)} clips, {flagged_n} above threshold)")
     if len(anomaly):
-        ax.hist(anomaly, bins=bins.tolist(), color=ANOMALY_COLOUR, alpha=0.6, edgecolor="white", lw=0.5,
+        ax.hist(scale.fold(anomaly), bins=scale.bins, color=ANOMALY_COLOUR, alpha=0.6, edgecolor="white", lw=0.5,
                 label=f"anomalous ({len(anomaly)} clips, {flagged_a} above threshold)")
     ax.axvline(threshold, color=THRESHOLD_COLOUR, ls="--", lw=2, label=f"threshold {threshold:.4g}")
-    ax.set_xlabel("anomaly score: reconstruction MSE (normalised log-mel units²)"
-                  + (", log scale" if use_log else ""))
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("clips (count)")
     ax.set_title("Score distributions of normal and anomalous clips")
     ax.grid(alpha=0.3, axis="y")
     # Headroom for the legend, on the side away from the threshold line.
     ax.set_ylim(0, ax.get_ylim()[1] * 1.4)
-    x0, x1 = ax.get_xlim()
-    pos = (np.log(threshold / x0) / np.log(x1 / x0)) if use_log else (threshold - x0) / (x1 - x0)
+    ax.set_xlim(scale.bins[0], scale.bins[-1])
+    report_panels.mark_overflow(ax, scale)
+    pos = (threshold - scale.bins[0]) / (scale.bins[-1] - scale.bins[0])
     ax.legend(fontsize=8.5, framealpha=1.0, loc="upper left" if pos > 0.5 else "upper right")
     return _save(fig, path)
 
 
+def rank_words(label: str, kind: str) -> str:
+    """How an example was picked: ``"highest-scoring"`` (worst normal), ``"lowest-scoring"`` (worst anomalous)."""
+    if kind != "worst":
+        return "median-scoring"
+    return "highest-scoring" if label == "normal" else "lowest-scoring"
+
+
 # --- reconstructions ------------------------------------------------------------
-
-
-def _hz_label(hz: float) -> str:
-    """``2418`` -> ``"2.4k"``, ``250`` -> ``"250"``."""
-    return (f"{hz / 1000:.1f}".rstrip("0").rstrip(".") + "k") if hz >= 1000 else f"{hz:.0f}"
 
 
 def _band_ticks(params: FeatureParams) -> tuple[list[float], list[str]]:
@@ -224,13 +225,8 @@ def _band_ticks(params: FeatureParams) -> tuple[list[float], list[str]]:
     for hz in (0, 250, 500, 1000, 2000, 4000, 8000, 16000, 22050):
         if params.f_min <= hz <= params.fmax_hz:
             ticks.append(float(np.interp(hz, centres, np.arange(len(centres)))))
-            labels.append(_hz_label(hz))
+            labels.append(report_panels.hz_label(hz))
     return ticks, labels
-
-
-def _hz_to_band(hz: float, params: FeatureParams) -> float:
-    centres = mel_band_edges_hz(params)[1:-1]
-    return float(np.interp(hz, centres, np.arange(len(centres))))
 
 
 def plot_reconstruction(example: ReconExample, params: FeatureParams, norm: MinMaxNorm, path: Path,
@@ -259,13 +255,17 @@ def plot_reconstruction(example: ReconExample, params: FeatureParams, norm: MinM
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), constrained_layout=True)
     panels = [
         (x_db, "model input (log-mel)", "magma", vmin, vmax, "level (dB re full scale)"),
-        (r_db, "reconstruction" if example.reference == "recon" else "normal level per band", "magma", vmin, vmax,
-         "level (dB re full scale)"),
+        (r_db, "reconstruction", "magma", vmin, vmax, "level (dB re full scale)"),
         (err, (f"squared error (window score = mean = {err.mean():.4g})" if example.reference == "recon"
                else f"squared deviation from normal (mean {err.mean():.4g})"), "inferno", 0.0, emax,
          "squared error (normalised units²)"),
     ]
+    if example.reference != "recon":
+        # The NumPy detectors' reference is one level per band, the same in every frame: a profile.
+        report_panels.draw_level_profile(axes[1], r_db[:, 0], x_db, yticks, ylabels)
     for ax, (img, title, cmap, v0, v1, clabel) in zip(axes, panels):
+        if ax is axes[1] and example.reference != "recon":
+            continue
         im = ax.imshow(img, origin="lower", aspect="auto", cmap=cmap, vmin=v0, vmax=v1, extent=extent,
                        interpolation="nearest")
         ax.set_title(title, fontsize=10.5)
@@ -275,8 +275,8 @@ def plot_reconstruction(example: ReconExample, params: FeatureParams, norm: MinM
         fig.colorbar(im, ax=ax, pad=0.01, fraction=0.05).set_label(clabel, fontsize=8.5)
     # Band profile of the error beside the map: where in frequency the error sits.
     if example.explanation:
-        _mark_explanation(axes[2], example.explanation, params, seconds)
-    which = "highest-scoring" if example.kind == "worst" else "median-scoring"
+        report_panels.mark_explanation(axes[2], example.explanation, params, seconds)
+    which = rank_words(example.label, example.kind)
     label = "normal" if example.label == "normal" else "anomalous"
     win = f", window {example.window_index + 1} of {example.n_windows}" if example.n_windows > 1 else ""
     mid = f" ({example.machine_id})" if example.machine_id else ""
@@ -284,38 +284,6 @@ def plot_reconstruction(example: ReconExample, params: FeatureParams, norm: MinM
                  f"clip score {example.clip_score:.4g}{win}", fontsize=12)
     # 100 dpi: still 1600 px wide, and a noisy spectrogram PNG shrinks by a third.
     return _save(fig, path, dpi=100)
-
-
-def _mark_explanation(ax: plt.Axes, explanation: dict[str, Any], params: FeatureParams, seconds: float) -> None:
-    """Outline the explained frequency range and mark impact times on an error map.
-
-    ``explanation``: an ``edge_monitor.decide.explain`` result as a dict: ``kind``,
-    ``freq_lo_hz``, ``freq_hi_hz``, optional ``period_s``, ``bands`` (first and
-    last mel band index) and ``event_times_s`` (s from the window start).
-    """
-    f_lo, f_hi = explanation.get("freq_lo_hz"), explanation.get("freq_hi_hz")
-    bands = explanation.get("bands")
-    if bands:
-        b_lo, b_hi = float(bands[0]) - 0.5, float(bands[1]) + 0.5
-    elif f_lo is not None and f_hi is not None:
-        b_lo, b_hi = _hz_to_band(float(f_lo), params) - 0.5, _hz_to_band(float(f_hi), params) + 0.5
-    else:
-        return
-    ax.add_patch(Rectangle((0, b_lo), seconds, b_hi - b_lo, fill=False, ec="#00e5ff", lw=1.8, ls="--"))
-    top = ax.get_ylim()[1]
-    for t in explanation.get("event_times_s") or []:
-        if 0 <= float(t) <= seconds:
-            ax.plot([float(t)], [top], marker="v", color="#00e5ff", mec="black", mew=0.6, ms=8,
-                    clip_on=False, zorder=6)
-    text = str(explanation.get("kind", ""))
-    if f_lo is not None and f_hi is not None:
-        text += f": {_hz_label(float(f_lo))}–{_hz_label(float(f_hi))} Hz"
-    if explanation.get("period_s"):
-        text += f", every {float(explanation['period_s']):.2g} s"
-    if explanation.get("level_change_db") is not None:
-        text += f", {float(explanation['level_change_db']):+.0f} dB"
-    ax.text(0.02, 0.97, text, transform=ax.transAxes, va="top", ha="left", fontsize=8.5, color="black",
-            bbox=dict(boxstyle="round,pad=0.25", fc="#e8fdff", ec="#00a0b0", alpha=0.9))
 
 
 def copy_training_curve(bundle_dir: Path, report_dir: Path) -> Path | None:
@@ -416,6 +384,8 @@ h3 { margin: 0.3rem 0; }
 figcaption { color: #555; font-size: 0.92rem; margin-top: 0.3rem; }
 .notes { color: #8a5a00; } dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
 dt { color: #666; } dd { margin: 0; font-family: ui-monospace, monospace; }
+table.review td { white-space: nowrap; } table.review .txt { text-align: left; }
+table.review td.expl { white-space: normal; min-width: 18rem; }
 """
 
 
@@ -429,7 +399,7 @@ def _img_tag(path: Path, alt: str, embed: bool) -> str:
 
 
 def write_index_html(report_dir: Path, metrics: dict[str, Any], figures: Sequence[Figure],
-                     info: dict[str, str], embed: bool = True) -> Path:
+                     info: dict[str, str], embed: bool = True, sections: Sequence[str] = ()) -> Path:
     """Write ``report_dir/index.html``: run details, the metrics table and every figure.
 
     Args:
@@ -439,6 +409,8 @@ def write_index_html(report_dir: Path, metrics: dict[str, Any], figures: Sequenc
         info: ``{label: value}`` shown above the table (model, data, date ...).
         embed: embed PNGs as base64 data URIs (one self-contained file) or
             reference them relatively.
+        sections: HTML fragments shown between the metrics and the figures
+            (:func:`trainer.review.review_html`).
     """
     report_dir = Path(report_dir)
     e = html.escape
@@ -479,12 +451,13 @@ def write_index_html(report_dir: Path, metrics: dict[str, Any], figures: Sequenc
 <p class="sub">Anomaly is the positive class; a clip is flagged when its score exceeds the bundle's threshold.</p>
 {info_html}
 <h2>Metrics</h2>
-<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
+<table id="metrics-table"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 <p class="sub">pAUC: partial AUC for FPR ≤ 0.1, McClish-standardised as in the DCASE 2020 baseline
 (chance 0.5); pAUC raw: the plain area up to FPR 0.1 divided by 0.1 (chance 0.05).
 Mean over ids: the arithmetic mean of the per-id values, as DCASE reports it.</p>
 {domain_html}
 {notes_html}
+{''.join(sections)}
 <h2>Figures</h2>
 <div class="figures">{''.join(figs)}</div>
 </body></html>

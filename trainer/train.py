@@ -57,6 +57,7 @@ from edge_monitor.model.fusion import Fusion, NormalStats
 from edge_monitor.model.model_json import BandLevels, BandStats, ModelJson, ScoreStats
 from edge_monitor.model.scorer import window_errors
 from edge_monitor.model.threshold import fit_threshold
+from edge_monitor.util.progress import progress_text
 from trainer.datasets import ClipRef, DatasetError, find_clips
 from trainer.defaults import (
     ARCHITECTURES,
@@ -256,7 +257,7 @@ def load_windows(clips: Sequence[ClipRef], params: FeatureParams, frames: int,
         out.extend(logmel(w, params)[:, :frames] for w in windows)
         groups.extend([i] * len(windows))
         if progress and (i + 1) % 200 == 0:
-            progress(f"  features: {i + 1}/{len(clips)} clips ({time.monotonic() - t0:.0f} s)")
+            progress(f"  features: {progress_text(i + 1, len(clips), time.monotonic() - t0, 'clips')}")
     return np.stack(out).astype(np.float32, copy=False), np.asarray(groups)
 
 

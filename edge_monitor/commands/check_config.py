@@ -30,14 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="C.yaml", help="configuration file")
     parser.add_argument("--device-check", action="store_true",
                         help="also resolve audio.device to an input device (needs PortAudio and the device)")
-    # The model is always checked now; --model is accepted so that older scripts keep working.
-    parser.add_argument("--model", action="store_true", help=argparse.SUPPRESS)
+    # The model is always checked; --model (named by the README and by `learn`) says so explicitly.
+    parser.add_argument("--model", action="store_true",
+                        help="check the model bundle too (always done; accepted so that scripts can say so)")
 
 
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.commands.common import config_error
     from edge_monitor.config.checks import check_runtime
-    from edge_monitor.config.loader import check_hop_fits, load_config
+    from edge_monitor.config.loader import check_hop_fits, key_location, load_config
     from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.bundle import BundleError, load_bundle
     from edge_monitor.model.scorer import Scorer
@@ -46,16 +47,16 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         check_runtime(cfg)  # folders, password and TLS files, token: what `run` checks at start-up too
     except ConfigError as exc:
-        return config_error(exc)
+        return config_error("check-config", exc)
     try:
         bundle = load_bundle(cfg.model)  # schema, feature parameters, checksum
         scorer = Scorer(bundle, num_threads=cfg.num_threads)  # the interpreter and its input shape
     except BundleError as exc:
-        return config_error(exc, "model")
+        return config_error("check-config", f"{key_location(cfg, 'model')}: {exc}", "model")
     try:
         check_hop_fits(cfg, bundle.features.window_seconds)
     except ConfigError as exc:
-        return config_error(exc)
+        return config_error("check-config", exc)
     device = None
     if args.device_check:
         from edge_monitor.audio.capture import find_input_device
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             device = find_input_device(cfg.audio.device)
         except Exception as exc:  # noqa: BLE001 - DeviceError, or PortAudio missing or broken
-            return config_error(f"{args.config}: audio.device: {exc}")
+            return config_error("check-config", f"{args.config}: audio.device: {exc}")
     _summary(args.config, cfg, bundle, scorer.backend, device)
     return 0
 

@@ -51,30 +51,27 @@ def run(args: argparse.Namespace) -> int:
     from edge_monitor.audio.capture import DeviceError, MicrophoneSource, find_input_device
     from edge_monitor.audio.mic_check import analyse
     from edge_monitor.audio.ring_buffer import RingBuffer
+    from edge_monitor.commands.common import config_error, fail
     from edge_monitor.config.loader import load_config
-    from edge_monitor.config.schema import EX_CONFIG, AudioConfig, ConfigError
+    from edge_monitor.config.schema import AudioConfig, ConfigError
     from edge_monitor.service import logs
 
     if not 0.5 <= args.seconds <= 3600:
-        print("edge-monitor: check-mic: need 0.5 <= --seconds <= 3600", file=sys.stderr)
-        return 2
+        return fail("check-mic", "need 0.5 <= --seconds <= 3600", 2)
     audio = AudioConfig()
     if args.config:
         try:
             audio = load_config(args.config).audio
         except ConfigError as exc:
-            print(f"edge-monitor: config error: {exc}", file=sys.stderr)
-            return EX_CONFIG
+            return config_error("check-mic", exc)
     if args.device is not None:
         audio = dataclasses.replace(audio, device=args.device)
     try:
         device = find_input_device(audio.device)
     except DeviceError as exc:
-        print(f"edge-monitor: check-mic: {exc}", file=sys.stderr)
-        return 1
+        return fail("check-mic", exc)
     except Exception as exc:  # noqa: BLE001 - PortAudio missing or broken
-        print(f"edge-monitor: check-mic: cannot list audio devices: {exc}", file=sys.stderr)
-        return 1
+        return fail("check-mic", f"cannot list audio devices: {exc}")
     logs.configure("warning", "auto", stream=sys.stderr)
     log = logs.get_logger("edge_monitor.check_mic")
 
@@ -84,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = MicrophoneSource(audio, args.rate, make_ring, log)
     if not source.start():
-        print(f"edge-monitor: check-mic: cannot open {device.name!r}: {source.last_error}", file=sys.stderr)
-        return 1
+        return fail("check-mic", f"cannot open {device.name!r}: {source.last_error}")
     if not args.json:
         print(f"listening {args.seconds:g} s on {device.name!r} ...", file=sys.stderr, flush=True)
     win = None
@@ -102,9 +98,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         source.stop()
     if win is None:
-        print(f"edge-monitor: check-mic: no audio from {device.name!r} within {args.seconds:g} s "
-              f"({source.last_error or 'the stream delivered nothing'})", file=sys.stderr)
-        return 1
+        return fail("check-mic", f"no audio from {device.name!r} within {args.seconds:g} s "
+                    f"({source.last_error or 'the stream delivered nothing'})")
     report = analyse(win.samples, win.sample_rate)
     if args.json:
         print(json.dumps({"device": device.name, "xruns": int(win.xruns), **report.to_dict()}))

@@ -21,15 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
     from edge_monitor.audio.capture import choose_sample_rate, list_input_devices
+    from edge_monitor.commands.common import fail
 
     try:
         devices = list_input_devices()
     except Exception as exc:  # noqa: BLE001 - PortAudio missing or broken
-        print(f"edge-monitor: cannot list audio devices: {exc}", file=sys.stderr)
-        return 1
+        return fail("devices", f"cannot list audio devices: {exc}")
     rows: list[dict[str, Any]] = []
     for d in devices:
         ok16k = choose_sample_rate(d, 1, 16000) == 16000

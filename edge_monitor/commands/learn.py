@@ -76,8 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"edge-monitor: learn: {message}", file=sys.stderr, flush=True)
-    return status
+    from edge_monitor.commands.common import fail
+
+    return fail("learn", message, status)
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -123,9 +124,12 @@ class ProgressLine:
 
     def update(self, done: int, dropped: int) -> None:
         """``done`` of :attr:`total` windows recorded, ``dropped`` of them with sensor faults."""
+        from edge_monitor.util.progress import progress_text
+
         minutes = done * self.window_seconds / 60
-        line = (f"recording: {done}/{self.total} windows ({minutes:.1f} of "
-                f"{self.total * self.window_seconds / 60:.1f} min, {100 * done // self.total} %)"
+        # Recording runs in real time: the time so far is the audio recorded, the time left the audio to come.
+        line = (f"recording: {progress_text(done, self.total, done * self.window_seconds, 'windows')} "
+                f"({minutes:.1f} of {self.total * self.window_seconds / 60:.1f} min)"
                 + (f", {dropped} dropped for sensor faults" if dropped else ""))
         if self.tty:
             self.stream.write("\r" + line + "\x1b[K")

@@ -55,24 +55,21 @@ def run(args: argparse.Namespace) -> int:
         check_device,
         load_audio,
     )
+    from edge_monitor.commands.common import fail
     from edge_monitor.service import logs
 
     if args.seconds <= 0 or args.clip_seconds <= 0 or args.seconds < args.clip_seconds:
-        print("edge-monitor: need --seconds >= --clip-seconds > 0", file=sys.stderr)
-        return 2
+        return fail("record", "need --seconds >= --clip-seconds > 0", 2)
     if not args.give_up_after > 0:
-        print("edge-monitor: need --give-up-after > 0", file=sys.stderr)
-        return 2
+        return fail("record", "need --give-up-after > 0", 2)
     try:
         _cfg, audio = load_audio(args.config, args.device)
     except RecordError as exc:
-        print(f"edge-monitor: {exc}", file=sys.stderr)
-        return exc.status
+        return fail("record", exc, exc.status)
     try:
         check_device(audio)
     except RecordError as exc:
-        print(f"edge-monitor: record: {exc}", file=sys.stderr)
-        return exc.status
+        return fail("record", exc, exc.status)
     logs.configure("info", "auto")
     log = logs.get_logger("edge_monitor.record")
     out = Path(args.out)
@@ -85,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         recorder.start()
     except RecordError as exc:
-        print(f"edge-monitor: {exc}", file=sys.stderr)
-        return exc.status
+        return fail("record", exc, exc.status)
     try:
         for win in recorder.windows(want, args.give_up_after):
             path = out / f"normal_id_{args.machine_id}_{stamp}_{saved:04d}.wav"
@@ -96,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
             warn = "  CLIPPING?" if peak >= 0.999 else "  SILENT? (check the device and gain)" if peak == 0.0 else ""
             print(f"[{saved}/{want}] {path}  peak {peak:.3f}{warn}", flush=True)
     except DeviceGone as exc:
-        print(f"edge-monitor: record: {exc}; saved {saved} of {want} clip(s) in {out}", file=sys.stderr, flush=True)
-        return exc.status
+        return fail("record", f"{exc}; saved {saved} of {want} clip(s) in {out}", exc.status)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
     finally:

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The subcommand being run (``run`` or ``simulate``), for the error line."""
+    return str(getattr(args, "command", None) or "run")
+
+
 def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any, Any, Any] | int:
     """Config, logger, bundle and scorer for ``args``; an exit status on failure (one line on stderr).
 
@@ -44,7 +49,7 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
     """
     from edge_monitor.commands.common import config_error
     from edge_monitor.config.checks import check_runtime
-    from edge_monitor.config.loader import load_config
+    from edge_monitor.config.loader import key_location, load_config
     from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.bundle import BundleError, load_bundle
     from edge_monitor.model.scorer import Scorer
@@ -54,14 +59,15 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
         cfg = load_config(args.config)
         check_runtime(cfg)  # the same start-up checks as check-config (edge_monitor.config.checks)
     except ConfigError as exc:
-        return config_error(exc)
+        return config_error(_command(args), exc)
     logs.configure(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format, stream=log_stream)
     log = logs.get_logger("edge_monitor.service.daemon")
     try:
         bundle = load_bundle(cfg.model)
         scorer = Scorer(bundle, num_threads=cfg.num_threads)
     except BundleError as exc:
-        return config_error(exc, "model")  # once, on stderr: not also as a log line
+        # Once, on stderr (not also as a log line), with the config line that named the model.
+        return config_error(_command(args), f"{key_location(cfg, 'model')}: {exc}", "model")
     log.info("model loaded", path=str(bundle.path), sha256=bundle.sha256[:12], machine=bundle.machine,
              threshold=bundle.threshold, backend=scorer.backend)
     return cfg, log, bundle, scorer
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         publisher = make_publisher(cfg, model_info(bundle), log)
         daemon = Daemon(cfg, scorer, publisher, log)
     except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
-        return config_error(exc)
+        return config_error("run", exc)
     daemon.install_signal_handlers()
     source = MicrophoneSource(cfg.audio, daemon.model_rate, daemon.make_ring, log)
     return daemon.run(source)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +86,7 @@ def _table(rows: list[dict[str, Any]], explain: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.audio.audio_io import AudioFileError, clip_windows, read_wav
+    from edge_monitor.commands.common import fail
     from edge_monitor.model.bundle import BundleError, load_bundle
     from edge_monitor.model.scorer import Scorer
 
@@ -94,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_bundle(args.model_dir)
         scorer = Scorer(bundle, num_threads=args.threads)
     except BundleError as exc:
-        print(f"edge-monitor score: model error: {exc}", file=sys.stderr)
-        return 1
+        return fail("score", exc, what="model")
     explainer = None
     if args.explain:
         from edge_monitor.decide.explain import BundleExplainer
@@ -103,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             explainer = BundleExplainer.from_bundle(bundle)
         except ValueError as exc:
-            print(f"edge-monitor score: cannot explain with this bundle: {exc}", file=sys.stderr)
-            return 1
+            return fail("score", f"cannot explain with this bundle: {exc}", what="model")
 
     rows: list[dict[str, Any]] = []
     failed = 0
@@ -123,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         except (AudioFileError, OSError) as exc:
             failed += 1
             message = str(exc) if isinstance(exc, AudioFileError) else f"{path}: {exc.strerror or exc}"
-            print(f"edge-monitor score: error: {message}", file=sys.stderr, flush=True)
+            fail("score", message, what="audio")
             row = {"file": str(path), "error": message}
         rows.append(row)
         if args.json == "lines":  # streamed, so a long list shows progress

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.audio.replay import ReplaySource, expand_paths
-    from edge_monitor.commands.common import config_error
+    from edge_monitor.commands.common import config_error, fail
     from edge_monitor.commands.run import prepare
     from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.model_info import model_info
@@ -64,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
     cfg, log, bundle, scorer = prepared
     paths = expand_paths(args.inputs)
     if not paths:
-        print("edge-monitor: no WAV files found in " + " ".join(args.inputs), file=sys.stderr)
-        return EX_NOINPUT
+        return fail("simulate", "no WAV files found in " + " ".join(args.inputs), EX_NOINPUT)
     with tempfile.TemporaryDirectory(prefix="edge-monitor-replay-") as tmp:
         outbox = args.outbox if args.outbox is not None else Path(tmp) / "outbox.sqlite"
         try:
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             # An alert a replay leaves open is closed by the next replay on that outbox, never by `run`.
             daemon.open_alerts = OpenAlerts(outbox.parent)
         except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
-            return config_error(exc)
+            return config_error("simulate", exc)
         daemon.install_signal_handlers()
         source = ReplaySource(paths, daemon.model_rate, daemon.make_ring, log, fast=args.fast, loop=args.loop,
                               block_seconds=cfg.audio.block_seconds)
@@ -82,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_mqtt and cfg.mqtt.enabled:
             _report_undelivered(inner, outbox, kept=args.outbox is not None)
     if source.samples_played == 0 and source.files_skipped > 0:
-        print("edge-monitor: none of the files could be read", file=sys.stderr)
-        return EX_NOINPUT
+        return fail("simulate", "none of the files could be read", EX_NOINPUT)
     return status
 
 
@@ -95,4 +93,6 @@ def _report_undelivered(publisher: Any, outbox: Path, kept: bool) -> None:
         return
     if left:
         what = f"kept in {outbox}" if kept else "discarded with this replay's outbox (--outbox PATH keeps them)"
-        print(f"edge-monitor: {left} replay message(s) not delivered to the broker, {what}", file=sys.stderr)
+        from edge_monitor.commands.common import error_line
+
+        print(error_line("simulate", f"{left} replay message(s) not delivered to the broker, {what}"), file=sys.stderr)

@@ -7,6 +7,7 @@ names the file, the line and the key path (see :mod:`edge_monitor.config.schema`
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -19,7 +20,7 @@ import yaml
 
 from edge_monitor.config.schema import Config, ConfigError
 
-__all__ = ["load_config", "parse_config", "check_hop_fits"]
+__all__ = ["load_config", "parse_config", "check_hop_fits", "key_location"]
 
 
 # --- the walker ------------------------------------------------------------------
@@ -58,7 +59,9 @@ class _Walker:
                 raise self.error(key_node, kpath, rejected[key])
             if key not in fields:
                 hint = ", ".join(sorted(fields))
-                raise self.error(key_node, kpath, f"unknown key (known here: {hint})")
+                close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.7)
+                guess = f"; did you mean {path + '.' if path else ''}{close[0]}?" if close else ""
+                raise self.error(key_node, kpath, f"unknown key{guess} (known here: {hint})")
             if key in seen:
                 raise self.error(key_node, kpath, f"duplicate key (first at line {seen[key].start_mark.line + 1})")
             seen[key] = key_node
@@ -255,6 +258,24 @@ def _find(root: yaml.Node, dotted: str) -> yaml.Node | None:
         else:
             return node
     return node
+
+
+def key_location(cfg: Config, key: str) -> str:
+    """``"/etc/edge-monitor/config.yaml:3: model"``: where the file ``cfg`` came from sets ``key``.
+
+    For errors found after loading (a missing model folder): they name the line to
+    fix. Falls back to the file alone, or the key alone, when the file is gone or
+    was not a file (:func:`parse_config` of a string).
+    """
+    if cfg.source is None:
+        return key
+    try:
+        root = yaml.compose(cfg.source.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        root = None
+    node = _find(root, key) if root is not None else None
+    return str(ConfigError("", file=str(cfg.source), line=node.start_mark.line + 1 if node is not None else None,
+                           key=key)).rstrip(": ")
 
 
 def check_hop_fits(cfg: Config, window_seconds: float) -> None:

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.audio.audio_io import AudioFileError
+    from edge_monitor.commands.common import fail
     from edge_monitor.model.bundle import BundleError
     from trainer.threshold import CalibrationError, calibrate_bundle
 
@@ -44,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
         result = calibrate_bundle(args.model_dir, args.inputs, rule=args.rule, quantile=args.quantile,
                                   num_threads=args.threads, write=not args.dry_run, progress=_stderr)
     except (BundleError, CalibrationError, AudioFileError) as exc:
-        print(f"edge-monitor-train calibrate: {exc}", file=sys.stderr)
-        return 1
+        return fail("calibrate", f"{exc}", 1, program="edge-monitor-train")
     old, new = result.old_threshold, result.new.value
     change = 100.0 * (new - old) / old
     print(f"old threshold {old:.6g}")

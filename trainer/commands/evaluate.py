@@ -51,8 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
+    import importlib.util
 
+    from edge_monitor.commands.common import fail
+
+    # A runtime-only install (the Pi's) lacks the report's libraries: say which extra brings them.
+    missing = [m for m in ("sklearn", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        return fail("evaluate", f"needs {' and '.join(missing)}: pip install -e '.[report]'", 1,
+                    program="edge-monitor-train")
     from edge_monitor.model.bundle import BundleError
     from trainer.datasets import DatasetError
     from trainer.evaluate import evaluate
@@ -62,12 +69,13 @@ def run(args: argparse.Namespace) -> int:
         ev = evaluate(args.model_dir, args.data_dir, args.out, machine_ids=args.ids, num_threads=args.threads,
                       embed_images=not args.link_images, progress=not args.quiet)
     except (BundleError, DatasetError) as exc:
-        print(f"edge-monitor-train evaluate: {exc}", file=sys.stderr)
-        return 1
+        return fail("evaluate", f"{exc}", 1, program="edge-monitor-train")
     except OSError as exc:
-        print(f"edge-monitor-train evaluate: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return fail("evaluate", f"{exc.filename or args.out}: {exc.strerror or exc}", 1, program="edge-monitor-train")
     print(format_metrics_table(ev.metrics))
+    m, f = ev.metrics["n_misses"], ev.metrics["n_false_alarms"]
+    print(f"at the threshold: {m} missed anomal{'y' if m == 1 else 'ies'}, {f} false alarm{'' if f == 1 else 's'} "
+          "(by fault kind and each one explained in the report)")
     if ev.failures:
         print(f"{len(ev.failures)} clip(s) could not be scored (listed above and in metrics.json)")
     print(f"report: {ev.index_html.resolve()}")

@@ -58,20 +58,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _progress_printer():
     """A one-line progress bar on a terminal (stderr), a line every 10 % otherwise."""
+    import time
+
+    from edge_monitor.util.progress import progress_text
+
     stream = sys.stderr
     tty = stream.isatty()
     last = [-1]
+    start = time.monotonic()
 
     def progress(done: int, total: int) -> None:
         pct = 100 * done // max(total, 1)
+        text = progress_text(done, total, time.monotonic() - start, "clips")
         if tty:
             bar = "#" * (pct // 4)
-            stream.write(f"\rsynthesising [{bar:<25s}] {done}/{total} clips")
+            stream.write(f"\rsynthesising [{bar:<25s}] {text}\x1b[K")
             if done == total:
                 stream.write("\n")
             stream.flush()
         elif pct // 10 != last[0] // 10 or done == total:
-            stream.write(f"synthesising: {done}/{total} clips ({pct} %)\n")
+            stream.write(f"synthesising: {text}\n")
             stream.flush()
         last[0] = pct
 
@@ -79,17 +85,18 @@ def _progress_printer():
 
 
 def run(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from edge_monitor.commands.common import fail as _fail
     from trainer.synth import generate_dataset
 
+    fail = partial(_fail, "synth", program="edge-monitor-train")
     if args.seconds <= 0 or args.seconds > 600:
-        print(f"error: --seconds must be in (0, 600], got {args.seconds}", file=sys.stderr)
-        return 2
+        return fail(f"--seconds must be in (0, 600], got {args.seconds}", 2)
     if min(args.train, args.test_normal, args.test_anomaly) < 0:
-        print("error: clip counts must be >= 0", file=sys.stderr)
-        return 2
+        return fail("clip counts must be >= 0", 2)
     if args.severity < 0:
-        print(f"error: --severity must be >= 0, got {args.severity}", file=sys.stderr)
-        return 2
+        return fail(f"--severity must be >= 0, got {args.severity}", 2)
     try:
         summary = generate_dataset(
             args.out_dir, args.seed, machine_ids=args.machine_ids, n_train=args.train,
@@ -98,11 +105,9 @@ def run(args: argparse.Namespace) -> int:
             progress=_progress_printer(),
         )
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"{exc}", 2)
     except OSError as exc:
-        print(f"error: cannot write the dataset under {args.out_dir}: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"cannot write the dataset under {args.out_dir}: {exc}", 1)
     print(f"wrote {summary.total} clips to {summary.root} in {summary.seconds_taken:.1f} s "
           f"(seed {summary.seed}, SNR {args.snr_db:g} dB, severity {args.severity:g})")
     print(summary.table())

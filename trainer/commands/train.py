@@ -97,6 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from edge_monitor.commands.common import fail
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's start-up chatter (errors raise anyway)
 
     from edge_monitor.audio.audio_io import AudioFileError
@@ -109,14 +111,21 @@ def run(args: argparse.Namespace) -> int:
         clip_lo, clip_hi = parse_clip(args.clip)
         ae_pooling = parse_pooling(args.ae_pooling)
     except ValueError as exc:
-        print(f"edge-monitor-train train: {exc}", file=sys.stderr)
-        return 2
+        return fail("train", f"{exc}", 2, program="edge-monitor-train")
     if args.epochs < 1 or args.batch_size < 1:
-        print("edge-monitor-train train: --epochs and --batch-size must be at least 1", file=sys.stderr)
-        return 2
+        return fail("train", "--epochs and --batch-size must be at least 1", 2, program="edge-monitor-train")
     if not 0.0 < args.threshold_quantile < 1.0:
-        print("edge-monitor-train train: --threshold-quantile must be between 0 and 1", file=sys.stderr)
-        return 2
+        return fail("train", "--threshold-quantile must be between 0 and 1", 2, program="edge-monitor-train")
+    import importlib.util
+
+    # The default detectors are NumPy; `make demo` installs no TensorFlow and a Pi has no scikit-learn.
+    needs = [("tensorflow", "autoencoder")] if "autoencoder" in (args.detectors or ()) else []
+    needs += [] if args.no_test_auc else [("sklearn", "report")]
+    for module, extra in needs:
+        if importlib.util.find_spec(module) is None:
+            what = "the autoencoder" if module == "tensorflow" else "the held-out test AUC (or --no-test-auc)"
+            return fail("train", f"{what} needs {module}: pip install -e '.[{extra}]'", 1,
+                        program="edge-monitor-train")
     config = TrainConfig(
         epochs=args.epochs, seed=args.seed, arch=args.arch, channels=channels, clip_lo=clip_lo, clip_hi=clip_hi,
         quantize=args.quantize,
@@ -128,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = train_bundle(args.data_dir, args.out, config, progress=None if args.quiet else _stderr)
     except (DatasetError, TrainingError, AudioFileError) as exc:
-        print(f"edge-monitor-train train: {exc}", file=sys.stderr)
-        return 1
+        return fail("train", f"{exc}", 1, program="edge-monitor-train")
     meta = result.meta
     if not args.quiet:
         thr = meta["threshold"]
