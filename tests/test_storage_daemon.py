@@ -230,21 +230,28 @@ def test_sigkill_with_an_alert_open_the_next_start_ends_it_and_republishes_state
                 proc.kill()
                 proc.wait(10)
         assert start["event"] == "start"
-        assert (state / "open-alert.json").is_file()
-        n_before = len(sub.on(ALERT))
-        assert all(m.json()["event"] == "start" for m in sub.on(ALERT))  # no end ever followed
+        # The looped clips may close and reopen alerts before the kill: the one left open is the note's.
+        open_id = json.loads((state / "open-alert.json").read_text())["event_id"]
+        before = [m.json() for m in sub.on(ALERT)]
+        assert any(e["event"] == "start" and e["event_id"] == open_id for e in before)
+        assert not any(e["event"] == "end" and e["event_id"] == open_id for e in before)  # no end followed
 
         res = simulate(cfg, clips["normals"][:2])  # the next start, on normal sound
         assert res.returncode == 0, res.stderr[-3000:]
-        ends = sub.wait_for(lambda ms: any(m.topic == ALERT and m.json()["event"] == "end" for m in ms),
+        ends = sub.wait_for(lambda ms: any(m.topic == ALERT and m.json()["event"] == "end"
+                                           and m.json()["event_id"] == open_id for m in ms),
                             what="the interrupted alert's end")
-        end = next(m.json() for m in ends if m.topic == ALERT and m.json()["event"] == "end")
+        end = next(m.json() for m in ends if m.topic == ALERT and m.json()["event"] == "end"
+                   and m.json()["event_id"] == open_id)
         sub.wait_for(lambda ms: [m.text for m in ms if m.topic == STATE][-1:] == ["normal"],
                      what="state normal re-published")
-    assert end["event_id"] == start["event_id"] and end["interrupted"] is True
-    assert end["opened_at"] == start["window_end"] and end["duration_s"] is None
-    assert len([m for m in sub.on(ALERT) if m.json()["event"] == "end"]) == 1
-    assert len(sub.on(ALERT)) == n_before + 1
+    open_start = next(e for e in before if e["event"] == "start" and e["event_id"] == open_id)
+    assert end["interrupted"] is True
+    assert end["opened_at"] == open_start["window_end"] and end["duration_s"] is None
+    after = [m.json() for m in sub.on(ALERT)][len(before):]
+    assert [e for e in after if e["event"] == "end" and e["event_id"] == open_id] == [end]
+    # Anything else after the restart is a redelivery (QoS 1: at least once) of what the killed run sent.
+    assert all(e in before for e in after if e is not end and e != end)
     assert not (state / "open-alert.json").exists()
     assert any(e["event"].startswith("alert end (interrupted)") for e in log_events(res.stderr))
 
