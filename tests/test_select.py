@@ -15,7 +15,7 @@ from edge_monitor.audio import audio_io
 from edge_monitor.features.frontend import FeatureParams, logmel, model_frames
 from edge_monitor.model.bundle import MODEL_JSON, load_bundle
 from edge_monitor.model.fit import NUMPY_CANDIDATES, write_numpy_bundle
-from edge_monitor.model.fusion import Fusion, NormalStats
+from edge_monitor.model.fusion import POWER, Fusion, NormalStats
 from edge_monitor.model.model_json import ModelJson
 from edge_monitor.model.scorer import Scorer
 from edge_monitor.model.select import Selection, auc, choose
@@ -72,9 +72,9 @@ def test_weighted_fusion_one_window_and_many_agree_and_round_trip() -> None:
     for i in range(3):
         one = fusion.fuse({n: float(v[i]) for n, v in scores.items()})
         assert one.score == pytest.approx(many[i])
-    # z(a) = 2 for the second window, z(b) = 0: (0.7 * 2^3 / 1)^(1/3); a fired.
+    # z(a) = 2 for the second window, z(b) = 0: (0.7 * 2^p / 1)^(1/p); a fired.
     second = fusion.fuse({"a": math.e**2, "b": math.e})
-    assert second.score == pytest.approx((0.7 * 8) ** (1 / 3)) and second.fired == "a"
+    assert second.score == pytest.approx((0.7 * 2**POWER) ** (1 / POWER)) and second.fired == "a"
     assert many[2] == 0.0  # nothing above normal in either view
     assert Fusion.from_dict(json.loads(json.dumps(fusion.to_dict())), ("a", "b")) == fusion
     with pytest.raises(ValueError, match="positive weight"):

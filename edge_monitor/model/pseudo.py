@@ -275,13 +275,13 @@ def synthesize(kind: str, x: np.ndarray, sample_rate: int, rng: np.random.Genera
         return PseudoAnomaly(kind, tone(x, sample_rate, f, level, rng.uniform(0, 2 * np.pi)),
                              {"freq_hz": f, "level_db": level})
     if kind == "clicks":
-        rate = rng.uniform(1.0, 8.0)
+        rate = _log_uniform(rng, 0.2, 4.0)
         period = 1.0 / rate
         duration = len(x) / sample_rate
         times = np.arange(rng.uniform(0, period), duration, period)
         times = times + rng.normal(0.0, 0.05 * period, size=times.size)
         lo, hi = _band(rng, sample_rate, (1.0, 4.0))
-        level = rng.uniform(0.0, 10.0)
+        level = rng.uniform(-8.0, 6.0)
         decay = rng.uniform(0.001, 0.006)
         return PseudoAnomaly(kind, clicks(x, sample_rate, times, lo, hi, level, decay, rng),
                              {"rate_hz": rate, "band_hz": (lo, hi), "level_db": level, "decay_s": decay})

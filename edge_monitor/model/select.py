@@ -16,10 +16,12 @@ be measured from its normal clips alone:
    its own normal scores (:meth:`edge_monitor.model.fusion.NormalStats.robust_log`)
    and the weights on a grid of step :data:`WEIGHT_STEP` that give the fused
    score (``weighted`` rule, :func:`edge_monitor.model.fusion.weighted_power_mean`)
-   the highest mean pseudo-AUC over the kinds win. A candidate whose own mean
-   pseudo-AUC is below :data:`MIN_FIGURE` cannot tell pseudo-anomalies from
-   normal sound and gets weight 0 before the search; one with weight 0 is
-   left out of the bundle (it costs nothing per window and cannot alarm).
+   the highest mean pseudo-AUC win, over the kinds that some candidate
+   detects (:data:`DETECTABLE`). A candidate whose own mean pseudo-AUC is
+   below :data:`MIN_FIGURE` cannot tell pseudo-anomalies from normal sound
+   and gets weight 0, and is left out of the bundle (it costs nothing per
+   window and cannot alarm); every other candidate keeps at least
+   :data:`FLOOR`.
 
 The evidence (every candidate's figures, the chosen weights, the fused
 figures) is a :class:`Selection`, stored as model.json ``selection`` and
@@ -40,7 +42,10 @@ from edge_monitor.model.pseudo import KINDS, synthesize
 
 __all__ = [
     "MAX_PSEUDO_WINDOWS",
+    "DETECTABLE",
+    "FLOOR",
     "MIN_FIGURE",
+    "MIN_PER_KIND",
     "WEIGHT_STEP",
     "MemberEvidence",
     "PseudoSet",
@@ -53,10 +58,21 @@ __all__ = [
 
 #: At most this many normal windows give pseudo-anomalies (evenly spread over the training windows).
 MAX_PSEUDO_WINDOWS = 120
+#: At least this many pseudo-anomalies of each kind (several draws per window from few windows).
+#: 1: one draw per window; more draws from ten clips were measured to make the choice no
+#: steadier (the ten normal scores are the noisier side), only slower.
+MIN_PER_KIND = 1
 #: A candidate whose mean pseudo-AUC is below this is blind to the pseudo-anomalies: weight 0.
 MIN_FIGURE = 0.55
+#: Every candidate that is not blind keeps at least this weight: a small voice in an ensemble
+#: (what generalised in the DCASE first-shot analyses), which steadies the choice when ten clips
+#: make the figures noisy; the member that sees most still dominates.
+FLOOR = 0.05
+#: The weights are chosen on the kinds that some candidate detects this well (pseudo-AUC);
+#: a kind no candidate sees says nothing about which to prefer, only adds noise.
+DETECTABLE = 0.75
 #: The grid step of the weight search (weights sum to 1).
-WEIGHT_STEP = 0.1
+WEIGHT_STEP = 0.05
 
 
 def auc(negative: np.ndarray, positive: np.ndarray) -> float:
@@ -105,7 +121,7 @@ def pick_windows(groups: np.ndarray, limit: int = MAX_PSEUDO_WINDOWS) -> np.ndar
 def make_pseudo_set(waves: Sequence[np.ndarray], index: np.ndarray, groups: np.ndarray, sample_rate: int,
                     features: Callable[[np.ndarray], np.ndarray], seed: int = 0,
                     kinds: Sequence[str] = KINDS) -> PseudoSet:
-    """One pseudo-anomaly of every kind from each given normal window.
+    """Pseudo-anomalies of every kind from each given normal window: at least :data:`MIN_PER_KIND` of each.
 
     Args:
         waves: the normal windows' samples, each ``(window_samples,)`` float.
@@ -124,7 +140,8 @@ def make_pseudo_set(waves: Sequence[np.ndarray], index: np.ndarray, groups: np.n
     dbs: list[np.ndarray] = []
     out_kinds: list[str] = []
     source: list[int] = []
-    for x, i in zip(waves, index, strict=True):
+    draws = max(1, -(-MIN_PER_KIND // max(1, len(waves))))
+    for x, i in [pair for pair in zip(waves, index, strict=True) for _ in range(draws)]:
         others = [k for k in range(len(waves)) if groups[index[k]] != groups[i]]
         other = waves[others[int(rng.integers(len(others)))]] if others else None
         for kind in kinds:
@@ -220,7 +237,8 @@ class Selection:
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": "pseudo-anomalies", "n_normal": self.n_normal, "n_pseudo": self.n_pseudo,
-                "seed": self.seed, "min_figure": MIN_FIGURE, "weight_step": WEIGHT_STEP,
+                "seed": self.seed, "min_figure": MIN_FIGURE, "weight_step": WEIGHT_STEP, "floor": FLOOR,
+                "detectable": DETECTABLE,
                 "members": [m.to_dict() for m in self.members],
                 "fused": {"pseudo_auc": round(self.fused_figure, 4),
                           "pseudo_auc_by_kind": {k: round(v, 4) for k, v in self.fused_figures.items()}}} | self.extra
@@ -230,7 +248,8 @@ class Selection:
         if not isinstance(data, dict) or not isinstance(data.get("members"), list):
             raise ValueError("'selection' must be an object with a 'members' list")
         fused = data.get("fused") or {}
-        known = ("method", "n_normal", "n_pseudo", "seed", "min_figure", "weight_step", "members", "fused")
+        known = ("method", "n_normal", "n_pseudo", "seed", "min_figure", "weight_step", "floor", "detectable",
+                 "members", "fused")
         return cls(tuple(MemberEvidence.from_dict(m) for m in data["members"]),
                    {str(k): float(v) for k, v in (fused.get("pseudo_auc_by_kind") or {}).items()},
                    int(data.get("n_normal", 0)), int(data.get("n_pseudo", 0)), int(data.get("seed", 0)),
@@ -289,11 +308,13 @@ def choose(normal: Mapping[str, np.ndarray], pseudo: Mapping[str, np.ndarray], k
         z_normal[i] = (np.log(np.maximum(z_normal[i], 1e-12)) - st.mean) / st.std
         z_pseudo[i] = (np.log(np.maximum(z_pseudo[i], 1e-12)) - st.mean) / st.std
     own = np.array([mean_fig[n] for n in able])
+    judged = [k for k in order if max(figures[n][k] for n in names) >= DETECTABLE] or order
+    grid = [w for w in _grid(len(able), WEIGHT_STEP) if w.min() >= min(FLOOR, 1.0 / len(able)) - 1e-9]
     best_w, best_key, best_figs = np.ones(len(able)) / len(able), -np.inf, {}
-    for w in _grid(len(able), WEIGHT_STEP):
+    for w in grid:
         figs = _fused_figures(z_normal, z_pseudo, kinds, w, order)
         # Ties (common with few windows) go to the weights on the individually better members.
-        key = float(np.mean(list(figs.values()))) + 1e-6 * float(w @ own)
+        key = float(np.mean([figs[k] for k in judged])) + 1e-6 * float(w @ own)
         if key > best_key:
             best_w, best_key, best_figs = w, key, figs
     weights = dict(zip(able, best_w.tolist()))
