@@ -175,3 +175,20 @@ def test_a_bundle_written_before_the_choice_scores_exactly_as_before(numpy_bundl
     z = {n: (s - normal[n]["mean"]) / normal[n]["std"] for n, s in ws.detector_scores.items()}
     assert ws.score == max(z.values()) and ws.detector == max(z, key=z.get)
     assert bundle.threshold == meta["threshold"]["value"]
+
+
+def test_operating_points_show_recall_and_false_alarms_at_each_threshold(weighted_bundle: Path) -> None:
+    from trainer.operating import operating_html, operating_points
+
+    doc = load_bundle(weighted_bundle).doc
+    assert doc is not None and doc.threshold.budget is not None
+    scores = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0]
+    labels = ["normal"] * 4 + ["anomaly"] * 4
+    rows = {p.label: p for p in operating_points(scores, labels, 1.2, doc)}
+    assert rows["bundle"].recall == 1.0 and rows["bundle"].false_positive_rate == 0.25
+    assert rows["bundle"].alarms_per_day == pytest.approx(doc.threshold.budget.alarms_per_day(1.2))
+    assert rows["budget 0.1/day"].threshold == pytest.approx(doc.threshold.budget.threshold_for(0.1))
+    # The lowest threshold that flags none of these normals is the highest normal score.
+    assert rows["normals flagged <= 0%"].threshold == 1.5 and rows["normals flagged <= 0%"].false_positive_rate == 0
+    html = operating_html(list(rows.values()), doc)
+    assert 'id="detector-choice"' in html and 'id="operating-points"' in html and "frames_mean" in html
