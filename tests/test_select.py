@@ -18,7 +18,7 @@ from edge_monitor.model.fit import NUMPY_CANDIDATES, write_numpy_bundle
 from edge_monitor.model.fusion import POWER, Fusion, NormalStats
 from edge_monitor.model.model_json import ModelJson
 from edge_monitor.model.scorer import Scorer
-from edge_monitor.model.select import Selection, auc, choose
+from edge_monitor.model.select import auc, choose
 from edge_monitor.model.threshold import fit_budget_threshold, window_rate
 from trainer.datasets import find_clips
 
@@ -161,7 +161,7 @@ def test_calibrate_moves_a_budget_threshold_without_recordings(weighted_bundle: 
 
 def test_a_bundle_written_before_the_choice_scores_exactly_as_before(numpy_bundle: Path, synth_dataset: Path,
                                                                      tmp_path: Path) -> None:
-    """The old writer's model.json (fusion max, gamma threshold, no selection) reads, scores and writes back as it was."""
+    """The old writer's model.json (fusion max, gamma threshold, no selection) reads, scores, writes back as it was."""
     meta = json.loads((numpy_bundle / MODEL_JSON).read_text())
     assert meta["fusion"]["rule"] == "max" and "selection" not in meta and "budget" not in meta["threshold"]
     # Written back by this version, the document is unchanged: nothing new is added to an old bundle.
