@@ -302,8 +302,9 @@ def normal_threshold(fused: np.ndarray, rule: str, quantile: float, false_alarms
                      source: str) -> ThresholdFit:
     """The threshold from normal fused scores: ``budget`` (:func:`fit_budget_threshold`), else :func:`fit_threshold`.
 
-    The budget rule needs two positive normal scores; with fewer (a tiny, very
-    steady training set) it falls back to the gamma rule and says so.
+    The budget rule needs 10 normal scores, two of them above 0; with fewer (a
+    tiny or very steady training set) it falls back to the gamma rule (itself
+    the empirical percentile below 10 scores) and says so in ``note``.
     """
     if rule != "budget":
         return fit_threshold(fused, quantile, rule, source=source)

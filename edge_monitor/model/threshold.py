@@ -245,11 +245,13 @@ def fit_budget_threshold(scores: np.ndarray, false_alarms_per_day: float = DEFAU
         source: recorded with the result (``"out-of-fold"``, ``"calibration"``).
 
     Raises:
-        ValueError: a bad budget or rule, or fewer than 2 positive finite scores.
+        ValueError: a bad budget or rule, fewer than :data:`MIN_GAMMA_SCORES` scores or fewer than 2 above 0.
     """
     arr = np.asarray(scores, dtype=np.float64).ravel()
     arr = arr[np.isfinite(arr)]
     pos = arr[arr > 0]
+    if arr.size < MIN_GAMMA_SCORES:
+        raise ValueError(f"{arr.size} normal scores are too few for a tail fit (need {MIN_GAMMA_SCORES})")
     if pos.size < 2:
         raise ValueError(f"need at least 2 normal scores above 0 to fit the tail, got {pos.size} of {arr.size}")
     rate = window_rate(false_alarms_per_day, k, n, hop_seconds)
