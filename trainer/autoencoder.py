@@ -18,13 +18,15 @@ from edge_monitor.audio import audio_io
 from edge_monitor.features.frontend import FeatureParams, logmel
 from edge_monitor.features.model_input import MinMaxNorm
 from edge_monitor.model.bundle import MODEL_KERAS, MODEL_TFLITE, TRAINING_CURVE
+from edge_monitor.model.model_json import DetectorSpec
 from edge_monitor.model.scorer import window_errors
 from trainer.datasets import ClipRef
 
 if TYPE_CHECKING:
     from trainer.train import TrainConfig
 
-__all__ = ["keras_window_scores", "plot_training_curve", "train_autoencoder", "tflite_errors", "quantization_effect"]
+__all__ = ["keras_window_scores", "plot_training_curve", "pooled_scores", "train_autoencoder", "tflite_errors",
+           "quantization_effect"]
 
 Progress = Callable[[str], None]
 
@@ -199,3 +201,8 @@ def quantization_effect(float_bytes: bytes, quant_bytes: bytes, test: Sequence[C
         "score_rel_change_max": float(rel.max()),
         "n_clips": len(test),
     }
+
+
+def pooled_scores(spec: DetectorSpec, scores: np.ndarray, frame_errors: np.ndarray) -> np.ndarray:
+    """The autoencoder's window scores under ``spec.pooling`` (``mean``: the MSE as computed)."""
+    return scores if spec.pooling.kind == "mean" else np.array([spec.pooling.apply(f) for f in frame_errors])

@@ -59,15 +59,19 @@ from edge_monitor.model.fit import (
     detector_macs,
     fit_numpy_detectors,
     normal_threshold,
+    pseudo_anomalies,
     select_fusion,
 )
 from edge_monitor.model.fusion import Fusion, NormalStats
-from edge_monitor.model.model_json import BandLevels, BandStats, DetectorSpec, ModelJson, ScoreStats
-from edge_monitor.model.select import PseudoSet, Selection, make_pseudo_set, pick_windows
+from edge_monitor.model.model_json import BandLevels, BandStats, ModelJson, ScoreStats
+from edge_monitor.model.select import PseudoSet, Selection, pick_windows
 from edge_monitor.util.progress import progress_text
 from trainer.autoencoder import (
+    _auc,
+    _fmt_seconds,
     keras_window_scores,
     plot_training_curve,
+    pooled_scores,
     quantization_effect,
     tflite_errors,
     train_autoencoder,
@@ -182,11 +186,6 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _fmt_seconds(s: float) -> str:
-    s = max(0, int(round(s)))
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
 # --- data ----------------------------------------------------------------------
 
 
@@ -285,30 +284,15 @@ def window_samples(clips: Sequence[ClipRef], groups: np.ndarray, index: np.ndarr
                    params: FeatureParams) -> list[np.ndarray]:
     """The samples of the windows ``index`` (of :func:`load_windows`' ``(clips, groups)``), cut the same way."""
     groups = np.asarray(groups)
-    out: list[np.ndarray] = []
-    current, windows, first = -1, [], 0
-    for i in np.asarray(index):
-        g = int(groups[i])
-        if g != current:
-            samples = audio_io.read_wav(clips[g].path, sample_rate=params.sample_rate)
-            current, windows, first = g, audio_io.clip_windows(samples, params.window_samples), int(
-                np.argmax(groups == g))
-        out.append(np.asarray(windows[int(i) - first], dtype=np.float32))
-    return out
-
-
-def pooled(spec: DetectorSpec, scores: np.ndarray, frame_errors: np.ndarray) -> np.ndarray:
-    """The autoencoder's window scores under ``spec.pooling`` (``mean``: the MSE as computed)."""
-    return scores if spec.pooling.kind == "mean" else np.array([spec.pooling.apply(f) for f in frame_errors])
+    cut: dict[int, list[np.ndarray]] = {}  # clip -> its windows
+    for g in dict.fromkeys(int(groups[i]) for i in index):
+        cut[g] = audio_io.clip_windows(audio_io.read_wav(clips[g].path, sample_rate=params.sample_rate),
+                                       params.window_samples)
+    return [np.asarray(cut[int(groups[i])][int(i) - int(np.argmax(groups == groups[i]))], dtype=np.float32)
+            for i in index]
 
 
 # --- training ------------------------------------------------------------------
-
-
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, scores))
 
 
 def _score_test(bundle_dir: Path, test: Sequence[ClipRef], progress: Progress) -> dict[str, Any] | None:
@@ -406,12 +390,8 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
         # its validation windows; otherwise training windows spread over every clip.
         idx = np.arange(n_train_windows, len(db_all)) if use_ae else pick_windows(groups)
         t_ps = time.monotonic()
-
-        def frames_of(x: np.ndarray) -> np.ndarray:
-            return logmel(x, params)[:, :frames]
-
-        pseudo = make_pseudo_set(window_samples(ordered, groups, idx, params), idx, groups, params.sample_rate,
-                                 frames_of, seed=config.seed)
+        pseudo = pseudo_anomalies(window_samples(ordered, groups, idx, params), idx, groups, params, frames,
+                                  config.seed)
         log(f"pseudo-anomalies: {len(pseudo)} windows made from {idx.size} normal windows "
             f"({time.monotonic() - t_ps:.1f} s)")
     scores: dict[str, np.ndarray] = {}  # detector -> normal scores on the threshold windows
@@ -453,11 +433,11 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
         tflite, history, ae_model = ae["tflite"], ae["history"], ae["model"]
         ae_spec = next(sp for sp in specs if sp.kind == "autoencoder")
         val_scores, val_bands, val_frames = tflite_errors(tflite, norm.apply(db_all[n_train_windows:]))
-        scores[ae_spec.name] = pooled(ae_spec, val_scores, val_frames)
+        scores[ae_spec.name] = pooled_scores(ae_spec, val_scores, val_frames)
         stats[ae_spec.name] = NormalStats.of(scores[ae_spec.name])
         if pseudo is not None:
             ps, _, pf = tflite_errors(tflite, norm.apply(pseudo.db))
-            pseudo_scores[ae_spec.name] = pooled(ae_spec, ps, pf)
+            pseudo_scores[ae_spec.name] = pooled_scores(ae_spec, ps, pf)
         band_error = BandStats.of(val_bands, source="validation")
         training.update(ae["training"])
         versions.update(ae["versions"])

@@ -59,6 +59,7 @@ __all__ = [
     "DEFAULT_FRAMES",
     "DEFAULT_FRAMES_MEAN",
     "NUMPY_CANDIDATES",
+    "pseudo_anomalies",
     "select_fusion",
     "NumpyFit",
     "band_deviations",
@@ -191,6 +192,16 @@ def fit_numpy_detectors(specs: Sequence[DetectorSpec], db: np.ndarray, groups: n
                     {k: v[n:] for k, v in both.items()} if pseudo is not None else {})
 
 
+def pseudo_anomalies(waves: Sequence[np.ndarray], index: np.ndarray, groups: np.ndarray, params: FeatureParams,
+                     frames: int, seed: int = 0) -> PseudoSet:
+    """:func:`edge_monitor.model.select.make_pseudo_set` through the one front end, cropped to ``frames``."""
+
+    def features(x: np.ndarray) -> np.ndarray:
+        return logmel(x, params)[:, :frames]
+
+    return make_pseudo_set(waves, index, groups, params.sample_rate, features, seed=seed)
+
+
 def select_fusion(normal: dict[str, np.ndarray], pseudo: dict[str, np.ndarray], pseudo_set: PseudoSet,
                   specs: Sequence[DetectorSpec], *, seed: int = 0) -> tuple[Selection, Fusion, np.ndarray]:
     """Choose among candidates from their normal and pseudo-anomaly scores; ``(evidence, fusion, fused normal)``.
@@ -258,12 +269,7 @@ def write_numpy_bundle(out_dir: str | Path, db: np.ndarray, groups: np.ndarray, 
     if fusion_rule == "weighted":
         if not len(waves):
             raise ValueError("weighted fusion needs normal windows' samples for the pseudo-anomalies")
-
-        def frames_of(x: np.ndarray) -> np.ndarray:
-            return logmel(x, params)[:, :frames]
-
-        pseudo = make_pseudo_set(waves, np.asarray(wave_index), np.asarray(groups), params.sample_rate, frames_of,
-                                 seed=seed)
+        pseudo = pseudo_anomalies(waves, np.asarray(wave_index), np.asarray(groups), params, frames, seed)
         fit = fit_numpy_detectors(specs, db, groups, pseudo=pseudo)
         selection, fusion, fused = select_fusion(fit.oof_scores, fit.pseudo_scores, pseudo, fit.specs, seed=seed)
         fit = fit.keep(list(fusion.weights))
