@@ -192,3 +192,23 @@ def test_operating_points_show_recall_and_false_alarms_at_each_threshold(weighte
     assert rows["normals flagged <= 0%"].threshold == 1.5 and rows["normals flagged <= 0%"].false_positive_rate == 0
     html = operating_html(list(rows.values()), doc)
     assert 'id="detector-choice"' in html and 'id="operating-points"' in html and "frames_mean" in html
+
+
+def test_the_autoencoder_as_a_candidate_is_judged_on_its_validation_clips(synth_dataset: Path,
+                                                                         tmp_path: Path) -> None:
+    """The workstation path: the autoencoder's figures come from its validation clips; unchosen, it leaves."""
+    from trainer.train import TrainConfig, train_bundle
+
+    config = TrainConfig(epochs=2, seed=0, channels=(4, 8, 16), batch_size=4, val_split=0.25, score_test=False,
+                         detectors=("autoencoder", "profile", "frames", "frames_mean"))
+    result = train_bundle(synth_dataset, tmp_path / "b", config, progress=None)
+    members = {m["name"]: m for m in result.meta["selection"]["members"]}
+    assert set(members) == {"autoencoder", "profile", "frames", "frames_mean"}
+    assert all(0.0 <= v <= 1.0 for m in members.values() for v in m["pseudo_auc_by_kind"].values())
+    bundle = load_bundle(tmp_path / "b")
+    chosen = [n for n, m in members.items() if m["weight"] > 0]
+    assert sorted(bundle.detector_names) == sorted(chosen)
+    assert (tmp_path / "b" / "model.tflite").exists() == ("autoencoder" in chosen) == bundle.has_autoencoder
+    # Four validation windows are too few for a tail fit: the budget rule was asked for, the percentile used.
+    thr = result.meta["threshold"]
+    assert thr["source"] == "validation" and thr["requested_rule"] == "budget" and "too few" in thr["note"]
