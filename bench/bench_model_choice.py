@@ -1,32 +1,40 @@
 #!/usr/bin/env python3
-"""Which detectors a bundle holds by default: a table on real and synthetic data.
+"""One fixed recipe, scored on every real and synthetic set we have.
 
-    .venv/bin/python bench/bench_model_choice.py [--out bench/out/model_choice] [--epochs 15]
-        [--only valve-60,synth] [--json FILE]
+    .venv/bin/python bench/bench_model_choice.py [--out bench/out/model_choice] [--only valve-60,synth]
+        [--json FILE] [--recipe default|autoencoder]
 
-Every candidate is trained with ``trainer.train.train_bundle`` (the code of
-``edge-monitor-train train``) and its held-out clips are scored through the
-runtime :class:`edge_monitor.model.scorer.Scorer` and measured with
-``trainer.evaluate.compute_metrics`` (the numbers ``edge-monitor-train
-evaluate`` reports), so every figure is what the daemon would see. Datasets:
+The recipe is ``edge-monitor-train train``'s default (``TrainConfig()``): the
+candidates (level profile, frame Gaussian pooled over the worst frames and over
+the whole window) are weighted per machine from pseudo-anomalies made from the
+set's own normal training clips, and the threshold is what one false alert per
+day allows (``edge_monitor.model.select``, ``edge_monitor.model.threshold``).
+No per-set setting: every row uses only the training clips of the set it is
+scored on. ``--recipe autoencoder`` adds the autoencoder to the candidates
+(the workstation path; minutes per set).
+
+Each bundle is trained with ``trainer.train.train_bundle``, its held-out clips
+are scored through the runtime :class:`edge_monitor.model.scorer.Scorer` and
+measured with ``trainer.evaluate.compute_metrics`` (the numbers
+``edge-monitor-train evaluate`` reports). Datasets:
 
 - ``valve-60``: the real DCASE 2023 valve of ``../shared/data/real-dev/valve``
   (60 normal training clips over two domains; 40 normal + 100 anomalous test
   clips), AUC source / target, pAUC and the DCASE official score;
-- ``valve-10``: the same with the README's few-shot protocol (the first 5
-  source and the first 5 target training clips by name);
+- ``valve-10``: the same with the few-shot protocol (the first 5 source and the
+  first 5 target training clips by name);
 - ``synth``: the synthetic slide rail at default severity (3 ids x 40
   training clips, 15 + 15 test clips per id, SNR 6 dB);
 - ``synth-hard``: the same machines at SNR -6 dB with severity 0.5;
 - ``samples-<type>``: each machine type of ``../shared/data/real-samples/``
-  (2-8 clips per id: a sanity check, far too few for a meaningful AUC).
+  (2-8 clips per id, a few normals held out per id: a sanity check, far too
+  few for a meaningful AUC).
 
-Candidates: the autoencoder alone (the default before detectors), the level
-profile, the frame Gaussian, both NumPy detectors fused, and all three fused.
-Cost per window is the median ``Scorer.score_window`` time (log-mel + every
-detector + fusion) on one thread, and the explanation of an alerting window
-(``edge_monitor.decide.explain``) is timed apart. Real datasets are skipped when
-``../shared/data`` is absent. About 6 minutes on 2 cores.
+Columns: AUC, pAUC (FPR <= 0.1), recall / FPR of the clips at the bundle's own
+threshold, the chosen detectors with their weights, the cost per window (the
+median ``Scorer.score_window`` time: log-mel + the chosen detectors + fusion, one
+thread) and the explanation of an alerting window timed apart. Real datasets
+are skipped when ``../shared/data`` is absent. About 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -47,14 +55,11 @@ import numpy as np  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 
-#: (label, detectors)
-CANDIDATES: list[tuple[str, tuple[str, ...]]] = [
-    ("autoencoder (previous default)", ("autoencoder",)),
-    ("profile", ("profile",)),
-    ("frames", ("frames",)),
-    ("profile + frames", ("profile", "frames")),
-    ("autoencoder + profile + frames", ("autoencoder", "profile", "frames")),
-]
+#: recipe name -> the candidates (None: the default ones)
+RECIPES: dict[str, tuple[str, ...] | None] = {
+    "default": None,
+    "autoencoder": ("autoencoder", "profile", "frames", "frames_mean"),
+}
 
 
 def log(line: str) -> None:
@@ -62,12 +67,16 @@ def log(line: str) -> None:
 
 
 def _link_all(src: Path, dst: Path, names: list[str] | None = None) -> None:
+    """Link ``src``'s WAVs (those in ``names``) into ``dst``; links left from another selection are removed."""
     dst.mkdir(parents=True, exist_ok=True)
-    for p in sorted(src.glob("*.wav")):
-        if names is None or p.name in names:
-            link = dst / p.name
-            if not link.exists():
-                link.symlink_to(p.resolve())
+    wanted = {p.name for p in src.glob("*.wav") if names is None or p.name in names}
+    for link in dst.glob("*.wav"):
+        if link.is_symlink() and link.name not in wanted:
+            link.unlink()
+    for name in sorted(wanted):
+        link = dst / name
+        if not link.exists():
+            link.symlink_to((src / name).resolve())
 
 
 def datasets(out: Path, only: set[str] | None) -> dict[str, Path]:
@@ -123,17 +132,16 @@ def explain_ms(bundle, scorer, samples: np.ndarray, n: int = 10) -> float | None
     return 1000 * float(np.median(t))
 
 
-def measure(name: str, root: Path, label: str, kinds: tuple[str, ...], out: Path, epochs: int) -> dict:
+def measure(name: str, root: Path, recipe: str, out: Path, epochs: int) -> dict:
     from edge_monitor.audio import audio_io
     from edge_monitor.model.bundle import load_bundle
     from edge_monitor.model.scorer import Scorer
     from trainer.evaluate import compute_metrics, evaluation_clips, score_clips
     from trainer.train import TrainConfig, train_bundle
 
-    slug = label.split(" (")[0].replace(" + ", "+")
     t0 = time.monotonic()
-    res = train_bundle(root, out / "bundles" / name / slug, TrainConfig(epochs=epochs, detectors=kinds,
-                                                                       score_test=False), progress=None)
+    res = train_bundle(root, out / "bundles" / name / recipe,
+                       TrainConfig(epochs=epochs, detectors=RECIPES[recipe], score_test=False), progress=None)
     train_s = time.monotonic() - t0
     bundle = load_bundle(res.bundle_dir)
     scorer = Scorer(bundle)
@@ -142,19 +150,26 @@ def measure(name: str, root: Path, label: str, kinds: tuple[str, ...], out: Path
     m = compute_metrics(results, scorer.threshold, failures)
     samples = audio_io.clip_windows(audio_io.read_wav(clips[0].path, sample_rate=16000),
                                     bundle.features.window_samples)[0]
+    weights = dict(bundle.fusion.weights) if bundle.fusion.rule == "weighted" else {
+        n: 1.0 for n in bundle.detector_names}
     row = {
-        "dataset": name, "model": label, "detectors": list(kinds), "train_s": round(train_s, 1),
+        "dataset": name, "recipe": recipe, "chosen": weights, "train_s": round(train_s, 1),
         "n_train_clips": res.meta["training"].get("train_clips", 0) + res.meta["training"].get("val_clips", 0),
         "auc": m.get("auc"), "pauc": m.get("pauc"), "auc_source": m.get("auc_source"),
         "auc_target": m.get("auc_target"), "official": m.get("official_score"),
-        "tpr": m.get("recall"), "fpr": m["fp"] / max(1, m["fp"] + m["tn"]),
+        "tpr": m.get("recall"), "fpr": m["fp"] / max(1, m["fp"] + m["tn"]), "threshold": scorer.threshold,
+        "threshold_rule": bundle.doc.threshold.describe() if bundle.doc else "",
+        "selection": res.meta.get("selection"),
         "ms": window_ms(scorer, samples), "explain_ms": explain_ms(bundle, scorer, samples),
         "macs": res.meta["model"]["macs_per_window"],
     }
-    log(f"{name} {label}: AUC {row['auc']:.3f} pAUC {row['pauc']:.3f} official "
-        f"{row['official'] if row['official'] is None else round(row['official'], 3)} "
-        f"{row['ms']:.2f} ms/window, trained in {train_s:.0f} s")
+    log(f"{name} {recipe}: AUC {row['auc']:.3f} pAUC {row['pauc']:.3f} recall {row['tpr']:.2f} FPR {row['fpr']:.2f} "
+        f"chosen {_weights(weights)}; {row['ms']:.2f} ms/window, trained in {train_s:.0f} s")
     return row
+
+
+def _weights(w: dict[str, float]) -> str:
+    return " + ".join(f"{n} {v:.2f}" for n, v in w.items())
 
 
 def _f(v: float | None, nd: int = 3) -> str:
@@ -162,41 +177,52 @@ def _f(v: float | None, nd: int = 3) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| data | detectors | AUC | pAUC | AUC source / target | official | TPR / FPR at threshold "
+    lines = ["| data | chosen (weight) | AUC | pAUC | AUC source / target | official | recall / FPR at threshold "
              "| ms per window | MMAC |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         st = f"{_f(r['auc_source'])} / {_f(r['auc_target'])}" if r["auc_source"] is not None else ""
         rates = f"{_f(r['tpr'], 2)} / {_f(r['fpr'], 2)}" if r["tpr"] is not None else ""
-        lines.append(f"| {r['dataset']} | {r['model']} | {_f(r['auc'])} | {_f(r['pauc'])} | {st} | "
+        lines.append(f"| {r['dataset']} | {_weights(r['chosen'])} | {_f(r['auc'])} | {_f(r['pauc'])} | {st} | "
                      f"{_f(r['official'])} | {rates} | {r['ms']:.2f} | {r['macs'] / 1e6:.1f} |")
+    return "\n".join(lines)
+
+
+def figures(rows: list[dict]) -> str:
+    """Every candidate's mean pseudo-AUC per dataset (the evidence the choice rests on)."""
+    names = sorted({m["name"] for r in rows if r.get("selection") for m in r["selection"]["members"]})
+    lines = ["| data | " + " | ".join(names) + " | fused |", "|---|" + "---:|" * (len(names) + 1)]
+    for r in rows:
+        sel = r.get("selection")
+        if not sel:
+            continue
+        figs = {m["name"]: m["pseudo_auc"] for m in sel["members"]}
+        lines.append(f"| {r['dataset']} | " + " | ".join(_f(figs.get(n)) for n in names)
+                     + f" | {_f(sel['fused']['pseudo_auc'])} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "model_choice")
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=15, help="autoencoder epochs (recipe autoencoder)")
     ap.add_argument("--only", help="comma-separated dataset names (valve-60, valve-10, synth, synth-hard, "
                                    "samples-slider, ...)")
-    ap.add_argument("--models", help="comma-separated substrings of candidate labels to run")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="default")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)
     only = {s.strip() for s in args.only.split(",")} if args.only else None
-    cands = CANDIDATES
-    if args.models:
-        keys = [k.strip() for k in args.models.split(",")]
-        cands = [c for c in CANDIDATES if any(k == c[0] or k == c[0].split(" (")[0] for k in keys)]
     t_start = time.monotonic()
     rows = []
     for name, root in datasets(args.out, only).items():
-        for label, kinds in cands:
-            try:
-                rows.append(measure(name, root, label, kinds, args.out, args.epochs))
-            except Exception as exc:  # noqa: BLE001 - one failing row must not lose the table
-                log(f"{name} {label}: failed: {exc}")
-    print(f"\nDetectors by dataset ({(time.monotonic() - t_start) / 60:.1f} min; cost on one thread of this "
-          f"machine; TPR / FPR of clips at the bundle's own threshold)\n")
+        try:
+            rows.append(measure(name, root, args.recipe, args.out, args.epochs))
+        except Exception as exc:  # noqa: BLE001 - one failing row must not lose the table
+            log(f"{name} {args.recipe}: failed: {exc}")
+    print(f"\nRecipe {args.recipe!r} by dataset ({(time.monotonic() - t_start) / 60:.1f} min; cost on one thread of "
+          f"this machine; recall / FPR of clips at the bundle's own threshold)\n")
     print(table(rows))
+    print("\nMean pseudo-AUC of each candidate (what the weights were chosen from)\n")
+    print(figures(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

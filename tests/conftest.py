@@ -97,7 +97,9 @@ def numpy_bundle(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) 
     from trainer.train import TrainConfig, train_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "numpy"
-    train_bundle(synth_dataset, out, TrainConfig(seed=0, detectors=("profile", "frames")), progress=None)
+    # Fusion max and the gamma threshold: the bundles written before the per-machine choice (issue 20).
+    train_bundle(synth_dataset, out, TrainConfig(seed=0, detectors=("profile", "frames"), fusion="max",
+                                                 threshold_rule="gamma"), progress=None)
     return out
 
 
@@ -108,7 +110,7 @@ def fused_bundle(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) 
 
     out = tmp_path_factory.mktemp("bundle") / "fused"
     config = TrainConfig(epochs=5, seed=0, channels=(4, 8, 16), batch_size=2, val_split=0.25,
-                         detectors=("autoencoder", "profile", "frames"))
+                         detectors=("autoencoder", "profile", "frames"), fusion="max", threshold_rule="gamma")
     train_bundle(synth_dataset, out, config, progress=None)
     return out
 

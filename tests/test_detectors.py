@@ -222,7 +222,8 @@ def test_tampered_or_missing_detector_arrays_are_refused(numpy_bundle: Path, tmp
 def test_write_numpy_bundle_alone(synth_windows: dict[str, np.ndarray], tmp_path: Path) -> None:
     """The runtime's own writer (``edge-monitor learn``): no trainer, no TensorFlow."""
     db = synth_windows["train"]
-    meta = write_numpy_bundle(tmp_path / "b", db, np.arange(len(db)), FeatureParams(), source={"minutes": 1})
+    meta = write_numpy_bundle(tmp_path / "b", db, np.arange(len(db)), FeatureParams(), source={"minutes": 1},
+                              fusion_rule="max", threshold_rule="gamma")
     bundle = load_bundle(tmp_path / "b")
     assert bundle.threshold == meta["threshold"]["value"] and meta["training"]["minutes"] == 1
     assert meta["validation_scores"]["source"] == "out-of-fold"

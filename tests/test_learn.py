@@ -250,8 +250,13 @@ def test_learn_from_wav_writes_a_bundle_that_scores_anomalies_higher_without_ten
     heavy = json.loads(proc.stdout.splitlines()[-1].removeprefix("MODULES "))
     assert heavy == [], f"learn imported {heavy}"
     assert "read 16 file(s): 16 windows of 10 s" in proc.stdout
-    assert re.search(r"fitted: level profile .*; frame Gaussian .*, fused by max", proc.stdout), proc.stdout
-    assert re.search(r"threshold [0-9.e+-]+ \(.*out-of-fold window scores", proc.stdout), proc.stdout
+    assert re.search(r"fitted: (level profile|frame Gaussian).*, fused by weighted", proc.stdout), proc.stdout
+    # The choice and its evidence: every candidate with its weight and pseudo-anomaly figures.
+    assert re.search(r"detector choice from 16 normal and \d+ pseudo-anomalous windows", proc.stdout), proc.stdout
+    assert all(re.search(rf"^  {name} +[0-9.]+ +[0-9.]+ ", proc.stdout, re.M) for name in
+               ("profile", "frames", "frames_mean")), proc.stdout
+    budget = r"threshold [0-9.e+-]+ \(1 false alert\(s\) per day .*out-of-fold scores"
+    assert re.search(budget, proc.stdout), proc.stdout
     assert re.search(r"fit [0-9.]+ s \(detectors [0-9.]+ s", proc.stdout)
     assert f"bundle: {out.resolve()}" in proc.stdout and "16 groups (one per file)" in proc.stdout
     assert "next: set `model: " in proc.stdout and "edge-monitor check-config" in proc.stdout

@@ -174,7 +174,7 @@ def test_cli_train_writes_a_loadable_bundle_deterministically(synth_dataset: Pat
 
 
 def test_default_train_fits_numpy_detectors_without_tensorflow(synth_dataset: Path, tmp_path: Path) -> None:
-    """The default bundle (profile + frames, docs/model.md) trains without importing TensorFlow or Keras."""
+    """The default bundle (chosen among the NumPy candidates, docs/model.md) trains without TensorFlow or Keras."""
     import subprocess
     import sys
 
@@ -185,7 +185,10 @@ def test_default_train_fits_numpy_detectors_without_tensorflow(synth_dataset: Pa
                          cwd=Path(__file__).resolve().parents[1]).stdout.split()
     assert out[-2:] == ["0", "False"]
     bundle = load_bundle(tmp_path / "np")
-    assert bundle.detector_names == ("profile", "frames") and not (tmp_path / "np" / "model.tflite").exists()
+    assert not (tmp_path / "np" / "model.tflite").exists()
+    chosen = [m["name"] for m in bundle.meta["selection"]["members"] if m["weight"] > 0]
+    assert list(bundle.detector_names) == chosen and set(chosen) <= {"profile", "frames", "frames_mean"}
+    assert bundle.fusion.rule == "weighted" and bundle.meta["threshold"]["rule"] == "budget"
     assert bundle.meta["threshold"]["source"] == "out-of-fold"
 
 

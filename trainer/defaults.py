@@ -27,27 +27,33 @@ DEFAULT_CHANNELS: tuple[int, int, int] = (8, 16, 32)
 DEFAULT_CLIP_LO: float | None = -1.0
 DEFAULT_CLIP_HI: float | None = 2.0
 
-#: Threshold rule and quantile of the validation (normal) scores.
-DEFAULT_THRESHOLD_RULE = "gamma"
+#: Threshold rule: ``budget`` (false alerts per day, edge_monitor.model.threshold) with the
+#: weighted fusion; the quantile is that of the ``gamma`` / ``percentile`` rules.
+DEFAULT_THRESHOLD_RULE = "budget"
+THRESHOLD_RULES: tuple[str, ...] = ("budget", "gamma", "percentile")
 DEFAULT_THRESHOLD_QUANTILE = 0.99
+#: The false-alarm budget of rule ``budget`` (= edge_monitor.model.threshold.DEFAULT_FALSE_ALARMS_PER_DAY).
+DEFAULT_FALSE_ALARMS_PER_DAY = 1.0
 
 #: The detectors a bundle can hold (edge_monitor.model.detectors).
-DETECTOR_KINDS: tuple[str, ...] = ("autoencoder", "profile", "frames")
+DETECTOR_KINDS: tuple[str, ...] = ("autoencoder", "profile", "frames", "frames_mean")
 
-#: The detectors ``train`` uses when none are asked for. Chosen by the table in
-#: docs/model.md ("Which detectors", ``bench/bench_model_choice.py``): the level
-#: profile and the frame Gaussian, fused, beat or match the autoencoder on every
-#: dataset measured (real valve with 60 and 10 clips, the synthetic rail at default
-#: and at hard settings), alone or added to them, at a third of the cost per
-#: window and without TensorFlow; the autoencoder stays one ``--detectors`` away.
-DEFAULT_DETECTORS: tuple[str, ...] = ("profile", "frames")
+#: The candidates ``train`` chooses among when none are asked for (docs/model.md,
+#: "Which detectors"): the level profile, the frame Gaussian pooled over the worst
+#: frames and pooled over the whole window. Each machine's own normal clips and
+#: pseudo-anomalies made from them decide which of them its bundle holds and with
+#: what weight (edge_monitor.model.select); the autoencoder joins the candidates
+#: with ``--detectors autoencoder profile frames frames_mean``.
+DEFAULT_DETECTORS: tuple[str, ...] = ("profile", "frames", "frames_mean")
 
 #: Fewer normal clips than this are too few for an autoencoder to learn from
 #: (``train`` says so when one is asked for).
 MIN_AUTOENCODER_CLIPS = 30
 
-#: Fusion of the detectors' standardised scores (edge_monitor.model.fusion).
-DEFAULT_FUSION = "max"
+#: Fusion of the detectors' scores (edge_monitor.model.fusion): ``weighted``, the
+#: weights chosen per machine; ``max`` and ``mean`` keep every detector asked for.
+DEFAULT_FUSION = "weighted"
+FUSION_RULES: tuple[str, ...] = ("weighted", "max", "mean")
 
 
 def _pooling(kind: str, fraction: float = 0.01):  # noqa: ANN202 - avoids importing numpy-heavy modules at --help
@@ -71,7 +77,7 @@ def default_detectors(n_clips: int) -> tuple[str, ...]:
 def detector_specs(kinds: tuple[str, ...], ae_pooling=None):  # noqa: ANN001, ANN201
     """:class:`edge_monitor.model.bundle.DetectorSpec` for each kind, with the defaults of docs/model.md."""
     from edge_monitor.model.bundle import DetectorSpec
-    from edge_monitor.model.fit import DEFAULT_FRAMES, DEFAULT_PROFILE
+    from edge_monitor.model.fit import DEFAULT_FRAMES, DEFAULT_FRAMES_MEAN, DEFAULT_PROFILE
 
     out = []
     for kind in kinds:
@@ -81,6 +87,8 @@ def detector_specs(kinds: tuple[str, ...], ae_pooling=None):  # noqa: ANN001, AN
             out.append(DEFAULT_PROFILE)
         elif kind == "frames":
             out.append(DEFAULT_FRAMES)
+        elif kind == "frames_mean":
+            out.append(DEFAULT_FRAMES_MEAN)
         else:
             raise ValueError(f"unknown detector {kind!r}; choose from {', '.join(DETECTOR_KINDS)}")
     return out

@@ -41,6 +41,7 @@ from edge_monitor.util.progress import progress_text
 from trainer import review
 from trainer.datasets import ClipRef, DatasetError, find_clips
 from trainer.metrics import MAX_FPR, Scored, evaluate_scores
+from trainer.operating import operating_html, operating_points, selection_summary
 
 __all__ = [
     "ClipResult",
@@ -353,6 +354,12 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
     metrics["machine"] = ", ".join(sorted({r.clip.machine for r in results}))
     metrics["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
+    points = operating_points([r.score for r in results], [r.clip.label for r in results], threshold, bundle.doc)
+    metrics["operating_points"] = [p.to_dict() for p in points]
+    choice = selection_summary(bundle.doc)
+    if choice is not None:
+        metrics["detector_choice"] = choice
+
     files: dict[str, Path] = {}
     files["metrics"] = write_metrics_json(metrics, out / METRICS_JSON)
     files["scores"] = write_scores_csv(results, out / SCORES_CSV)
@@ -427,7 +434,8 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
                         f"the runtime scorer ({scorer.backend})"),
         "created": metrics["created"],
     }
-    sections = [review.review_html(by_kind, by_domain, misses, alarms, n_misses, n_alarms, threshold)]
+    sections = [review.review_html(by_kind, by_domain, misses, alarms, n_misses, n_alarms, threshold),
+                operating_html(points, bundle.doc)]
     index = report.write_index_html(out, metrics, figures, info, embed=embed_images, sections=sections)
     files["index"] = index
     return Evaluation(metrics=metrics, results=results, failures=failures, report_dir=out, index_html=index,

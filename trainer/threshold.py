@@ -13,14 +13,18 @@ import numpy as np
 
 from edge_monitor.model.model_json import BandStats, ScoreStats
 from edge_monitor.model.threshold import (
+    DEFAULT_FALSE_ALARMS_PER_DAY,
     MIN_GAMMA_SCORES,
     RULES,
+    AlertBudget,
     ThresholdFit,
+    fit_budget_threshold,
     fit_threshold,
+    window_rate,
 )
 
 __all__ = ["RULES", "ThresholdFit", "fit_threshold",
-           "CalibrationError", "CalibrationResult", "calibrate_bundle", "find_wavs"]
+           "CalibrationError", "CalibrationResult", "calibrate_bundle", "find_wavs", "move_to_budget"]
 
 
 # --- on-site calibration -----------------------------------------------------------
@@ -62,12 +66,16 @@ def find_wavs(inputs: Sequence[str | Path]) -> list[Path]:
 
 def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule: str | None = None,
                      quantile: float | None = None, num_threads: int = 1, write: bool = True,
-                     progress: Callable[[str], None] | None = None) -> CalibrationResult:
+                     progress: Callable[[str], None] | None = None, false_alarms_per_day: float | None = None,
+                     alert_rule: tuple[int, int, float] | None = None) -> CalibrationResult:
     """Re-fit a bundle's threshold (and per-band error statistics) on normal on-site recordings.
 
     Every window of every WAV is scored with the runtime
     :class:`edge_monitor.model.scorer.Scorer`; the threshold is re-fitted with
-    :func:`fit_threshold` (the bundle's rule and quantile unless given).
+    :func:`fit_threshold` (the bundle's rule and quantile unless given), or,
+    for rule ``budget`` (the bundle's, or asked for with
+    ``false_alarms_per_day``), with :func:`fit_budget_threshold` for that
+    budget and ``alert_rule`` ``(k, n, hop_seconds)`` (the bundle's unless given).
     ``model.json`` is rewritten atomically with the new ``threshold`` (source
     ``"calibration"``), ``calibration_scores`` (their distribution),
     ``band_error`` (and ``band_deviation``) from the calibration windows, and
@@ -85,7 +93,7 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
     doc = bundle.doc
     assert doc is not None  # load_bundle always sets it
     old = doc.threshold
-    rule = rule or (old.requested_rule if old.requested_rule in RULES else None) or (
+    rule = rule or (old.requested_rule if old.requested_rule in (*RULES, "budget") else None) or (
         old.rule if old.rule in RULES else "gamma")
     quantile = quantile if quantile is not None else (old.quantile if math.isfinite(old.quantile) else 0.99)
     files = find_wavs(inputs)
@@ -104,7 +112,17 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
         raise CalibrationError(f"only {arr.size} window(s) of {bundle.features.window_seconds:g} s in "
                                f"{len(files)} file(s); record at least 2 windows of normal sound (more is better: "
                                f"{MIN_GAMMA_SCORES}+ for the gamma fit)")
-    fit = fit_threshold(arr, quantile=quantile, rule=rule, source="calibration")
+    ob = old.budget
+    if false_alarms_per_day is not None or (rule == "budget" and ob is not None):
+        budget = false_alarms_per_day if false_alarms_per_day is not None else (
+            ob.false_alarms_per_day if ob is not None else DEFAULT_FALSE_ALARMS_PER_DAY)
+        k, n, hop = alert_rule or ((ob.k, ob.n, ob.hop_seconds) if ob is not None else (2, 3, 10.0))
+        try:
+            fit = fit_budget_threshold(arr, budget, k, n, hop, source="calibration")
+        except ValueError as exc:
+            raise CalibrationError(f"cannot fit the false-alarm budget on these windows: {exc}") from None
+    else:
+        fit = fit_threshold(arr, quantile=quantile, rule=rule if rule in RULES else "gamma", source="calibration")
     if write:
         history = list(doc.extra.get("threshold_history", []))
         history.append({**old.to_dict(), "replaced": datetime.now(UTC).isoformat(timespec="seconds")})
@@ -121,3 +139,45 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
         target = bundle.path / "model.json"
     return CalibrationResult(old_threshold=bundle.threshold, new=fit, n_files=len(files), n_windows=int(arr.size),
                              above_old=int((arr > bundle.threshold).sum()), scores=arr, model_json=target)
+
+
+def move_to_budget(bundle_dir: str | Path, false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY,
+                   alert_rule: tuple[int, int, float] | None = None, write: bool = True) -> CalibrationResult:
+    """Move a ``budget`` bundle's threshold to another false-alarm budget, without recordings.
+
+    The tail model fitted when the threshold was (``threshold.budget``:
+    training's out-of-fold scores, or the last calibration's) gives the
+    threshold of the new budget and alert rule (``(k, n, hop_seconds)``, the
+    bundle's unless given). Recordings of the site, when there are some,
+    are better: :func:`calibrate_bundle` with ``false_alarms_per_day``.
+
+    Raises:
+        CalibrationError: the bundle's threshold has no budget tail model (an older rule).
+    """
+    from datetime import datetime
+
+    from edge_monitor.model.bundle import load_bundle, write_model_json
+
+    bundle = load_bundle(bundle_dir)
+    doc = bundle.doc
+    assert doc is not None  # load_bundle always sets it
+    old = doc.threshold
+    if old.budget is None:
+        raise CalibrationError(f"{bundle.path / 'model.json'}: the threshold ({old.rule} rule) has no false-alarm "
+                               f"budget to move; give normal recordings of the site to re-fit it")
+    k, n, hop = alert_rule or (old.budget.k, old.budget.n, old.budget.hop_seconds)
+    try:
+        rate = window_rate(false_alarms_per_day, k, n, hop)
+    except ValueError as exc:
+        raise CalibrationError(str(exc)) from None
+    budget = AlertBudget(false_alarms_per_day=float(false_alarms_per_day), k=k, n=n, hop_seconds=float(hop),
+                         window_rate=rate, sigma=old.budget.sigma, share_positive=old.budget.share_positive)
+    fit = replace(old, value=budget.threshold_for(false_alarms_per_day), quantile=1.0 - rate, budget=budget)
+    target = bundle.path / "model.json"
+    if write:
+        history = list(doc.extra.get("threshold_history", []))
+        history.append({**old.to_dict(), "replaced": datetime.now(UTC).isoformat(timespec="seconds")})
+        new_doc = replace(doc, threshold=fit, extra=doc.extra | {"threshold_history": history})
+        target = write_model_json(bundle.path, new_doc)
+    return CalibrationResult(old_threshold=old.value, new=fit, n_files=0, n_windows=0, above_old=0,
+                             scores=np.empty(0), model_json=target)

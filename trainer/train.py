@@ -52,12 +52,30 @@ from edge_monitor.model.bundle import (
     write_model_json,
 )
 from edge_monitor.model.detectors import Pooling
-from edge_monitor.model.fit import band_deviations, detector_arrays, detector_macs, fit_numpy_detectors
+from edge_monitor.model.fit import (
+    NumpyFit,
+    band_deviations,
+    detector_arrays,
+    detector_macs,
+    fit_numpy_detectors,
+    normal_threshold,
+    pseudo_anomalies,
+    select_fusion,
+)
 from edge_monitor.model.fusion import Fusion, NormalStats
 from edge_monitor.model.model_json import BandLevels, BandStats, ModelJson, ScoreStats
-from edge_monitor.model.scorer import window_errors
-from edge_monitor.model.threshold import fit_threshold
+from edge_monitor.model.select import PseudoSet, Selection, pick_windows
 from edge_monitor.util.progress import progress_text
+from trainer.autoencoder import (
+    _auc,
+    _fmt_seconds,
+    keras_window_scores,
+    plot_training_curve,
+    pooled_scores,
+    quantization_effect,
+    tflite_errors,
+    train_autoencoder,
+)
 from trainer.datasets import ClipRef, DatasetError, find_clips
 from trainer.defaults import (
     ARCHITECTURES,
@@ -66,6 +84,7 @@ from trainer.defaults import (
     DEFAULT_CHANNELS,
     DEFAULT_CLIP_HI,
     DEFAULT_CLIP_LO,
+    DEFAULT_FALSE_ALARMS_PER_DAY,
     DEFAULT_FUSION,
     DEFAULT_THRESHOLD_QUANTILE,
     DEFAULT_THRESHOLD_RULE,
@@ -122,7 +141,11 @@ class TrainConfig:
         detectors: which detectors the bundle holds (``autoencoder``,
             ``profile``, ``frames``); ``None`` chooses by the number of
             normal clips (:func:`trainer.defaults.default_detectors`).
-        fusion: ``max`` or ``mean`` of the detectors' standardised scores.
+        fusion: ``weighted`` (default: the detectors and their weights chosen
+            from pseudo-anomalies, :mod:`edge_monitor.model.select`; those
+            with weight 0 leave the bundle), or ``max`` / ``mean`` of every
+            detector's standardised score.
+        false_alarms_per_day: the budget of threshold rule ``budget`` (the default with ``weighted``).
         ae_pooling: the autoencoder's frame pooling (``mean`` or ``top``).
     """
 
@@ -145,6 +168,7 @@ class TrainConfig:
     detectors: tuple[str, ...] | None = None
     fusion: str = DEFAULT_FUSION
     ae_pooling: Pooling = DEFAULT_AE_POOLING
+    false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY
 
 
 @dataclass
@@ -160,11 +184,6 @@ class TrainResult:
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _fmt_seconds(s: float) -> str:
-    s = max(0, int(round(s)))
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 # --- data ----------------------------------------------------------------------
@@ -261,80 +280,19 @@ def load_windows(clips: Sequence[ClipRef], params: FeatureParams, frames: int,
     return np.stack(out).astype(np.float32, copy=False), np.asarray(groups)
 
 
+def window_samples(clips: Sequence[ClipRef], groups: np.ndarray, index: np.ndarray,
+                   params: FeatureParams) -> list[np.ndarray]:
+    """The samples of the windows ``index`` (of :func:`load_windows`' ``(clips, groups)``), cut the same way."""
+    groups = np.asarray(groups)
+    cut: dict[int, list[np.ndarray]] = {}  # clip -> its windows
+    for g in dict.fromkeys(int(groups[i]) for i in index):
+        cut[g] = audio_io.clip_windows(audio_io.read_wav(clips[g].path, sample_rate=params.sample_rate),
+                                       params.window_samples)
+    return [np.asarray(cut[int(groups[i])][int(i) - int(np.argmax(groups == groups[i]))], dtype=np.float32)
+            for i in index]
+
+
 # --- training ------------------------------------------------------------------
-
-
-def _progress_callback(epochs: int, progress: Progress):
-    import keras
-
-    class EpochLine(keras.callbacks.Callback):
-        """One line per epoch: loss, validation loss, time per epoch and time left."""
-
-        def on_train_begin(self, logs=None):
-            self.t0 = time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            done = epoch + 1
-            per_epoch = (time.monotonic() - self.t0) / done
-            left = per_epoch * (epochs - done)
-            progress(f"epoch {done:>3}/{epochs}  loss {logs.get('loss', float('nan')):.5f}  "
-                     f"val_loss {logs.get('val_loss', float('nan')):.5f}  "
-                     f"{per_epoch:.1f} s/epoch  at most {_fmt_seconds(left)} left")
-
-    return EpochLine()
-
-
-def keras_window_scores(model, inputs: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Window scores (reconstruction MSE) of ``(n, n_mels, frames)`` inputs with a Keras model."""
-    x = np.asarray(inputs, dtype=np.float32)[..., None]
-    recon = model.predict(x, batch_size=batch_size, verbose=0)[..., 0]
-    return np.array([window_errors(a, b)[0] for a, b in zip(inputs, recon)])
-
-
-def plot_training_curve(history: dict[str, list[float]], path: Path, title: str, best_epoch: int | None = None) -> None:
-    """Train and validation loss (MSE) per epoch, log scale, to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    ax.plot(epochs, history["loss"], marker="o", label="training loss")
-    if history.get("val_loss"):
-        ax.plot(epochs, history["val_loss"], marker="s", label="validation loss")
-    if best_epoch:
-        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch}, restored)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("reconstruction MSE")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _tflite_errors(tflite_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(scores (n,), band_errors (n, n_mels), frame_errors (n, frames))`` of inputs through a TFLite model."""
-    from edge_monitor.model.tflite_backend import TFLiteModel
-
-    runner = TFLiteModel.from_bytes(tflite_bytes)
-    scores, bands, frames = [], [], []
-    for x in inputs:
-        s, b, f = window_errors(x, runner.run(x))
-        scores.append(s)
-        bands.append(b)
-        frames.append(f)
-    return np.asarray(scores), np.asarray(bands), np.asarray(frames)
-
-
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, scores))
 
 
 def _score_test(bundle_dir: Path, test: Sequence[ClipRef], progress: Progress) -> dict[str, Any] | None:
@@ -425,29 +383,41 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     for stale in (MODEL_TFLITE, MODEL_KERAS, TRAINING_CURVE, "detectors.npz"):
         (out_dir / stale).unlink(missing_ok=True)  # a bundle folder reused for another kind keeps no old model
 
+    weighted = config.fusion == "weighted" and len(specs) > 1
+    pseudo: PseudoSet | None = None
+    if weighted:
+        # Pseudo-anomalies from windows every candidate scores unseen: with the autoencoder,
+        # its validation windows; otherwise training windows spread over every clip.
+        idx = np.arange(n_train_windows, len(db_all)) if use_ae else pick_windows(groups)
+        t_ps = time.monotonic()
+        pseudo = pseudo_anomalies(window_samples(ordered, groups, idx, params), idx, groups, params, frames,
+                                  config.seed)
+        log(f"pseudo-anomalies: {len(pseudo)} windows made from {idx.size} normal windows "
+            f"({time.monotonic() - t_ps:.1f} s)")
     scores: dict[str, np.ndarray] = {}  # detector -> normal scores on the threshold windows
+    pseudo_scores: dict[str, np.ndarray] = {}
     stats: dict[str, NormalStats] = {}
     history: dict[str, list[float]] = {}
     training: dict[str, Any] = {"seed": config.seed, "train_clips": len(train_clips), "val_clips": len(val_clips),
                                 "data_dir": str(data_dir), "data_fingerprint": data_fingerprint(train_all)}
     versions: dict[str, Any] = {"edge_monitor": edge_monitor.__version__, "numpy": np.__version__,
                                 "python": platform.python_version()}
-    macs = 0
     tflite: bytes | None = None
     ae_model = None
+    ae: dict[str, Any] = {}
     band_error: BandStats | None = None
     band_deviation: BandStats | None = None
-    model_info: dict[str, Any] = {}
+    fit: NumpyFit | None = None
     if numpy_specs:
-        fit = fit_numpy_detectors(numpy_specs, db_all, groups)
-        write_arrays(out_dir, detector_arrays(fit.detectors))
+        fit = fit_numpy_detectors(numpy_specs, db_all, groups, pseudo=pseudo)
         for sp in numpy_specs:
             oof = fit.oof_scores[sp.name]
             stats[sp.name] = NormalStats.of(oof)
             # With an autoencoder the threshold is fitted on the validation windows (the
             # autoencoder's unseen ones); the NumPy detectors' scores there are out-of-fold too.
             scores[sp.name] = oof[n_train_windows:] if use_ae else oof
-            macs += detector_macs(sp, *input_shape)
+            if pseudo is not None:
+                pseudo_scores[sp.name] = fit.pseudo_scores[sp.name]
         deviations = band_deviations(db_all, norm, BandLevels.of(db_all[:n_train_windows]).mean)
         band_deviation = BandStats.of(deviations, source="training")
         training["numpy_fit_seconds"] = round(fit.seconds, 3)
@@ -458,37 +428,51 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
                             f"{len(db_all) - n_train_windows} from {len(val_clips)} clip(s): give 4 or more normal "
                             f"clips, or leave the autoencoder out (the default detectors need no validation share)")
     if use_ae:
-        ae = _train_autoencoder(config, norm.apply(db_all[:n_train_windows]), norm.apply(db_all[n_train_windows:]),
-                                input_shape, out_dir, machine, machine_ids, log)
+        ae = train_autoencoder(config, norm.apply(db_all[:n_train_windows]), norm.apply(db_all[n_train_windows:]),
+                               input_shape, out_dir, machine, machine_ids, log)
         tflite, history, ae_model = ae["tflite"], ae["history"], ae["model"]
         ae_spec = next(sp for sp in specs if sp.kind == "autoencoder")
-        val_scores, val_bands, val_frames = _tflite_errors(tflite, norm.apply(db_all[n_train_windows:]))
-        ae_scores = val_scores if ae_spec.pooling.kind == "mean" else np.array(
-            [ae_spec.pooling.apply(f) for f in val_frames])
-        scores[ae_spec.name] = ae_scores
-        stats[ae_spec.name] = NormalStats.of(ae_scores)
+        val_scores, val_bands, val_frames = tflite_errors(tflite, norm.apply(db_all[n_train_windows:]))
+        scores[ae_spec.name] = pooled_scores(ae_spec, val_scores, val_frames)
+        stats[ae_spec.name] = NormalStats.of(scores[ae_spec.name])
+        if pseudo is not None:
+            ps, _, pf = tflite_errors(tflite, norm.apply(pseudo.db))
+            pseudo_scores[ae_spec.name] = pooled_scores(ae_spec, ps, pf)
         band_error = BandStats.of(val_bands, source="validation")
-        macs += ae["macs"]
-        model_info = ae["model_meta"]
         training.update(ae["training"])
         versions.update(ae["versions"])
-    else:
-        model_info = {"arch": None}
-    model_info["macs_per_window"] = int(macs)
 
-    fusion = Fusion(config.fusion if len(specs) > 1 else "none", stats if len(specs) > 1 else {})
-    names = [sp.name for sp in specs]
-    fused = fusion.fuse_many({n: scores[n] for n in names})
+    selection: Selection | None = None
+    if weighted and pseudo is not None:
+        selection, fusion, fused = select_fusion(scores, pseudo_scores, pseudo, specs, seed=config.seed)
+        for line in selection.lines():
+            log(line)
+        specs = [sp for sp in specs if sp.name in fusion.weights]
+    else:
+        fusion = Fusion(config.fusion if len(specs) > 1 else "none", stats if len(specs) > 1 else {})
+        fused = fusion.fuse_many({sp.name: scores[sp.name] for sp in specs})
+    chosen = [sp.name for sp in specs]
+    if fit is not None and any(sp.kind != "autoencoder" for sp in specs):
+        write_arrays(out_dir, detector_arrays(fit.keep(chosen).detectors))
+    if use_ae and "autoencoder" not in {sp.kind for sp in specs}:
+        for unused in (MODEL_TFLITE, MODEL_KERAS, TRAINING_CURVE):
+            (out_dir / unused).unlink(missing_ok=True)  # not chosen: nothing of it in the bundle
+        tflite, ae_model, band_error = None, None, None
+    model_info: dict[str, Any] = dict(ae["model_meta"]) if tflite is not None else {"arch": None}
+    model_info["macs_per_window"] = int(sum(ae["macs"] if sp.kind == "autoencoder" else
+                                            detector_macs(sp, *input_shape) for sp in specs))
     source = "validation" if use_ae else "out-of-fold"
-    thr = fit_threshold(fused, config.threshold_quantile, config.threshold_rule, source=source)
-    log(f"threshold: {thr.value:.6g} ({thr.describe()})" + (f"; fusion {fusion.rule} of {', '.join(names)}"
+    rule = config.threshold_rule if fusion.rule == "weighted" or config.threshold_rule != "budget" else "gamma"
+    thr = normal_threshold(fused, rule, config.threshold_quantile, config.false_alarms_per_day, source)
+    log(f"threshold: {thr.value:.6g} ({thr.describe()})" + (f"; fusion {fusion.rule} of {', '.join(chosen)}"
                                                              if fusion.rule != "none" else ""))
     doc = ModelJson(
         features=params, input_shape=input_shape, normalisation=norm, detectors=tuple(specs), fusion=fusion,
         threshold=thr, created=datetime.now(UTC).isoformat(timespec="seconds"), machine=machine,
         machine_ids=tuple(machine_ids), band_level_db=BandLevels.of(db_all[:n_train_windows]),
         validation_scores=ScoreStats.of(fused, source=source), band_error=band_error,
-        band_deviation=band_deviation, model=model_info, training=training, versions=versions)
+        band_deviation=band_deviation, model=model_info, training=training, versions=versions,
+        selection=selection)
     write_model_json(out_dir, doc)
 
     if config.score_test and test:
@@ -500,7 +484,7 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
                 from trainer.convert import to_tflite
 
                 float_bytes = to_tflite(ae_model, "none")
-                q = _quantization_effect(float_bytes, tflite, test, params, norm, frames, result)
+                q = quantization_effect(float_bytes, tflite, test, params, norm, frames, result)
                 extra["quantization"] = q
                 log(f"quantization ({config.quantize}): AUC {q['auc_float32']:.4f} -> {q['auc_quantized']:.4f}, "
                     f"{q['bytes_float32']:,} -> {q['bytes_quantized']:,} bytes")
@@ -513,95 +497,3 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     return TrainResult(bundle_dir=out_dir, meta=meta, history=history, val_scores=fused, seconds=seconds)
 
 
-def _train_autoencoder(config: TrainConfig, x_train: np.ndarray, x_val: np.ndarray, input_shape: tuple[int, int],
-                       out_dir: Path, machine: str, machine_ids: list[str], log: Progress) -> dict[str, Any]:
-    """Fit, save and convert the autoencoder; ``{"tflite", "history", "model", "macs", "model_meta", ...}``."""
-    import keras
-    import tensorflow as tf
-
-    from trainer.convert import to_tflite
-    from trainer.model import build_autoencoder, count_macs
-
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    model = build_autoencoder(config.arch, input_shape, config.channels)
-    macs = count_macs(model)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss="mse")
-    log(f"model: {config.arch} autoencoder" + (f", channels {'/'.join(map(str, config.channels))}"
-                                                if config.arch == "conv" else "")
-        + f", {model.count_params():,} parameters, {macs / 1e6:.1f} MMAC per window")
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    callbacks = [stopper, _progress_callback(config.epochs, log)]
-    t_fit = time.monotonic()
-    fit = model.fit(x_train[..., None], x_train[..., None], validation_data=(x_val[..., None], x_val[..., None]),
-                    epochs=config.epochs, batch_size=config.batch_size, shuffle=True, callbacks=callbacks, verbose=0)
-    fit_seconds = time.monotonic() - t_fit
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    best_epoch = int(np.argmin(history["val_loss"])) + 1
-    log(f"training: {len(history['loss'])} epochs in {fit_seconds:.1f} s; best validation loss "
-        f"{min(history['val_loss']):.5f} at epoch {best_epoch} (weights restored)")
-    model.save(out_dir / MODEL_KERAS)
-    plot_training_curve(history, out_dir / TRAINING_CURVE,
-                        f"{machine} {', '.join(machine_ids)}: autoencoder training", best_epoch)
-    tflite = to_tflite(model, config.quantize)
-    (out_dir / MODEL_TFLITE).write_bytes(tflite)
-    return {
-        "tflite": tflite,
-        "history": history,
-        "model": model,
-        "macs": int(macs),
-        "model_meta": {
-            "file": MODEL_TFLITE,
-            "arch": config.arch,
-            "channels": list(config.channels) if config.arch == "conv" else None,
-            "parameters": int(model.count_params()),
-            "macs_autoencoder": int(macs),
-            "quantize": config.quantize,
-            "tflite_bytes": len(tflite),
-            "output": "sigmoid reconstruction in (0, 1)",
-            "score": "mean squared error of the window reconstruction",
-        },
-        "training": {
-            "epochs": config.epochs,
-            "epochs_run": len(history["loss"]),
-            "best_epoch": best_epoch,
-            "best_val_loss": min(history["val_loss"]),
-            "batch_size": config.batch_size,
-            "learning_rate": config.learning_rate,
-            "patience": config.patience,
-            "val_split": config.val_split,
-            "train_windows": int(len(x_train)),
-            "val_windows": int(len(x_val)),
-            "fit_seconds": round(fit_seconds, 2),
-            "history": history,
-        },
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-    }
-
-
-def _quantization_effect(float_bytes: bytes, quant_bytes: bytes, test: Sequence[ClipRef], params: FeatureParams,
-                         norm: MinMaxNorm, frames: int, quant_result: dict[str, Any]) -> dict[str, Any]:
-    """AUC and score change of the float32 vs the quantised model on the test clips."""
-    from edge_monitor.model.tflite_backend import TFLiteModel
-
-    runner = TFLiteModel.from_bytes(float_bytes)
-    per_clip: list[float] = []
-    for clip in test:
-        samples = audio_io.read_wav(clip.path, sample_rate=params.sample_rate)
-        windows = audio_io.clip_windows(samples, params.window_samples)
-        s = []
-        for w in windows:
-            x = norm.apply(logmel(w, params)[:, :frames])
-            s.append(window_errors(x, runner.run(x))[0])
-        per_clip.append(float(np.mean(s)))
-    float_scores = np.asarray(per_clip)
-    rel = np.abs(quant_result["scores"] - float_scores) / np.maximum(float_scores, 1e-12)
-    return {
-        "auc_float32": _auc(quant_result["labels"], float_scores),
-        "auc_quantized": float(quant_result["auc"]),
-        "bytes_float32": len(float_bytes),
-        "bytes_quantized": len(quant_bytes),
-        "score_rel_change_mean": float(rel.mean()),
-        "score_rel_change_max": float(rel.max()),
-        "n_clips": len(test),
-    }

@@ -233,6 +233,10 @@ def _summary(meta: dict[str, Any], out: Path, windows: Any, groups_text: str, se
              (f"  fit {seconds:.1f} s (detectors {meta['training']['fit_seconds']:.1f} s); "
               f"log-mels {windows.feature_seconds:.1f} s"),
              f"bundle: {out}"]
+    if meta.get("selection"):
+        from edge_monitor.model.select import Selection
+
+        lines[1:1] = Selection.from_dict(meta["selection"]).lines()
     if len(windows) < 30:
         lines.append(f"note: {len(windows)} windows give a rough threshold; 10 minutes (60 windows) are better")
     return lines

@@ -8,10 +8,12 @@ Used by ``edge-monitor-train train`` next to the autoencoder, and alone by
 2. per detector, *out-of-fold* scores: fit on the other folds' clips, score
    the held-out ones (:func:`cross_fit_scores`) — what the detector gives on
    normal sound it has not seen, with every clip used once;
-3. fusion statistics (each detector's normal mean and std) and the threshold
-   from those out-of-fold scores (:mod:`edge_monitor.model.fusion`,
-   :func:`edge_monitor.model.threshold.fit_threshold`);
-4. the final detectors fitted on every clip.
+3. the same for pseudo-anomalies made from the held-out windows, and from
+   both the choice of detectors and their fusion weights
+   (:mod:`edge_monitor.model.select`, rule ``weighted``);
+4. the threshold from the fused out-of-fold scores and a false-alarm budget
+   (:func:`edge_monitor.model.threshold.fit_budget_threshold`);
+5. the chosen detectors fitted on every clip.
 
 So ten clips of a new machine give a model *and* an honest threshold, with no
 clip spent on validation alone.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 
 import edge_monitor
-from edge_monitor.features.frontend import FeatureParams
+from edge_monitor.features.frontend import FeatureParams, logmel
 from edge_monitor.features.model_input import MinMaxNorm
 from edge_monitor.model.bundle import DetectorSpec, load_bundle, write_arrays, write_model_json
 from edge_monitor.model.detectors import (
@@ -44,11 +46,21 @@ from edge_monitor.model.detectors import (
 from edge_monitor.model.fusion import Fusion, NormalStats
 from edge_monitor.model.gaussian import GaussianModel
 from edge_monitor.model.model_json import BandLevels, BandStats, ModelJson, ScoreStats
-from edge_monitor.model.threshold import fit_threshold
+from edge_monitor.model.select import PseudoSet, Selection, choose, make_pseudo_set
+from edge_monitor.model.threshold import (
+    DEFAULT_FALSE_ALARMS_PER_DAY,
+    ThresholdFit,
+    fit_budget_threshold,
+    fit_threshold,
+)
 
 __all__ = [
     "DEFAULT_PROFILE",
     "DEFAULT_FRAMES",
+    "DEFAULT_FRAMES_MEAN",
+    "NUMPY_CANDIDATES",
+    "pseudo_anomalies",
+    "select_fusion",
     "NumpyFit",
     "band_deviations",
     "cross_fit_scores",
@@ -63,6 +75,10 @@ Progress = Callable[[str], None]
 #: The defaults, chosen by ``bench/bench_model_choice.py`` (docs/model.md).
 DEFAULT_PROFILE = DetectorSpec("profile", "profile", n_bands=16, top_fraction=0.01)
 DEFAULT_FRAMES = DetectorSpec("frames", "frames", pooling=Pooling("top", 0.01), n_bands=32)
+#: The frame Gaussian pooled over the whole window: steady changes (the slider result of issue 20).
+DEFAULT_FRAMES_MEAN = DetectorSpec("frames_mean", "frames", pooling=Pooling("mean"), n_bands=32)
+#: The NumPy candidates every ``train`` and ``learn`` chooses among (:mod:`edge_monitor.model.select`).
+NUMPY_CANDIDATES = (DEFAULT_PROFILE, DEFAULT_FRAMES, DEFAULT_FRAMES_MEAN)
 
 #: At most this many frames fit the frame Gaussian (an even subsample beyond it).
 MAX_FIT_FRAMES = 200_000
@@ -104,7 +120,8 @@ def _scores(det: ProfileDetector | FrameDetector, db: np.ndarray) -> np.ndarray:
     return np.array([det.score(w).score for w in db])
 
 
-def cross_fit_scores(spec: DetectorSpec, db: np.ndarray, groups: np.ndarray, n_folds: int = 10) -> np.ndarray:
+def cross_fit_scores(spec: DetectorSpec, db: np.ndarray, groups: np.ndarray, n_folds: int = 10,
+                     pseudo: PseudoSet | None = None) -> np.ndarray:
     """Out-of-fold window scores ``(n,)``: each clip scored by a detector fitted without it.
 
     Args:
@@ -112,6 +129,9 @@ def cross_fit_scores(spec: DetectorSpec, db: np.ndarray, groups: np.ndarray, n_f
         db: ``(n, n_mels, frames)`` normal log-mels.
         groups: ``(n,)`` the clip of each window (folds split clips).
         n_folds: folds (fewer when there are fewer clips: leave-one-clip-out).
+        pseudo: pseudo-anomalies made from these windows; when given, their
+            scores (by the model of the fold that held out their source
+            window's clip) follow the normal ones: ``(n + len(pseudo),)``.
     """
     groups = np.asarray(groups)
     clips = np.unique(groups)
@@ -119,12 +139,18 @@ def cross_fit_scores(spec: DetectorSpec, db: np.ndarray, groups: np.ndarray, n_f
         raise ValueError(f"need at least 2 clips for out-of-fold scores, got {clips.size}")
     k = min(n_folds, clips.size)
     out = np.empty(db.shape[0])
+    extra = np.empty(0 if pseudo is None else len(pseudo))
     for f in range(k):
         held = np.isin(groups, clips[f::k])
         if (~held).sum() < 2:
             raise ValueError("too few windows to fit a detector without one fold")
-        out[held] = _scores(fit_detector(spec, db[~held]), db[held])
-    return out
+        det = fit_detector(spec, db[~held])
+        out[held] = _scores(det, db[held])
+        if pseudo is not None:
+            mine = np.isin(groups[pseudo.source], clips[f::k])
+            if mine.any():
+                extra[mine] = _scores(det, pseudo.db[mine])
+    return out if pseudo is None else np.concatenate([out, extra])
 
 
 @dataclass
@@ -136,22 +162,59 @@ class NumpyFit:
         detectors: the fitted detectors, in the order of ``specs``.
         oof_scores: name -> ``(n,)`` out-of-fold scores of the training windows.
         seconds: fitting time.
+        pseudo_scores: name -> out-of-fold scores of the pseudo-anomalies (when given).
     """
 
     specs: list[DetectorSpec]
     detectors: list[ProfileDetector | FrameDetector]
     oof_scores: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
+    pseudo_scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def keep(self, names: Sequence[str]) -> NumpyFit:
+        """Only the detectors named (the chosen ones), in their order here."""
+        idx = [i for i, s in enumerate(self.specs) if s.name in names]
+        return NumpyFit([self.specs[i] for i in idx], [self.detectors[i] for i in idx],
+                        {self.specs[i].name: self.oof_scores[self.specs[i].name] for i in idx}, self.seconds,
+                        {self.specs[i].name: self.pseudo_scores[self.specs[i].name]
+                         for i in idx if self.specs[i].name in self.pseudo_scores})
 
 
 def fit_numpy_detectors(specs: Sequence[DetectorSpec], db: np.ndarray, groups: np.ndarray,
-                        n_folds: int = 10) -> NumpyFit:
-    """Out-of-fold scores, then the final fit on everything, for each NumPy detector in ``specs``."""
+                        n_folds: int = 10, pseudo: PseudoSet | None = None) -> NumpyFit:
+    """Out-of-fold scores (of ``pseudo`` too), then the final fit on everything, for each NumPy detector."""
     t0 = time.monotonic()
     specs = [s for s in specs if s.kind in NUMPY_KINDS]
-    oof = {s.name: cross_fit_scores(s, db, groups, n_folds) for s in specs}
+    both = {s.name: cross_fit_scores(s, db, groups, n_folds, pseudo) for s in specs}
+    n = db.shape[0]
     dets = [fit_detector(s, db) for s in specs]
-    return NumpyFit(list(specs), dets, oof, time.monotonic() - t0)
+    return NumpyFit(list(specs), dets, {k: v[:n] for k, v in both.items()}, time.monotonic() - t0,
+                    {k: v[n:] for k, v in both.items()} if pseudo is not None else {})
+
+
+def pseudo_anomalies(waves: Sequence[np.ndarray], index: np.ndarray, groups: np.ndarray, params: FeatureParams,
+                     frames: int, seed: int = 0) -> PseudoSet:
+    """:func:`edge_monitor.model.select.make_pseudo_set` through the one front end, cropped to ``frames``."""
+
+    def features(x: np.ndarray) -> np.ndarray:
+        return logmel(x, params)[:, :frames]
+
+    return make_pseudo_set(waves, index, groups, params.sample_rate, features, seed=seed)
+
+
+def select_fusion(normal: dict[str, np.ndarray], pseudo: dict[str, np.ndarray], pseudo_set: PseudoSet,
+                  specs: Sequence[DetectorSpec], *, seed: int = 0) -> tuple[Selection, Fusion, np.ndarray]:
+    """Choose among candidates from their normal and pseudo-anomaly scores; ``(evidence, fusion, fused normal)``.
+
+    ``normal`` / ``pseudo``: candidate name -> out-of-fold scores (the same
+    windows for every candidate). The fusion holds only the chosen
+    detectors (weight > 0); the fused scores are those of the normal windows.
+    """
+    selection, stats = choose(normal, pseudo, pseudo_set.kinds, {s.name: s.describe() for s in specs},
+                              n_pseudo_sources=int(np.unique(pseudo_set.source).size), seed=seed)
+    weights = selection.weights
+    fusion = Fusion("weighted", {n: stats[n] for n in weights}, weights)
+    return selection, fusion, fusion.fuse_many({n: normal[n] for n in weights})
 
 
 def detector_arrays(detectors: Sequence[ProfileDetector | FrameDetector]) -> dict[str, np.ndarray]:
@@ -171,11 +234,13 @@ def detector_macs(spec: DetectorSpec, n_mels: int, frames: int) -> int:
 
 
 def write_numpy_bundle(out_dir: str | Path, db: np.ndarray, groups: np.ndarray, params: FeatureParams,
-                       specs: Sequence[DetectorSpec] = (DEFAULT_PROFILE, DEFAULT_FRAMES), *,
-                       fusion_rule: str = "max", threshold_rule: str = "gamma", threshold_quantile: float = 0.99,
+                       specs: Sequence[DetectorSpec] = NUMPY_CANDIDATES, *, waves: Sequence[np.ndarray] = (),
+                       wave_index: Sequence[int] = (), fusion_rule: str = "weighted",
+                       threshold_rule: str = "budget", threshold_quantile: float = 0.99,
+                       false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY,
                        clip_lo: float | None = -1.0, clip_hi: float | None = 2.0, machine: str = "",
                        machine_ids: Sequence[str] = (), source: dict[str, Any] | None = None,
-                       progress: Progress | None = None) -> dict[str, Any]:
+                       progress: Progress | None = None, seed: int = 0) -> dict[str, Any]:
     """Fit NumPy detectors on normal log-mels and write a bundle without an autoencoder; returns model.json.
 
     Args:
@@ -184,19 +249,38 @@ def write_numpy_bundle(out_dir: str | Path, db: np.ndarray, groups: np.ndarray, 
             = ``features.model_frames(params.window_frames)``.
         groups: ``(n,)`` the recording each window came from (at least 2).
         params: the front end's parameters (recorded).
-        specs: which detectors (``profile``, ``frames``).
-        fusion_rule: ``max`` or ``mean`` with two or more detectors (one: ``none``).
+        specs: the candidate detectors (``weighted``: chosen among; otherwise all kept).
+        waves: normal windows' samples (``(window_samples,)`` at ``params.sample_rate``) the
+            pseudo-anomalies are made from (``weighted`` only; :func:`edge_monitor.model.select.pick_windows`).
+        wave_index: each one's index in ``db``.
+        fusion_rule: ``weighted`` (default: chosen from pseudo-anomalies), or
+            ``max`` / ``mean`` of every detector in ``specs`` (bundles before
+            the choice; one detector: ``none``).
+        threshold_rule: ``budget`` (``weighted`` only), ``gamma`` or ``percentile``.
+        false_alarms_per_day: the budget (rule ``budget``, the daemon's default 2-of-3 rule and 10 s hop).
         source: recorded as ``training`` (e.g. ``{"minutes": 10, "device": ...}``).
+        seed: the pseudo-anomaly draws.
     """
     log = progress or (lambda _line: None)
     out_dir = Path(out_dir)
     db = np.asarray(db, dtype=np.float32)
     n, n_mels, frames = db.shape
-    fit = fit_numpy_detectors(specs, db, groups)
-    rule = fusion_rule if len(fit.specs) > 1 else "none"
-    fusion = Fusion(rule, {n_: NormalStats.of(s) for n_, s in fit.oof_scores.items()} if rule != "none" else {})
-    fused = fusion.fuse_many(fit.oof_scores)
-    thr = fit_threshold(fused, threshold_quantile, threshold_rule, source="out-of-fold")
+    selection: Selection | None = None
+    if fusion_rule == "weighted":
+        if not len(waves):
+            raise ValueError("weighted fusion needs normal windows' samples for the pseudo-anomalies")
+        pseudo = pseudo_anomalies(waves, np.asarray(wave_index), np.asarray(groups), params, frames, seed)
+        fit = fit_numpy_detectors(specs, db, groups, pseudo=pseudo)
+        selection, fusion, fused = select_fusion(fit.oof_scores, fit.pseudo_scores, pseudo, fit.specs, seed=seed)
+        fit = fit.keep(list(fusion.weights))
+        for line in selection.lines():
+            log(line)
+    else:
+        fit = fit_numpy_detectors(specs, db, groups)
+        rule = fusion_rule if len(fit.specs) > 1 else "none"
+        fusion = Fusion(rule, {n_: NormalStats.of(s) for n_, s in fit.oof_scores.items()} if rule != "none" else {})
+        fused = fusion.fuse_many(fit.oof_scores)
+    thr = normal_threshold(fused, threshold_rule, threshold_quantile, false_alarms_per_day, "out-of-fold")
     norm = MinMaxNorm.fit(db, clip_lo=clip_lo, clip_hi=clip_hi)
     levels = BandLevels.of(db)
     log(f"detectors: {', '.join(s.describe() for s in fit.specs)}; fitted in {fit.seconds:.1f} s; "
@@ -212,9 +296,26 @@ def write_numpy_bundle(out_dir: str | Path, db: np.ndarray, groups: np.ndarray, 
                   **(source or {})},
         versions={"edge_monitor": edge_monitor.__version__, "numpy": np.__version__,
                   "python": platform.python_version()},
+        selection=selection,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_arrays(out_dir, detector_arrays(fit.detectors))
     write_model_json(out_dir, doc)
     return load_bundle(out_dir).meta
 
+
+def normal_threshold(fused: np.ndarray, rule: str, quantile: float, false_alarms_per_day: float,
+                     source: str) -> ThresholdFit:
+    """The threshold from normal fused scores: ``budget`` (:func:`fit_budget_threshold`), else :func:`fit_threshold`.
+
+    The budget rule needs 10 normal scores, two of them above 0; with fewer (a
+    tiny or very steady training set) it falls back to the gamma rule (itself
+    the empirical percentile below 10 scores) and says so in ``note``.
+    """
+    if rule != "budget":
+        return fit_threshold(fused, quantile, rule, source=source)
+    try:
+        return fit_budget_threshold(fused, false_alarms_per_day, source=source)
+    except ValueError as exc:
+        fallback = fit_threshold(fused, quantile, "gamma", source=source)
+        return replace(fallback, requested_rule="budget", note=f"budget rule not possible: {exc}")

@@ -80,6 +80,11 @@ class WindowSet:
             faults counts under both).
         n_dropped: windows dropped.
         feature_seconds: time spent on log-mels (s).
+        samples: kept window index -> its samples, for an evenly spread share
+            of at most :data:`edge_monitor.model.select.MAX_PSEUDO_WINDOWS`
+            windows (every ``stride``-th): what the pseudo-anomalies that choose
+            the detectors are made from (10 s at 16 kHz: 640 kB each).
+        stride: the spacing of the windows whose samples are kept.
     """
 
     params: FeatureParams = field(default_factory=FeatureParams)
@@ -89,6 +94,8 @@ class WindowSet:
     dropped: Counter = field(default_factory=Counter)
     n_dropped: int = 0
     feature_seconds: float = 0.0
+    samples: dict[int, np.ndarray] = field(default_factory=dict)
+    stride: int = 1
 
     @property
     def frames(self) -> int:
@@ -121,9 +128,21 @@ class WindowSet:
         t0 = time.monotonic()
         self.db.append(logmel(mono, self.params)[:, : self.frames])
         self.feature_seconds += time.monotonic() - t0
+        self._keep_samples(len(self.db) - 1, mono)
         self.positions.append(int(position))
         self.sources.append(int(source))
         return True
+
+    def _keep_samples(self, index: int, mono: np.ndarray) -> None:
+        from edge_monitor.model.select import MAX_PSEUDO_WINDOWS
+
+        if index % self.stride:
+            return
+        self.samples[index] = np.array(mono, dtype=np.float32)
+        if len(self.samples) > MAX_PSEUDO_WINDOWS:
+            # Twice the spacing: the kept windows stay evenly spread over the whole recording.
+            self.stride *= 2
+            self.samples = {i: x for i, x in self.samples.items() if i % self.stride == 0}
 
     def dropped_text(self) -> str:
         """E.g. ``2 dropped for sensor faults (dead_input 1, clipping 1)``, or ``none dropped``."""
@@ -188,7 +207,11 @@ def wav_windows(paths: Sequence[Path], params: FeatureParams,
 
 def fit(windows: WindowSet, out_dir: Path, *, groups: np.ndarray, machine: str, machine_ids: Sequence[str],
         source: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
-    """Fit the default NumPy detectors on ``windows`` and write the bundle to ``out_dir``; model.json.
+    """Choose among and fit the NumPy detectors on ``windows``, write the bundle to ``out_dir``; model.json.
+
+    The detectors and their weights are chosen from pseudo-anomalies made from
+    the kept windows' samples (:mod:`edge_monitor.model.select`); the threshold
+    is the default false-alarm budget's (:mod:`edge_monitor.model.threshold`).
 
     Raises:
         LearnError: fewer than :data:`MIN_WINDOWS` clean windows, or fewer than 2 groups.
@@ -200,8 +223,10 @@ def fit(windows: WindowSet, out_dir: Path, *, groups: np.ndarray, machine: str, 
                          f"need at least {MIN_WINDOWS}")
     if np.unique(groups).size < 2:
         raise LearnError("all windows are in one group; need at least 2 for the out-of-fold threshold")
+    index = sorted(windows.samples)
     return write_numpy_bundle(out_dir, windows.array(), groups, windows.params, machine=machine,
-                              machine_ids=machine_ids, source=source, progress=progress)
+                              machine_ids=machine_ids, source=source, progress=progress,
+                              waves=[windows.samples[i] for i in index], wave_index=index)
 
 
 def hand_over(out: Path, state_dir: Path | None) -> None:

@@ -27,14 +27,15 @@ from edge_monitor.features.frontend import FeatureParams
 from edge_monitor.features.model_input import MinMaxNorm
 from edge_monitor.model.detectors import KINDS, NUMPY_KINDS, Pooling
 from edge_monitor.model.fusion import Fusion
-from edge_monitor.model.threshold import ThresholdFit
+from edge_monitor.model.select import Selection
+from edge_monitor.model.threshold import AlertBudget, ThresholdFit
 
 __all__ = ["BandLevels", "BandStats", "DetectorSpec", "ModelJson", "ScoreStats"]
 
 #: Top-level keys with a typed field (everything else lands in ``ModelJson.extra``).
 _TYPED = ("schema_version", "created", "machine", "machine_ids", "features", "input_shape", "normalisation",
           "band_level_db", "detectors", "fusion", "threshold", "validation_scores", "calibration_scores",
-          "band_error", "band_deviation", "sha256", "arrays", "model", "training", "versions")
+          "band_error", "band_deviation", "sha256", "arrays", "model", "training", "versions", "selection")
 
 
 def _floats(values: Any, n: int, where: str) -> np.ndarray:
@@ -241,7 +242,8 @@ def _threshold_from(data: Any) -> ThresholdFit:
                         quantile=float(data.get("quantile", math.nan)), n_scores=int(data.get("n_scores", 0)),
                         source=str(data.get("source", "validation")),
                         requested_rule=str(data.get("requested_rule", data.get("rule", "unknown"))),
-                        gamma=dict(data.get("gamma") or {}), note=str(data.get("note", "")))
+                        gamma=dict(data.get("gamma") or {}), note=str(data.get("note", "")),
+                        budget=AlertBudget.from_dict(data["budget"]) if data.get("budget") is not None else None)
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,7 @@ class ModelJson:
     training: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    selection: Selection | None = None
 
     @property
     def detector_names(self) -> tuple[str, ...]:
@@ -306,6 +309,8 @@ class ModelJson:
             out["band_error"] = self.band_error.to_dict()
         if self.band_deviation is not None:
             out["band_deviation"] = self.band_deviation.to_dict()
+        if self.selection is not None:
+            out["selection"] = self.selection.to_dict()
         out["training"] = dict(self.training)
         out["versions"] = dict(self.versions)
         out.update(self.extra)
@@ -385,4 +390,5 @@ class ModelJson:
             model=dict(meta.get("model") or {}), training=dict(meta.get("training") or {}),
             versions=dict(meta.get("versions") or {}),
             extra={k: v for k, v in meta.items() if k not in _TYPED},
+            selection=optional("selection", Selection.from_dict),
         )

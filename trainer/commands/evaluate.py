@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     m, f = ev.metrics["n_misses"], ev.metrics["n_false_alarms"]
     print(f"at the threshold: {m} missed anomal{'y' if m == 1 else 'ies'}, {f} false alarm{'' if f == 1 else 's'} "
           "(by fault kind and each one explained in the report)")
+    from trainer.operating import operating_lines
+
+    print("\n".join(operating_lines(ev.metrics)))
     if ev.failures:
         print(f"{len(ev.failures)} clip(s) could not be scored (listed above and in metrics.json)")
     print(f"report: {ev.index_html.resolve()}")

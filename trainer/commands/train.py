@@ -17,13 +17,21 @@ write a model bundle that `edge-monitor run` loads:
   frames       each frame's spectrum, a Gaussian model in NumPy, pooled over the
                worst frames: short events
 
-Their scores are standardised on normal clips they were not fitted on and fused
-(--fusion max: the detector that sees most decides; it also explains the alert).
-By default the bundle holds the profile and frame detectors: on every dataset
-measured (real valve with 60 and 10 clips, the synthetic rail) they beat or
-match the autoencoder, alone or with it, at a third of the cost (docs/model.md,
-"Which detectors"). Without the autoencoder TensorFlow is not needed; ask for it
-with --detectors autoencoder profile frames.
+  frames_mean  the same frame Gaussian pooled over the whole window: steady changes
+
+The machine decides (--fusion weighted, the default): every candidate scores the
+normal clips it was not fitted on and pseudo-anomalies made from them (a new
+tone, clicks, band noise, a level step, an event removed, a speed change,
+another machine mixed in); the weights that best tell those apart win, and a
+candidate that cannot tell them apart gets weight 0 and leaves the bundle. The
+figures of every candidate are printed and stored in model.json. --fusion max or
+mean keep every detector asked for, as bundles before did. The candidates are
+the profile and both frame detectors; add the autoencoder (TensorFlow) with
+--detectors autoencoder profile frames frames_mean.
+
+The threshold is what a false-alarm budget allows (--false-alarms-per-day, at
+the daemon's default alert rule: 2 of 3 windows, one every 10 s); move it on
+site with edge-monitor-train calibrate.
 
 DATA_DIR is a machine folder: DCASE 2020 (train/normal_id_XX_*.wav, test/...),
 DCASE 2021-2025 (train/ and test/ with section_XX_{source,target}_..._NNNN[_attr]*.wav;
@@ -48,12 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         DEFAULT_CLIP_HI,
         DEFAULT_CLIP_LO,
         DEFAULT_DETECTORS,
+        DEFAULT_FALSE_ALARMS_PER_DAY,
         DEFAULT_FUSION,
         DEFAULT_THRESHOLD_QUANTILE,
         DEFAULT_THRESHOLD_RULE,
         DETECTOR_KINDS,
+        FUSION_RULES,
+        THRESHOLD_RULES,
     )
-    from trainer.threshold import RULES
 
     parser.add_argument("data_dir", metavar="DATA_DIR", help="machine folder (DCASE or MIMII layout)")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="bundle directory to write (created)")
@@ -77,16 +87,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-split", type=float, default=0.1,
                         help="share of training clips for validation (default 0.1)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per step (default 16)")
-    parser.add_argument("--threshold-rule", choices=RULES, default=DEFAULT_THRESHOLD_RULE,
-                        help="gamma: gamma-fit quantile of validation scores; percentile: empirical "
-                             "(default %(default)s)")
+    parser.add_argument("--threshold-rule", choices=THRESHOLD_RULES, default=DEFAULT_THRESHOLD_RULE,
+                        help="budget: what --false-alarms-per-day allows (weighted fusion); gamma: gamma-fit "
+                             "quantile of validation scores; percentile: empirical (default %(default)s)")
+    parser.add_argument("--false-alarms-per-day", type=float, default=DEFAULT_FALSE_ALARMS_PER_DAY, metavar="X",
+                        help="false alerts per day of normal running the threshold allows, at 2 of 3 windows "
+                             "every 10 s (rule budget; default %(default)g)")
     parser.add_argument("--threshold-quantile", type=float, default=DEFAULT_THRESHOLD_QUANTILE,
                         help="quantile for the threshold (default %(default)s)")
     parser.add_argument("--detectors", nargs="+", choices=DETECTOR_KINDS, metavar="KIND",
-                        help=f"detectors in the bundle, from {', '.join(DETECTOR_KINDS)} "
+                        help=f"candidate detectors, from {', '.join(DETECTOR_KINDS)} "
                              f"(default: {' '.join(DEFAULT_DETECTORS)})")
-    parser.add_argument("--fusion", choices=("max", "mean"), default=DEFAULT_FUSION,
-                        help="how the detectors' standardised scores combine (default %(default)s)")
+    parser.add_argument("--fusion", choices=FUSION_RULES, default=DEFAULT_FUSION,
+                        help="weighted: detectors and weights chosen from pseudo-anomalies; max / mean: every "
+                             "detector asked for, standardised scores combined (default %(default)s)")
     parser.add_argument("--ae-pooling", default="mean", metavar="mean|top:F",
                         help="autoencoder frame pooling: mean (default) or top:F, the mean of the worst share F "
                              "of frames, e.g. top:0.05")
@@ -114,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         return fail("train", f"{exc}", 2, program="edge-monitor-train")
     if args.epochs < 1 or args.batch_size < 1:
         return fail("train", "--epochs and --batch-size must be at least 1", 2, program="edge-monitor-train")
+    if not args.false_alarms_per_day > 0:
+        return fail("train", "--false-alarms-per-day must be above 0", 2, program="edge-monitor-train")
     if not 0.0 < args.threshold_quantile < 1.0:
         return fail("train", "--threshold-quantile must be between 0 and 1", 2, program="edge-monitor-train")
     import importlib.util
@@ -133,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         threshold_quantile=args.threshold_quantile,
         machine_ids=tuple(args.machine_ids) if args.machine_ids else None, score_test=not args.no_test_auc,
         detectors=tuple(args.detectors) if args.detectors else None, fusion=args.fusion, ae_pooling=ae_pooling,
+        false_alarms_per_day=args.false_alarms_per_day,
     )
     try:
         result = train_bundle(args.data_dir, args.out, config, progress=None if args.quiet else _stderr)
