@@ -59,7 +59,6 @@ __all__ = [
 
 SCORES_CSV = "scores.csv"
 METRICS_JSON = "metrics.json"
-INDEX_HTML = "index.html"
 CSV_COLUMNS = ("path", "machine_id", "label", "score", "decision", "machine", "windows", "domain", "attributes")
 
 

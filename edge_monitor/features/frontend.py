@@ -325,12 +325,6 @@ def _fill_power(x: np.ndarray, params: FeatureParams, ws: _Workspace) -> np.ndar
     return ws.power
 
 
-def _power_spectrogram(samples: np.ndarray, params: FeatureParams) -> np.ndarray:
-    """|STFT|^power, shape ``(n_fft // 2 + 1, frames)``, float32 (a new array)."""
-    x = np.asarray(samples, dtype=np.float32)
-    return _fill_power(x, params, _Workspace(params, x.size)).T.copy()
-
-
 def logmel(samples: np.ndarray, params: FeatureParams = FeatureParams()) -> np.ndarray:
     """Log-mel spectrogram in dB re ``params.ref``.
 

@@ -234,10 +234,6 @@ class FrameDetector:
     model: GaussianModel
     kind: str = "frames"
 
-    def frame_distances(self, db: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distance of every frame, ``(frames,)``."""
-        return self.model.sq_distance(coarse_bands(db, self.n_bands).T)
-
     def score(self, db: np.ndarray, valid: np.ndarray | None = None) -> DetectorOutput:
         bands = coarse_bands(db, self.n_bands).T  # (frames, n_bands)
         d2 = self.model.sq_distance(bands)
