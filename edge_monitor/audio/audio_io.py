@@ -100,11 +100,6 @@ class RawAudio:
         return int(self.samples.shape[1])
 
     @property
-    def duration_s(self) -> float:
-        """Length in seconds."""
-        return self.samples.shape[0] / self.sample_rate
-
-    @property
     def full_scale(self) -> float:
         """The largest positive value the format can hold (e.g. 32767/32768 for 16-bit)."""
         if self.fmt == "float":

@@ -44,7 +44,6 @@ def broadband(obs: Observation, bands: Bands, s: ExplainSettings) -> Explanation
         running_text(lo_hz, hi_hz, lvl, at_least),
         peak_hz=float(bands.centres[int(np.argmax(weights))]),
         bands=(a, b),
-        excess_share=float(weights[a : b + 1].sum() / weights.sum()),
     )
 
 

@@ -34,7 +34,6 @@ class Explanation:
         bands: first and last mel band index (inclusive) of the range, or ``None``.
         event_times_s: for ``impact``, the times (s from the window start) of
             the impacts found; empty otherwise.
-        excess_share: share of the window's excess error inside the range (0..1).
         detector: the bundle's detector that fired and whose view this explains
             (``"autoencoder"``, ``"profile"``, ``"frames"``); ``None`` when unknown.
     """
@@ -48,7 +47,6 @@ class Explanation:
     peak_hz: float | None = None
     bands: tuple[int, int] | None = None
     event_times_s: tuple[float, ...] = field(default_factory=tuple)
-    excess_share: float = 0.0
     detector: str | None = None
 
     def to_dict(self) -> dict[str, Field]:

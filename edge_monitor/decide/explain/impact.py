@@ -74,7 +74,7 @@ def impact(obs: Observation, imp: Impacts, bands: Bands) -> Explanation:
     lvl, at_least = bands.level(obs.in_db, obs.ref_db, obs.capped, a, b, hits)
     lo_hz, hi_hz = bands.hz(a, b)
     broad = bands.octaves(a, b) >= 1.0
-    sig, kept = obs.sig, obs.kept
+    kept = obs.kept
     return Explanation(
         "impact",
         lo_hz,
@@ -86,7 +86,6 @@ def impact(obs: Observation, imp: Impacts, bands: Bands) -> Explanation:
         bands=(a, b),
         # Times on the window's clock: frames left out for a sensor fault still count.
         event_times_s=tuple(float(t if kept is None else kept[t]) * bands.frame_s for t in hits),
-        excess_share=float(sig[a : b + 1].sum() / max(sig.sum(), 1e-12)),
     )
 
 

@@ -63,5 +63,4 @@ def level_shift(obs: Observation, bands: Bands, s: ExplainSettings) -> Explanati
         shift_text(shift, at_least),
         peak_hz=None,
         bands=(0, bands.n_mels - 1),
-        excess_share=1.0,
     )

@@ -43,8 +43,6 @@ def tone(obs: Observation, bands: Bands, s: ExplainSettings) -> Explanation | No
             contrast = max(_contrast(sig, fa, fb), _contrast(sig, a, b))
             if share < s.tonal_share or contrast < s.tonal_contrast:
                 continue
-        else:
-            share = float(sig[family].sum()) / total if total > 0 else 0.0
         if not _steady(rise, fa, fb, s):
             continue
         peak_hz = _tone_hz(bands, obs.in_db, obs.ref_db, fa, fb)
@@ -62,7 +60,6 @@ def tone(obs: Observation, bands: Bands, s: ExplainSettings) -> Explanation | No
             tone_text(peak_hz, lo_hz, hi_hz, bool(harmonics), lvl, at_least),
             peak_hz=peak_hz,
             bands=(fa, fb),
-            excess_share=share,
         )
     return None
 
