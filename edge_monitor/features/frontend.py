@@ -178,7 +178,7 @@ def mel_filterbank(params: FeatureParams) -> np.ndarray:
     upper = ramps[2:] / fdiff[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
     weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per band (Slaney)
-    out = weights.astype(np.float32)
+    out: np.ndarray = weights.astype(np.float32)
     out.setflags(write=False)
     return out
 

@@ -151,5 +151,5 @@ class TFLiteModel:
         self._buffer.reshape(-1)[:] = np.asarray(x, dtype=np.float32).reshape(-1)
         self.interpreter.set_tensor(self._in_index, self._buffer)
         self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self._out_index)
+        out: np.ndarray = self.interpreter.get_tensor(self._out_index)
         return out.reshape(np.asarray(x).shape)

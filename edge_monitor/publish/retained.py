@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edge_monitor.publish.discovery import Topics, discovery_messages
@@ -130,7 +131,7 @@ class ScoreBacklog:
         return len(self._queue)
 
 
-def announcements(topics: Topics, device_id: str, model_info: dict, *, discovery: bool, prefix: str,
+def announcements(topics: Topics, device_id: str, model_info: Mapping[str, object], *, discovery: bool, prefix: str,
                   publish_scores: bool, area: str | None = None) -> list[Message]:
     """Discovery configs (retained, QoS 1) then ``online``: what a new connection sends first.
 
