@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import asdict, dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -192,7 +193,7 @@ def _hann(n_fft: int) -> np.ndarray:
     return w
 
 
-def _load_pocketfft() -> Any:
+def _load_pocketfft() -> ModuleType | None:
     """SciPy's compiled pocketfft module, loaded without importing ``scipy.fft``; ``None`` if absent.
 
     NumPy's own float32 FFT (``numpy.fft``, NumPy 2.x) transforms row by row
