@@ -48,12 +48,12 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     """
     out = stream if stream is not None else sys.stderr
     if fmt == "auto":
-        fmt = "console" if getattr(out, "isatty", lambda: False)() else "json"
+        fmt = "console" if out.isatty() else "json"
     renderer: Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=getattr(out, "isatty", lambda: False)())
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
