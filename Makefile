@@ -15,7 +15,7 @@ PIP    := $(BIN)/pip install --progress-bar on
 help:
 	@echo "make demo   - install into $(VENV) and run the end-to-end demo"
 	@echo "make test   - install into $(VENV) and run the test suite"
-	@echo "make lint   - ruff, mypy and vulture (code nothing calls) (settings in pyproject.toml)"
+	@echo "make lint   - ruff, mypy (strict on edge_monitor/) and vulture (code nothing calls); settings in pyproject.toml"
 	@echo "make bench  - run the benchmarks (bench/run.sh), results in bench/RESULTS.md"
 
 venv: $(TEST_STAMP)
