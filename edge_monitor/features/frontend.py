@@ -108,7 +108,7 @@ class FeatureParams:
         """Frames of one full window (313 for the defaults)."""
         return n_frames(self.window_samples, self.hop_length)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
