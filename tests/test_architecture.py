@@ -1,7 +1,7 @@
 """The package map of docs/architecture.md holds: inside ``edge_monitor`` imports point one way.
 
 Each package imports only packages to its left in the chain
-``util ← config ← audio ← features ← model ← decide ← publish, web ← service ← commands, cli``
+``util ← config ← audio ← features ← model ← decide ← publish, web ← service ← commands ← cli``
 (packages in one link, such as ``publish`` and ``web``, do not import each other). Every import
 counts: at module level, inside functions, under ``TYPE_CHECKING``.
 """
@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CHAIN = "util ← config ← audio ← features ← model ← decide ← publish, web ← service ← commands, cli"
+CHAIN = "util ← config ← audio ← features ← model ← decide ← publish, web ← service ← commands ← cli"
 RANK = {name: i for i, link in enumerate(CHAIN.split(" ← ")) for name in link.split(", ")}
 
 
