@@ -153,7 +153,8 @@ def coarse_bands(db: np.ndarray, n_bands: int) -> np.ndarray:
     if n_bands < 1 or n_mels % n_bands:
         raise ValueError(f"{n_mels} mel bands do not split into {n_bands} equal coarse bands")
     shape = x.shape[:-2] + (n_bands, n_mels // n_bands, x.shape[-1])
-    return x.reshape(shape).mean(axis=-2, dtype=np.float64)
+    coarse: np.ndarray = x.reshape(shape).mean(axis=-2, dtype=np.float64)
+    return coarse
 
 
 def profile_vector(bands: np.ndarray, valid: np.ndarray | None, top_fraction: float) -> np.ndarray:

@@ -66,7 +66,7 @@ def window_rate(false_alarms_per_day: float, k: int = 2, n: int = 3, hop_seconds
     if not 1 <= k <= n or hop_seconds <= 0:
         raise ValueError(f"need 1 <= k <= n and a positive hop, got k={k}, n={n}, hop {hop_seconds}")
     per_day = 86400.0 / hop_seconds
-    return min(0.5, (false_alarms_per_day / (per_day * math.comb(n - 1, k - 1))) ** (1.0 / k))
+    return min(0.5, float((false_alarms_per_day / (per_day * math.comb(n - 1, k - 1))) ** (1.0 / k)))
 
 
 @dataclass(frozen=True)
