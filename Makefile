@@ -15,7 +15,7 @@ PIP    := $(BIN)/pip install --progress-bar on
 help:
 	@echo "make demo   - install into $(VENV) and run the end-to-end demo"
 	@echo "make test   - install into $(VENV) and run the test suite"
-	@echo "make lint   - ruff and mypy on edge_monitor/ and trainer/ (settings in pyproject.toml)"
+	@echo "make lint   - ruff, mypy (strict on edge_monitor/) and vulture (code nothing calls); settings in pyproject.toml"
 	@echo "make bench  - run the benchmarks (bench/run.sh), results in bench/RESULTS.md"
 
 venv: $(TEST_STAMP)
@@ -44,6 +44,7 @@ test: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check edge_monitor trainer devtools
 	$(BIN)/mypy edge_monitor trainer devtools
+	$(BIN)/vulture
 
 bench: $(TEST_STAMP)
 	bash bench/run.sh

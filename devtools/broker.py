@@ -134,10 +134,6 @@ class Mosquitto:
             self.proc.stderr.close()
         self.proc = None
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
     def pause(self) -> None:
         """SIGSTOP the broker: connections stay open but nothing answers (a half-open peer)."""
         assert self.proc is not None
@@ -224,7 +220,7 @@ class Subscriber:
         self.client.on_disconnect = self._on_disconnect
         self.host, self.port = host, port
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
             return
         if self.v5:
@@ -238,7 +234,7 @@ class Subscriber:
         self.connected.clear()
         self.subscribed.clear()
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, _client, _userdata, msg) -> None:
         received = Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), time.time())
         with self._cond:
             self.messages.append(received)

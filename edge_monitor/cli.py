@@ -72,7 +72,7 @@ def make_parser() -> argparse.ArgumentParser:
     """The ``edge-monitor`` parser with every subcommand."""
     return build_parser(
         "edge-monitor", "edge_monitor.commands", COMMANDS,
-        "Listen to a machine, score each 10 s window with an autoencoder, alert over MQTT.",
+        "Listen to a machine, score each window with the model bundle's detectors, alert over MQTT.",
         __version__,
     )
 

@@ -93,10 +93,6 @@ class SmallDisk:
                 f.unlink(missing_ok=True)
         self._fillers.clear()
 
-    def free_bytes(self) -> int:
-        st = os.statvfs(self.path)
-        return st.f_bavail * st.f_frsize
-
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=20)

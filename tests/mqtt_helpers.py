@@ -18,6 +18,12 @@ See :class:`devtools.broker.Subscriber` for what ``Received.retain`` means in it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
 from devtools.broker import (
     Mosquitto,
     Received,
@@ -26,5 +32,15 @@ from devtools.broker import (
     publish_once,
     wait_port,
 )
+from edge_monitor.config.loader import parse_config
+from edge_monitor.config.schema import MqttConfig
 
-__all__ = ["Mosquitto", "Received", "Subscriber", "free_port", "publish_once", "wait_port"]
+__all__ = ["Mosquitto", "Received", "Subscriber", "free_port", "mqtt_config", "publish_once", "wait_port"]
+
+
+def mqtt_config(raw: Mapping[str, Any] | list[Any] | None, base_dir: Path | None = None) -> MqttConfig:
+    """The ``mqtt:`` section ``raw`` (``None``: no section) of a minimal config file, as the daemon
+    loads it: relative paths against ``base_dir`` (else the cwd); a bad value raises the loader's
+    :class:`edge_monitor.config.schema.ConfigError` naming the key."""
+    text = "device_id: test\nmodel: model\n" + ("" if raw is None else yaml.safe_dump({"mqtt": raw}))
+    return parse_config(text, "<test>", base_dir).mqtt

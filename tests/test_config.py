@@ -78,11 +78,11 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 def test_mqtt_defaults_are_the_publishers(tmp_path: Path) -> None:
     """One set of MQTT defaults, whether the section is absent, empty or given as a mapping."""
-    from edge_monitor.config.mqtt import parse_mqtt_config
+    from tests.mqtt_helpers import mqtt_config
 
     absent = parse_config(MINIMAL).mqtt
     empty = parse_config(MINIMAL + "mqtt: {}\n").mqtt
-    assert absent == empty == parse_mqtt_config(None)
+    assert absent == empty == mqtt_config(None)
     assert (absent.host, absent.port, absent.qos, absent.keepalive, absent.outbox_max_messages) == (
         "localhost", 1883, 1, 30, 10000)
     tls_on = parse_config(MINIMAL + "mqtt: {tls: true}\n").mqtt

@@ -7,11 +7,10 @@ import re
 
 import pytest
 
-from edge_monitor.config.mqtt import parse_mqtt_config
 from edge_monitor.publish.discovery import Topics, discovery_messages
 from edge_monitor.publish.publisher import Publisher
 from tests.conftest import require_binary
-from tests.mqtt_helpers import Mosquitto, Subscriber, publish_once
+from tests.mqtt_helpers import Mosquitto, Subscriber, mqtt_config, publish_once
 
 # Documented configuration variables, from
 #   https://www.home-assistant.io/integrations/binary_sensor.mqtt/  (Configuration Variables)
@@ -95,7 +94,7 @@ def configs(msgs):
 
 
 def test_discovery_is_retained_and_resent_when_home_assistant_comes_online(broker, tmp_path):
-    cfg = parse_mqtt_config({"host": "127.0.0.1", "port": broker.port, **FAST})
+    cfg = mqtt_config({"host": "127.0.0.1", "port": broker.port, **FAST})
     pub = Publisher(cfg, "rail-7", tmp_path / "o.db", {"name": "ae"})
     pub.start()
     try:
@@ -130,7 +129,7 @@ def test_discovery_is_retained_and_resent_when_home_assistant_comes_online(broke
 
 
 def test_scores_off_removes_the_score_entity(broker, tmp_path):
-    cfg = parse_mqtt_config({"host": "127.0.0.1", "port": broker.port, "publish_scores": False, **FAST})
+    cfg = mqtt_config({"host": "127.0.0.1", "port": broker.port, "publish_scores": False, **FAST})
     with Subscriber(broker.port, "homeassistant/#", f"{BASE}/score", f"{BASE}/alert", persistent=False) as ha:
         pub = Publisher(cfg, "rail-7", tmp_path / "o.db", {})
         pub.start()
@@ -147,7 +146,7 @@ def test_scores_off_removes_the_score_entity(broker, tmp_path):
 
 
 def test_discovery_off_publishes_no_configs(broker, tmp_path):
-    cfg = parse_mqtt_config({"host": "127.0.0.1", "port": broker.port, "discovery": False, **FAST})
+    cfg = mqtt_config({"host": "127.0.0.1", "port": broker.port, "discovery": False, **FAST})
     with Subscriber(broker.port, "homeassistant/#", f"{BASE}/availability", f"{BASE}/alert") as ha:
         pub = Publisher(cfg, "rail-7", tmp_path / "o.db", {})
         pub.start()

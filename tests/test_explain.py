@@ -12,6 +12,7 @@ import pytest
 from edge_monitor.decide.explain import KINDS, NOTHING_STANDS_OUT, Explainer, Explanation, explain_window
 from edge_monitor.features.frontend import FeatureParams, mel_band_edges_hz
 from edge_monitor.features.model_input import MinMaxNorm
+from edge_monitor.model.scorer import WindowScore
 
 PARAMS = FeatureParams()
 N_MELS, FRAMES = PARAMS.n_mels, 312
@@ -21,20 +22,9 @@ NORM = MinMaxNorm(lo=(-80.0,) * N_MELS, hi=(-40.0,) * N_MELS)
 CENTRES = mel_band_edges_hz(PARAMS)[1:-1]
 
 
-@dataclass(frozen=True)
-class FakeWindowScore:
-    """The fields of ``scorer.WindowScore`` an explanation reads."""
-
-    score: float
-    band_error: np.ndarray
-    frame_error: np.ndarray
-    input: np.ndarray
-    recon: np.ndarray
-
-
-def _window(x: np.ndarray, recon: np.ndarray) -> FakeWindowScore:
+def _window(x: np.ndarray, recon: np.ndarray) -> WindowScore:
     err = (x - recon) ** 2
-    return FakeWindowScore(float(err.mean()), err.mean(axis=1), err.mean(axis=0), x, recon)
+    return WindowScore(float(err.mean()), err.mean(axis=1), err.mean(axis=0), x, recon)
 
 
 def _normal_input(rng: np.random.Generator) -> np.ndarray:

@@ -396,7 +396,7 @@ class Client:
             self.client.subscribe([(t, 1) for t in subscribe])
             assert self.subscribed.wait(10), f"{user}: no SUBACK"
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, _client, _userdata, msg) -> None:  # noqa: ANN001
         with self.lock:
             self.received.append((msg.topic, msg.payload))
 

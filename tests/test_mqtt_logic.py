@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from edge_monitor.config.mqtt import parse_mqtt_config
 from edge_monitor.publish.connection import Connector, FailureLog, run_with_backoff
 from edge_monitor.publish.delivery import Delivery
 from edge_monitor.publish.discovery import Topics
@@ -25,6 +24,7 @@ from edge_monitor.publish.publisher import Publisher
 from edge_monitor.publish.retained import RetainedValues, ScoreBacklog
 from edge_monitor.publish.transport import TransportEvents
 from edge_monitor.util.backoff import Backoff, backoff_delay
+from tests.mqtt_helpers import mqtt_config
 
 
 class FakeClock:
@@ -302,7 +302,7 @@ def test_home_assistant_online_resends_discovery_and_offline_does_not(tmp_path):
         made.append(FakeTransport(events, clock, inbox=inbox, lose_after=6))
         return made[-1]
 
-    cfg = parse_mqtt_config({"host": "broker.test"})
+    cfg = mqtt_config({"host": "broker.test"})
     pub = Publisher(cfg, "rail-7", tmp_path / "o.db", {"name": "ae"}, transport_factory=factory, now=clock.now)
     pub.set_state("normal")
     pub.publish_alert({"event_id": "e1", "event": "start"})
@@ -320,7 +320,7 @@ def test_home_assistant_online_resends_discovery_and_offline_does_not(tmp_path):
 
 
 def test_publisher_sends_payloads_as_given_and_requires_the_daemon_s_event_id(tmp_path):
-    cfg = parse_mqtt_config({"host": "broker.test"})
+    cfg = mqtt_config({"host": "broker.test"})
     clock = FakeClock()
     made: list[FakeTransport] = []
     pub = Publisher(cfg, "rail-7", tmp_path / "o.db", transport_factory=lambda ev: made.append(

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from edge_monitor.config.mqtt import MqttConfigError, load_password, parse_mqtt_config
+from edge_monitor.config.mqtt import load_password
+from edge_monitor.config.schema import ConfigError
 from edge_monitor.publish.outbox import Outbox
 from edge_monitor.publish.publisher import SCORE_BACKLOG, Publisher
 from tests.conftest import REPO, require_binary
-from tests.mqtt_helpers import Mosquitto, Subscriber, free_port, publish_once
+from tests.mqtt_helpers import Mosquitto, Subscriber, free_port, mqtt_config, publish_once
 
 DEVICE = "rail-7"
 BASE = f"edge-monitor/{DEVICE}"
@@ -32,7 +33,7 @@ FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "connect_timeout_s": 2.0
 
 def mqtt_cfg(port: int, **over):
     raw = {"host": "127.0.0.1", "port": port, **FAST, **over}
-    return parse_mqtt_config(raw)
+    return mqtt_config(raw)
 
 
 def alert(i: int, event: str = "start") -> dict:
@@ -196,9 +197,9 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     import structlog
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))  # stdout: READY only
-    from edge_monitor.config.mqtt import parse_mqtt_config
+    from tests.mqtt_helpers import mqtt_config
     from edge_monitor.publish.publisher import Publisher
-    cfg = parse_mqtt_config({cfg!r})
+    cfg = mqtt_config({cfg!r})
     pub = Publisher(cfg, {device!r}, {outbox!r}, {{}})
     pub.start()
     {body}
@@ -234,7 +235,7 @@ def test_alerts_in_outbox_survive_sigkill(mosquitto, publishers, tmp_path):
 
     mosquitto.start()
     with Subscriber(mosquitto.port, f"{BASE}/alert") as sub:
-        start_publisher(publishers, parse_mqtt_config(raw), outbox)
+        start_publisher(publishers, mqtt_config(raw), outbox)
         sub.wait_for(lambda ms: len(unique_in_order(ms)) >= 3, what="the 3 alerts from the killed process")
         assert unique_in_order(sub.messages) == [(f"evt-{i:03d}", "start") for i in range(3)]
         assert sub.on(f"{BASE}/alert")[0].json() == alert(0)
@@ -272,7 +273,7 @@ def test_half_open_broker_is_detected_and_recovered(mosquitto, publishers, tmp_p
 def test_unreachable_broker_errors_are_one_clear_line_each(publishers, tmp_path):
     with capture_logs() as logs:
         refused = start_publisher(publishers, mqtt_cfg(free_port()), tmp_path / "a.db")
-        unresolvable = start_publisher(publishers, parse_mqtt_config({"host": "no-such-broker.invalid", **FAST}),
+        unresolvable = start_publisher(publishers, mqtt_config({"host": "no-such-broker.invalid", **FAST}),
                                        tmp_path / "b.db", device="rail-8")
         refused.publish_alert(alert(1))
         wait_until(lambda: refused.stats()["connect_failures"] >= 3, "three refused attempts")
@@ -368,14 +369,14 @@ def test_wrong_password_is_one_clear_error_and_retries(tmp_path, publishers, mon
 # ---------------------------------------------------------------- mqtt: config validation
 
 def test_config_defaults_and_extras(tmp_path):
-    cfg = parse_mqtt_config(None)
+    cfg = mqtt_config(None)
     assert (cfg.host, cfg.port, cfg.qos, cfg.discovery, cfg.discovery_prefix) == ("localhost", 1883, 1, True,
                                                                                   "homeassistant")
     assert cfg.topic_base("rail-1") == "edge-monitor/rail-1"
     assert cfg.publish_scores and cfg.protocol == "3.1.1" and cfg.outbox_max_messages == 10000
     ca = tmp_path / "ca.crt"
     ca.write_text("x")
-    cfg = parse_mqtt_config({"tls": {"ca_file": str(ca)}, "protocol": 5, "base_topic": "plant/{device_id}/"})
+    cfg = mqtt_config({"tls": {"ca_file": str(ca)}, "protocol": 5, "base_topic": "plant/{device_id}/"})
     assert cfg.port == 8883 and cfg.protocol == "5" and cfg.tls.ca_file == ca
     assert cfg.topic_base("r") == "plant/r"
 
@@ -398,27 +399,26 @@ def test_config_defaults_and_extras(tmp_path):
     ],
 )
 def test_config_errors_name_the_key(raw, path, words):
-    with pytest.raises(MqttConfigError) as exc:
-        parse_mqtt_config(raw)
-    assert exc.value.path == path
-    assert words in str(exc.value) and str(exc.value).startswith(path + ": ")
-    assert isinstance(exc.value, ValueError)
+    with pytest.raises(ConfigError) as exc:
+        mqtt_config(raw)
+    assert exc.value.key == path
+    assert words in exc.value.reason and f": {path}: {exc.value.reason}" in str(exc.value)
 
 
 def test_password_from_file_or_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("EDGE_MONITOR_MQTT_PASSWORD", raising=False)
-    assert load_password(parse_mqtt_config({"username": "u"})) is None
+    assert load_password(mqtt_config({"username": "u"})) is None
     monkeypatch.setenv("EDGE_MONITOR_MQTT_PASSWORD", "from-env")
-    assert load_password(parse_mqtt_config({"username": "u"})) == "from-env"
+    assert load_password(mqtt_config({"username": "u"})) == "from-env"
     f = tmp_path / "pw"
     f.write_text("from-file\nignored\n")
     # The environment overrides the file (secrets can be replaced without editing the config).
-    assert load_password(parse_mqtt_config({"username": "u", "password_file": str(f)})) == "from-env"
+    assert load_password(mqtt_config({"username": "u", "password_file": str(f)})) == "from-env"
     monkeypatch.delenv("EDGE_MONITOR_MQTT_PASSWORD")
-    assert load_password(parse_mqtt_config({"username": "u", "password_file": str(f)})) == "from-file"
-    with pytest.raises(MqttConfigError, match="mqtt.password_file: given without mqtt.username"):
-        parse_mqtt_config({"password_file": str(f)})
-    cfg = parse_mqtt_config({"username": "u", "password_file": str(f)})
+    assert load_password(mqtt_config({"username": "u", "password_file": str(f)})) == "from-file"
+    with pytest.raises(ConfigError, match="mqtt.password_file: given without mqtt.username"):
+        mqtt_config({"password_file": str(f)})
+    cfg = mqtt_config({"username": "u", "password_file": str(f)})
     assert "from-file" not in repr(cfg)
 
 
@@ -460,7 +460,7 @@ def test_relative_secret_paths_resolve_against_the_config_folder(tmp_path):
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "pw").write_text("x\n")
     (tmp_path / "secrets" / "ca.crt").write_text("x")
-    cfg = parse_mqtt_config({"username": "u", "password_file": "secrets/pw", "tls": {"ca_file": "secrets/ca.crt"}},
+    cfg = mqtt_config({"username": "u", "password_file": "secrets/pw", "tls": {"ca_file": "secrets/ca.crt"}},
                             base_dir=tmp_path)
     assert cfg.password_file == tmp_path / "secrets" / "pw" and cfg.tls.ca_file == tmp_path / "secrets" / "ca.crt"
 

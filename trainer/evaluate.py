@@ -59,7 +59,6 @@ __all__ = [
 
 SCORES_CSV = "scores.csv"
 METRICS_JSON = "metrics.json"
-INDEX_HTML = "index.html"
 CSV_COLUMNS = ("path", "machine_id", "label", "score", "decision", "machine", "windows", "domain", "attributes")
 
 
@@ -284,11 +283,11 @@ def _explainer(bundle: ModelBundle) -> Callable[..., dict[str, Any] | None]:
     The dict is the alert's ``explanation`` plus ``bands`` (first, last mel
     band) and ``event_times_s`` (impact times), which the plot marks.
     """
-    try:
-        from edge_monitor.decide.explain import BundleExplainer
+    from edge_monitor.decide.explain import BundleExplainer
 
+    try:
         explainer = BundleExplainer.from_bundle(bundle)
-    except (ImportError, ValueError):  # no explain module, or a bundle without band statistics
+    except ValueError:  # a bundle without band statistics
         return lambda window, samples=None: None
 
     def explain(window: Any, samples: np.ndarray | None = None) -> dict[str, Any] | None:
@@ -298,7 +297,7 @@ def _explainer(bundle: ModelBundle) -> Callable[..., dict[str, Any] | None]:
             return None
         if ex.kind == "none":
             return None
-        d = ex.to_dict()
+        d: dict[str, Any] = {**ex.to_dict()}
         d["bands"] = list(ex.bands) if ex.bands else None
         d["event_times_s"] = list(ex.event_times_s)
         return d

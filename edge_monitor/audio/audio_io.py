@@ -100,16 +100,11 @@ class RawAudio:
         return int(self.samples.shape[1])
 
     @property
-    def duration_s(self) -> float:
-        """Length in seconds."""
-        return self.samples.shape[0] / self.sample_rate
-
-    @property
     def full_scale(self) -> float:
         """The largest positive value the format can hold (e.g. 32767/32768 for 16-bit)."""
         if self.fmt == "float":
             return 1.0
-        return (2 ** (self.bits - 1) - 1) / 2 ** (self.bits - 1)
+        return float((2 ** (self.bits - 1) - 1) / 2 ** (self.bits - 1))
 
     def clipped_fraction(self) -> float:
         """Share of samples (all channels) at or beyond full scale, in [0, 1].
@@ -272,7 +267,8 @@ def downmix(samples: np.ndarray, channel: int | None = None) -> np.ndarray:
     if channel is None:
         if samples.shape[1] == 1:
             return samples[:, 0]
-        return samples.mean(axis=1, dtype=np.float32)
+        mono: np.ndarray = samples.mean(axis=1, dtype=np.float32)
+        return mono
     if not -samples.shape[1] <= channel < samples.shape[1]:
         raise ValueError(f"channel {channel} requested but the audio has {samples.shape[1]} channel(s)")
     return samples[:, channel]
@@ -334,7 +330,7 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
         ratio = ratio.limit_denominator(_MAX_RATIO_TERM)
         while ratio.numerator > _MAX_RATIO_TERM:  # big upsampling ratios: bound the numerator too
             ratio = Fraction(ratio.numerator // 2, max(1, ratio.denominator // 2))
-    out = resample_poly(np.asarray(samples, dtype=np.float64), ratio.numerator, ratio.denominator, axis=0)
+    out: np.ndarray = resample_poly(np.asarray(samples, dtype=np.float64), ratio.numerator, ratio.denominator, axis=0)
     return out.astype(np.float32)
 
 

@@ -167,7 +167,6 @@ class MicrophoneSource:
         self._retry = Backoff(1.0, audio.retry_max_seconds, jitter=False)
         self._next_attempt = 0.0
         self._down_since: float | None = None
-        self._xruns_total = 0
         self._stopped = False
 
     # --- the audio thread ----------------------------------------------------------------

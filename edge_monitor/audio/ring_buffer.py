@@ -63,10 +63,6 @@ class Window:
     xruns: int = 0
     epoch: int = 0
 
-    @property
-    def duration(self) -> float:
-        return self.samples.shape[0] / self.sample_rate
-
 
 class RingBuffer:
     """Last ``capacity`` samples of a stream, read as windows every ``hop`` samples.
@@ -94,7 +90,6 @@ class RingBuffer:
         self._data_ready = threading.Event()   # producer -> consumer
         self._space_free = threading.Event()   # consumer -> blocking producer (replay --fast)
         self._closed = False
-        self._woken = False
         self.epoch = 0
         self.overruns = 0  # windows lost because the consumer fell behind
         self.xruns = 0  # total input overflows reported by the source
@@ -172,16 +167,6 @@ class RingBuffer:
     def closed(self) -> bool:
         return self._closed
 
-    def wake(self) -> None:
-        """Make a waiting :meth:`read` return at its next check (from another thread).
-
-        A signal handler should only set its own flag: the consumer reads with a
-        short timeout and checks it (an Event's lock taken inside a signal handler
-        could deadlock against the interrupted wait).
-        """
-        self._woken = True
-        self._data_ready.set()
-
     # --- consumer side --------------------------------------------------------------
 
     def reset(self, now: float | None = None) -> None:
@@ -204,7 +189,7 @@ class RingBuffer:
     def read(self, timeout: float | None = None) -> Window | None:
         """The next window, waiting up to ``timeout`` s (``None`` = forever).
 
-        Returns ``None`` on timeout, on :meth:`wake`, or at the end of a closed
+        Returns ``None`` on timeout or at the end of a closed
         stream. A window that the producer overwrote before it could be read is
         skipped (counted in :attr:`overruns`) and the next complete one returned.
         """
@@ -221,9 +206,6 @@ class RingBuffer:
                 return None
             if not self._data_ready.wait(remaining):
                 return None
-            if self._woken:
-                self._woken = False
-                return self._take()  # woken (e.g. SIGTERM): let the caller check its flags
 
     def _take(self) -> Window | None:
         start = self._next_start

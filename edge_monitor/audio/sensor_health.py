@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -107,7 +106,7 @@ class SensorStatus:
         """The fault kinds present in this window."""
         return {f.kind for f in self.faults}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "faults": [f.to_dict() for f in self.faults],
@@ -316,7 +315,7 @@ class SensorEvent:
     detail: str
     windows: int
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "event": self.event,
             "kind": self.kind,
@@ -405,7 +404,7 @@ class SensorMonitor:
         """``True`` while no fault episode is active."""
         return not self.active
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, object]:
         """The current sensor state for the health JSON on ``<base>/status``.
 
         ``{"ok": bool, "faults": [{"kind", "since", "detail"}, ...],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 HELP = "list audio input devices with their default sample rates"
 DESCRIPTION = """\
@@ -29,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         devices = list_input_devices()
     except Exception as exc:  # noqa: BLE001 - PortAudio missing or broken
         return fail("devices", f"cannot list audio devices: {exc}")
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, object]] = []
     for d in devices:
         ok16k = choose_sample_rate(d, 1, 16000) == 16000
         rows.append({"index": d.index, "name": d.name, "hostapi": d.hostapi, "channels": d.max_input_channels,
@@ -42,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"{'':1} {'idx':>3}  {'name':40} {'host api':12} {'ch':>3} {'rate':>7} ok16k")
     for r in rows:
-        print(f"{'*' if r['default'] else ' '} {r['index']:>3}  {r['name'][:40]:40} {r['hostapi'][:12]:12} "
+        print(f"{'*' if r['default'] else ' '} {r['index']:>3}  {str(r['name'])[:40]:40} {str(r['hostapi'])[:12]:12} "
               f"{r['channels']:>3} {r['default_samplerate']:>7.0f} {'yes' if r['ok16k'] else 'no'}")
     return 0

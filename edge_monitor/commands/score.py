@@ -10,10 +10,11 @@ from typing import Any
 
 HELP = "score WAV files with a model bundle and print score, threshold and verdict"
 DESCRIPTION = """\
-Score each WAV file with the bundle's TFLite model, exactly as the daemon scores
-a window, and print one row per file: the score (mean reconstruction error
-over the file's 10 s windows), the bundle's threshold and the verdict
-(ANOMALY when score > threshold). Files of another sample rate are resampled,
+Score each WAV file with the bundle's detectors, exactly as the daemon scores
+a window, and print one row per file: the score (the mean over the file's
+windows, 10 s by default, of the window score: the fused detector score, or the
+reconstruction error of an autoencoder-only bundle), the bundle's threshold and
+the verdict (ANOMALY when score > threshold). Files of another sample rate are resampled,
 stereo is averaged, a clip longer than one window is scored window by window.
 
 A file that cannot be read gets one error line on stderr; the other files are
@@ -40,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="explain what stands out in each file's highest-scoring window: kind (tonal, "
                              "impact, broadband, level_shift, none), frequency range, period, level change "
                              "and a sentence")
-    parser.add_argument("--threads", type=int, default=1, metavar="N", help="TFLite interpreter threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="TFLite interpreter threads of an autoencoder (default 1)")
 
 
 def _row(path: Path, clip: Any, threshold: float, explainer: Any,

@@ -85,7 +85,7 @@ class _Walker:
             raise self.error(at, f"{path}.{key}" if path else key, reason)
         return obj
 
-    def convert(self, hint: Any, f: dataclasses.Field | None, node: yaml.Node, path: str) -> Any:
+    def convert(self, hint: Any, f: dataclasses.Field[Any] | None, node: yaml.Node, path: str) -> Any:
         options = _union_members(hint)
         optional = type(None) in options
         options = [o for o in options if o is not type(None)]

@@ -1,12 +1,9 @@
-"""The MQTT side of the configuration: the password, and the ``mqtt:`` section on its own.
+"""The MQTT side of the configuration: the broker password, and the ``mqtt:`` section's classes re-exported.
 
 The section's schema (:class:`MqttConfig`, :class:`TlsConfig`: fields, defaults,
 ranges) lives with every other section in :mod:`edge_monitor.config.schema` and is
-re-exported here. :func:`parse_mqtt_config` validates a plain mapping (as a
-program or a test holds it) through the same walker; its error is a
-:class:`MqttConfigError` whose ``path`` is the dotted key (``"mqtt.tls.ca_file"``)
-and whose ``str()`` is ``"mqtt.tls.ca_file: file not found: /etc/x.pem"`` (no
-file or line: there is no file).
+re-exported here; the loader (:mod:`edge_monitor.config.loader`) validates it
+with the rest of the file.
 
 The password never lives in the YAML: it is read from :data:`PASSWORD_ENV`
 or ``password_file`` (see :func:`load_password`). It is never logged.
@@ -15,13 +12,8 @@ or ``password_file`` (see :func:`load_password`). It is never logged.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from edge_monitor.config.loader import _Walker
 from edge_monitor.config.schema import DEFAULT_BASE_TOPIC, PASSWORD_ENV, PROTOCOLS, ConfigError, MqttConfig, TlsConfig
 
 __all__ = [
@@ -32,7 +24,6 @@ __all__ = [
     "MqttConfigError",
     "TlsConfig",
     "load_password",
-    "parse_mqtt_config",
 ]
 
 
@@ -42,31 +33,6 @@ class MqttConfigError(ConfigError, ValueError):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(reason, key=path)
         self.path = path
-
-
-def parse_mqtt_config(raw: Mapping[str, Any] | None, base_dir: str | Path | None = None) -> MqttConfig:
-    """Validate the raw ``mqtt:`` mapping (``None`` -> defaults) with the config walker.
-
-    Relative ``password_file`` and ``tls.*_file`` paths are taken relative to
-    ``base_dir`` (the config file's folder) when given, else to the cwd.
-    Raises :class:`MqttConfigError` naming the first bad key; unknown keys are
-    errors (a typo such as ``usename`` must not silently drop authentication).
-    """
-    # The walker reads YAML nodes (for line numbers); a mapping becomes one by a round trip.
-    try:
-        text = yaml.safe_dump(raw)
-    except yaml.YAMLError as exc:
-        raise MqttConfigError("mqtt", f"not plain data: {exc}") from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        walker = _Walker(loader, "<mqtt>", Path(base_dir) if base_dir is not None else Path.cwd())
-        cfg: MqttConfig = walker.build(MqttConfig, node, "mqtt")
-    except ConfigError as exc:
-        raise MqttConfigError(exc.key or "mqtt", exc.reason) from None
-    finally:
-        loader.dispose()
-    return cfg
 
 
 def load_password(cfg: MqttConfig) -> str | None:

@@ -68,7 +68,7 @@ class ConfigError(Exception):
 
 
 def _opt(default: Any = dataclasses.MISSING, *, doc: str = "", min: float | None = None,
-         max: float | None = None, gt: float | None = None, choices: tuple | None = None,
+         max: float | None = None, gt: float | None = None, choices: tuple[object, ...] | None = None,
          pattern: str | None = None, factory: Any = None, exists: str | None = None,
          toggle: bool = False, convert: Callable[[Any], Any] | None = None,
          default_from: Callable[[dict[str, Any]], Any] | None = None) -> Any:

@@ -141,10 +141,6 @@ class Decider:
         return "anomaly" if self._open is not None else "normal"
 
     @property
-    def open_event_id(self) -> str | None:
-        return self._open.event_id if self._open is not None else None
-
-    @property
     def peak_score(self) -> float | None:
         """The open alert's peak so far (``None`` when no alert is open)."""
         return self._peak[0] if self._open is not None else None

@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import asdict, dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -107,7 +108,7 @@ class FeatureParams:
         """Frames of one full window (313 for the defaults)."""
         return n_frames(self.window_samples, self.hop_length)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
@@ -178,7 +179,7 @@ def mel_filterbank(params: FeatureParams) -> np.ndarray:
     upper = ramps[2:] / fdiff[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
     weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per band (Slaney)
-    out = weights.astype(np.float32)
+    out: np.ndarray = weights.astype(np.float32)
     out.setflags(write=False)
     return out
 
@@ -192,7 +193,7 @@ def _hann(n_fft: int) -> np.ndarray:
     return w
 
 
-def _load_pocketfft() -> Any:
+def _load_pocketfft() -> ModuleType | None:
     """SciPy's compiled pocketfft module, loaded without importing ``scipy.fft``; ``None`` if absent.
 
     NumPy's own float32 FFT (``numpy.fft``, NumPy 2.x) transforms row by row
@@ -323,12 +324,6 @@ def _fill_power(x: np.ndarray, params: FeatureParams, ws: _Workspace) -> np.ndar
     else:
         np.power(np.abs(ws.spec), params.power, out=ws.power, casting="same_kind")
     return ws.power
-
-
-def _power_spectrogram(samples: np.ndarray, params: FeatureParams) -> np.ndarray:
-    """|STFT|^power, shape ``(n_fft // 2 + 1, frames)``, float32 (a new array)."""
-    x = np.asarray(samples, dtype=np.float32)
-    return _fill_power(x, params, _Workspace(params, x.size)).T.copy()
 
 
 def logmel(samples: np.ndarray, params: FeatureParams = FeatureParams()) -> np.ndarray:

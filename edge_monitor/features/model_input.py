@@ -153,7 +153,8 @@ def valid_frames(bad: np.ndarray, params: FeatureParams, sample_rate: int | None
         stop = np.ceil(stop * scale).astype(np.int64) + margin
     count = np.concatenate(([0], np.cumsum(b, dtype=np.int64)))
     lo, hi = np.clip(start, 0, b.size), np.clip(stop, 0, b.size)
-    return (count[hi] - count[lo]) == 0
+    empty: np.ndarray = (count[hi] - count[lo]) == 0
+    return empty
 
 
 def fill_invalid_frames(inp: np.ndarray, valid: np.ndarray) -> np.ndarray:

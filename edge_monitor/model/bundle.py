@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_monitor.features.frontend import FeatureParams, model_frames
+from edge_monitor.features.frontend import FeatureParams
 from edge_monitor.features.model_input import MinMaxNorm
 from edge_monitor.model import validate
 from edge_monitor.model.detectors import NUMPY_KINDS
@@ -305,8 +305,3 @@ def _load_arrays(root: Path, meta: dict[str, Any], detectors: tuple[DetectorSpec
     except Exception as exc:  # zipfile/ValueError/OSError: a damaged file
         raise BundleError(f"{path}: unreadable ({exc})") from None
     return arrays
-
-
-def default_input_shape(features: FeatureParams) -> tuple[int, int]:
-    """``(n_mels, model_frames(window_frames))``: (128, 312) for the defaults."""
-    return features.n_mels, model_frames(features.window_frames)

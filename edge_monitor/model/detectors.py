@@ -153,7 +153,8 @@ def coarse_bands(db: np.ndarray, n_bands: int) -> np.ndarray:
     if n_bands < 1 or n_mels % n_bands:
         raise ValueError(f"{n_mels} mel bands do not split into {n_bands} equal coarse bands")
     shape = x.shape[:-2] + (n_bands, n_mels // n_bands, x.shape[-1])
-    return x.reshape(shape).mean(axis=-2, dtype=np.float64)
+    coarse: np.ndarray = x.reshape(shape).mean(axis=-2, dtype=np.float64)
+    return coarse
 
 
 def profile_vector(bands: np.ndarray, valid: np.ndarray | None, top_fraction: float) -> np.ndarray:
@@ -233,10 +234,6 @@ class FrameDetector:
     pooling: Pooling
     model: GaussianModel
     kind: str = "frames"
-
-    def frame_distances(self, db: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distance of every frame, ``(frames,)``."""
-        return self.model.sq_distance(coarse_bands(db, self.n_bands).T)
 
     def score(self, db: np.ndarray, valid: np.ndarray | None = None) -> DetectorOutput:
         bands = coarse_bands(db, self.n_bands).T  # (frames, n_bands)

@@ -145,7 +145,8 @@ class Fusion:
         z = np.stack([self.z(n, v) for n, v in scores.items()])
         if self.rule == "weighted":
             return weighted_power_mean(z, np.array([self.weights[n] for n in scores]))
-        return z.max(axis=0) if self.rule == "max" else z.mean(axis=0)
+        fused: np.ndarray = z.max(axis=0) if self.rule == "max" else z.mean(axis=0)
+        return fused
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rule": self.rule,

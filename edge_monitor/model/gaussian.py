@@ -88,7 +88,8 @@ class GaussianModel:
     def sq_distance(self, x: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance of each row of ``x`` ``(..., d)`` -> ``(...)``."""
         diff = np.asarray(x, dtype=np.float64) - self.mean
-        return np.einsum("...i,...i->...", diff @ self.precision, diff)
+        d2: np.ndarray = np.einsum("...i,...i->...", diff @ self.precision, diff)
+        return d2
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Each dimension's share of the squared distance, ``(..., d)`` (sums to ``sq_distance``).
@@ -97,7 +98,8 @@ class GaussianModel:
         not explain carries a large positive share.
         """
         diff = np.asarray(x, dtype=np.float64) - self.mean
-        return diff * (diff @ self.precision)
+        share: np.ndarray = diff * (diff @ self.precision)
+        return share
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}mean": self.mean, f"{prefix}precision": self.precision, f"{prefix}std": self.std}

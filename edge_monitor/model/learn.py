@@ -91,7 +91,7 @@ class WindowSet:
     db: list[np.ndarray] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     sources: list[int] = field(default_factory=list)
-    dropped: Counter = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
     n_dropped: int = 0
     feature_seconds: float = 0.0
     samples: dict[int, np.ndarray] = field(default_factory=dict)

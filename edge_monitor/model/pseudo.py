@@ -99,7 +99,8 @@ def band_power(x: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: float) -> f
 
 def _out(y: np.ndarray) -> np.ndarray:
     # The capture path clips at full scale; so does a changed window.
-    return np.clip(y, -1.0, 1.0).astype(np.float32)
+    out: np.ndarray = np.clip(y, -1.0, 1.0).astype(np.float32)
+    return out
 
 
 def tone(x: np.ndarray, sample_rate: int, freq_hz: float, level_db: float, phase: float = 0.0) -> np.ndarray:
@@ -155,7 +156,8 @@ def level_step(x: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: float, gain
 def _frame_db(x: np.ndarray, hop: int) -> np.ndarray:
     """Power per ``hop``-sample frame in dB, ``(len(x) // hop,)``."""
     m = len(x) // hop
-    return 10 * np.log10(np.mean(x[: m * hop].reshape(m, hop) ** 2, axis=1) + 1e-20)
+    level: np.ndarray = 10 * np.log10(np.mean(x[: m * hop].reshape(m, hop) ** 2, axis=1) + 1e-20)
+    return level
 
 
 def _bands(sample_rate: int, n_bands: int) -> np.ndarray:

@@ -20,7 +20,6 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -116,7 +115,7 @@ class TFLiteModel:
         if (model_path is None) == (model_content is None):
             raise ValueError("give exactly one of model_path and model_content")
         cls, self.backend = load_interpreter_class(prefer)
-        kwargs: dict[str, Any] = {"num_threads": max(1, int(num_threads))}
+        kwargs: dict[str, object] = {"num_threads": max(1, int(num_threads))}
         where = str(model_path) if model_path is not None else "<bytes>"
         try:
             with _filtered_stderr():
@@ -151,5 +150,5 @@ class TFLiteModel:
         self._buffer.reshape(-1)[:] = np.asarray(x, dtype=np.float32).reshape(-1)
         self.interpreter.set_tensor(self._in_index, self._buffer)
         self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self._out_index)
+        out: np.ndarray = self.interpreter.get_tensor(self._out_index)
         return out.reshape(np.asarray(x).shape)

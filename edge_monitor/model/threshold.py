@@ -6,7 +6,8 @@ only for the gamma fit, never by the daemon).
 The default rule (``gamma``): fit a gamma distribution to the normal window
 scores by maximum likelihood (``scipy.stats.gamma.fit``) and take its
 ``quantile`` (0.99 by default) — the DCASE 2020 baseline does the same with
-0.9. Reconstruction MSEs are positive and right-skewed, which a gamma fits
+0.9. Window scores are right-skewed (reconstruction MSEs, and fused detector
+scores, which may go below zero: the fit's location is free), which a gamma fits
 well, and a fitted quantile is steadier than an empirical 99th percentile of a
 few dozen scores. When the fit fails or gives something implausible (not
 finite, or below the median of the scores) or there are fewer than
@@ -65,7 +66,7 @@ def window_rate(false_alarms_per_day: float, k: int = 2, n: int = 3, hop_seconds
     if not 1 <= k <= n or hop_seconds <= 0:
         raise ValueError(f"need 1 <= k <= n and a positive hop, got k={k}, n={n}, hop {hop_seconds}")
     per_day = 86400.0 / hop_seconds
-    return min(0.5, (false_alarms_per_day / (per_day * math.comb(n - 1, k - 1))) ** (1.0 / k))
+    return min(0.5, float((false_alarms_per_day / (per_day * math.comb(n - 1, k - 1))) ** (1.0 / k)))
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ class ThresholdFit:
     """A threshold and how it was chosen (stored as ``threshold`` in model.json).
 
     Attributes:
-        value: the threshold on the window score (reconstruction MSE).
+        value: the threshold on the window score (the fused detector score; a
+            reconstruction MSE for an autoencoder-only bundle).
         rule: ``"gamma"`` or ``"percentile"`` (what was actually used).
         quantile: the quantile of the normal-score distribution, e.g. 0.99.
         n_scores: how many normal window scores it was fitted on.
@@ -200,7 +202,7 @@ def fit_threshold(scores: np.ndarray, quantile: float = 0.99, rule: str = "gamma
     """Choose a threshold from normal window scores.
 
     Args:
-        scores: reconstruction MSEs of normal windows (at least 2).
+        scores: window scores of normal windows (at least 2).
         quantile: in (0, 1); the share of normal windows expected below the threshold.
         rule: ``"gamma"`` (default, with percentile fallback) or ``"percentile"``.
         source: recorded with the result (``"validation"`` or ``"calibration"``).

@@ -117,7 +117,7 @@ class Field:
     choices: tuple[str, ...] = ()
 
 
-def _num(x: Any) -> bool:
+def _num(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
@@ -172,7 +172,7 @@ def check_value(value: Any, f: Field, where: str) -> None:
         raise ValueError(f"{where}: {what} must be {_range_text(f)}, got {value!r}")
 
 
-def check_section(data: Any, spec: Mapping[str, Field], where: str) -> dict[str, Any]:
+def check_section(data: object, spec: Mapping[str, Field], where: str) -> dict[str, Any]:
     """Check an object against a table; returns it (keys not in the table pass unchecked)."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: must be an object, got {json.dumps(data)[:40]}")
@@ -306,7 +306,7 @@ def read_model_json(path: Path) -> dict[str, Any]:
 
 # --- model.json --------------------------------------------------------------------------------------
 
-def _features(data: Any) -> dict[str, Any]:
+def _features(data: object) -> dict[str, Any]:
     feats = check_section(data, FEATURES, "features")
     unknown = sorted(set(feats) - set(FEATURES))
     if unknown:  # FeatureParams has no place for them: a typo would silently fall back to a default
@@ -339,7 +339,7 @@ def _band_lists(data: dict[str, Any], keys: tuple[str, ...], n_mels: int, where:
             raise ValueError(f"{where}.{key}: {len(values)} values, expected {n_mels} (one per mel band)")
 
 
-def _detector(data: Any, i: int, n_mels: int) -> tuple[str, str, int]:
+def _detector(data: object, i: int, n_mels: int) -> tuple[str, str, int]:
     where = f"detectors[{i}]"
     det = check_section(data, DETECTOR, where)
     kind = det["kind"]

@@ -18,6 +18,7 @@ device and origin blocks), .../binary_sensor.mqtt/ and .../sensor.mqtt/.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edge_monitor import __version__
@@ -65,13 +66,14 @@ def node_id(device_id: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]", "_", device_id) or "edge_monitor"
 
 
-def device_block(device_id: str, model_info: dict | None = None, area: str | None = None) -> dict:
+def device_block(device_id: str, model_info: Mapping[str, object] | None = None,
+                 area: str | None = None) -> dict[str, object]:
     """The HA ``device`` block shared by all three entities.
 
     ``area``: ``mqtt.area``, Home Assistant's ``suggested_area`` (a place); absent when not configured.
     """
     model_info = model_info or {}
-    block = {
+    block: dict[str, object] = {
         "identifiers": [f"edge_monitor_{node_id(device_id)}"],
         "name": f"Edge Monitor {device_id}",
         "manufacturer": "Edge Monitor",
@@ -84,11 +86,12 @@ def device_block(device_id: str, model_info: dict | None = None, area: str | Non
 
 
 def discovery_messages(
-    prefix: str, device_id: str, topics: Topics, model_info: dict | None = None, area: str | None = None
-) -> list[tuple[str, dict]]:
+    prefix: str, device_id: str, topics: Topics, model_info: Mapping[str, object] | None = None,
+    area: str | None = None
+) -> list[tuple[str, dict[str, object]]]:
     """``[(config_topic, payload), ...]`` for the three entities (publish retained, QoS 1)."""
     node = node_id(device_id)
-    common = {
+    common: dict[str, object] = {
         "availability_topic": topics.availability,
         "payload_available": "online",
         "payload_not_available": "offline",
@@ -96,7 +99,7 @@ def discovery_messages(
         "origin": {"name": "edge-monitor", "sw_version": __version__, "support_url": SUPPORT_URL},
         "qos": 1,
     }
-    anomaly = {
+    anomaly: dict[str, object] = {
         **common,
         "name": "Anomaly",
         "unique_id": f"edge_monitor_{node}_anomaly",
@@ -106,7 +109,7 @@ def discovery_messages(
         "device_class": "problem",
         "icon": "mdi:waveform",
     }
-    score = {
+    score: dict[str, object] = {
         **common,
         "name": "Anomaly score",
         "unique_id": f"edge_monitor_{node}_score",
@@ -119,7 +122,7 @@ def discovery_messages(
         "icon": "mdi:chart-bell-curve",
         "qos": 0,
     }
-    microphone = {
+    microphone: dict[str, object] = {
         **common,
         "name": "Microphone problem",
         "unique_id": f"edge_monitor_{node}_microphone",

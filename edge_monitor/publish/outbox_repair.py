@@ -75,7 +75,7 @@ def _read(db: sqlite3.Connection, order: str, found: dict[int, OutboxMessage], l
         return
 
 
-def _message(r: tuple) -> OutboxMessage | None:
+def _message(r: tuple[object, ...]) -> OutboxMessage | None:
     """A row as a message, or ``None`` when a column has the wrong type (garbage that parsed as a row)."""
     mid, kind, topic, payload, qos, retain, created = r
     if not (isinstance(mid, int) and mid > 0 and kind in DURABLE_KINDS and isinstance(topic, str) and topic

@@ -179,7 +179,6 @@ class Publisher:
         out["outbox_sent"] = self._delivery.sent
         out["outbox_acked"] = self._delivery.acked
         out["outbox_depth"] = self._outbox.count()
-        out["outbox_dropped_scores"] = self._outbox.dropped["score"]  # 0 since scores left the outbox
         out["outbox_dropped_alerts"] = self._outbox.dropped["durable"]
         out["scores_dropped"] = self._scores.dropped
         out["storage"] = self._outbox.report()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edge_monitor.publish.discovery import Topics, discovery_messages
@@ -59,6 +60,7 @@ class RetainedValues:
 
     def __init__(self, topics: Topics) -> None:
         self.topics = topics
+        self._topic = {"state": topics.state, "microphone": topics.microphone, "status": topics.status}
         self._lock = threading.Lock()
         self._values: dict[str, bytes] = {}
         self._dirty: set[str] = set()
@@ -88,12 +90,12 @@ class RetainedValues:
         with self._lock:
             due, self._dirty = self._dirty, set()
             values = dict(self._values)
-        return [Message(getattr(self.topics, name), values[name]) for name in self.NAMES
+        return [Message(self._topic[name], values[name]) for name in self.NAMES
                 if name in due and name in values]
 
     def put_back(self, messages: list[Message]) -> None:
         """Messages that could not be sent (connection gone): due again on the next connection."""
-        names = {name for name in self.NAMES for m in messages if m.topic == getattr(self.topics, name)}
+        names = {name for name in self.NAMES for m in messages if m.topic == self._topic[name]}
         with self._lock:
             self._dirty.update(names)
 
@@ -130,7 +132,7 @@ class ScoreBacklog:
         return len(self._queue)
 
 
-def announcements(topics: Topics, device_id: str, model_info: dict, *, discovery: bool, prefix: str,
+def announcements(topics: Topics, device_id: str, model_info: Mapping[str, object], *, discovery: bool, prefix: str,
                   publish_scores: bool, area: str | None = None) -> list[Message]:
     """Discovery configs (retained, QoS 1) then ``online``: what a new connection sends first.
 

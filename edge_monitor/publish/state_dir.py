@@ -17,7 +17,8 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import Any
+
+from structlog.typing import FilteringBoundLogger
 
 from edge_monitor.config.schema import ConfigError
 
@@ -27,7 +28,7 @@ __all__ = ["TRANSIENT_ERRNOS", "prepare_state_dir"]
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.ENOMEM, errno.EAGAIN})
 
 
-def prepare_state_dir(path: Path, log: Any) -> None:
+def prepare_state_dir(path: Path, log: FilteringBoundLogger) -> None:
     """Create ``path`` if needed; ``ConfigError`` when it can never be used, a logged error when it may recover."""
     try:
         path.mkdir(parents=True, exist_ok=True)

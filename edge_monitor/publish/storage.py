@@ -45,7 +45,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -173,7 +172,7 @@ class DiskHealth:
     def due(self, now: float) -> bool:
         return not self.healthy and now >= self.next_retry
 
-    def report(self, now: float) -> dict[str, Any]:
+    def report(self, now: float) -> dict[str, object]:
         return {"mode": "disk" if self.healthy else "memory", "error": self.error,
                 "since": _iso(self.since) if self.since is not None else None,
                 "retry_in_s": None if self.healthy else round(max(0.0, self.next_retry - now), 1),
@@ -293,7 +292,7 @@ class MessageStore:
                 self._disk.close()
 
     # --- what the operator sees --------------------------------------------------------------------
-    def report(self) -> dict[str, Any]:
+    def report(self) -> dict[str, object]:
         """The ``storage`` part of the health JSON (keys are stable)."""
         with self._lock:
             return {"path": str(self.path), **self._health.report(self._now()), "memory_messages": len(self._mem),

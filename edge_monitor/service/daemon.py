@@ -57,11 +57,13 @@ import numpy as np
 
 from edge_monitor.audio import audio_io
 from edge_monitor.audio.ring_buffer import RingBuffer, Window
+from edge_monitor.audio.sensor_health import SensorMonitor, check_window
 from edge_monitor.config.loader import check_hop_fits
 from edge_monitor.config.schema import Config
 from edge_monitor.decide.candidates import CandidateWindows
 from edge_monitor.decide.decision import AlertEvent, Decider, DecisionRule, typical_normal_score
 from edge_monitor.decide.evidence import EvidenceStore
+from edge_monitor.decide.explain import BundleExplainer
 from edge_monitor.model.model_info import model_info, model_ref
 from edge_monitor.publish.open_alerts import OpenAlerts
 from edge_monitor.publish.state_dir import prepare_state_dir
@@ -210,7 +212,6 @@ class Daemon:
         self.started_at = time.time()
         self._stop_requested = False
         self._next_status = 0.0
-        self._open_alert_start: AlertEvent | None = None
         self.open_alerts = OpenAlerts(cfg.outbox_path.parent)  # closes an alert a crash left open
         self.last_sensor_status: Any = None  # the latest window's SensorStatus (observers read it)
         # Observers see the loop's events on the loop's thread (see _observe); the HTTP
@@ -231,20 +232,12 @@ class Daemon:
 
     def _make_explainer(self) -> Any:
         try:
-            from edge_monitor.decide.explain import BundleExplainer  # noqa: PLC0415
-        except ImportError:
-            return None
-        try:
             return BundleExplainer.from_bundle(self.bundle)
         except (ValueError, KeyError, TypeError) as exc:
             self.log.info("alerts without explanations", reason=str(exc))
             return None
 
     def _make_sensor_health(self) -> tuple[Any, Any]:
-        try:
-            from edge_monitor.audio.sensor_health import SensorMonitor, check_window  # noqa: PLC0415
-        except ImportError:
-            return None, None
         return SensorMonitor(), check_window
 
     # --- wiring ----------------------------------------------------------------------------
@@ -421,7 +414,6 @@ class Daemon:
         explanation = None
         if ev.event == "start":
             self.counters.alerts += 1
-            self._open_alert_start = ev
             # Evidence, explanation and detectors describe the strongest window that raised the alert.
             peak = self.candidates.find(ev.peak_window_start)
             if peak is not None:

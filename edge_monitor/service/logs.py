@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 __all__ = ["configure", "get_logger", "redact_secrets", "LEVELS"]
 
@@ -26,7 +26,7 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 _SECRET_WORDS = ("password", "passwd", "secret", "token")
 
 
-def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_secrets(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
     """structlog processor: mask the values of secret-looking keys (also one level deep)."""
     for key in list(event):
         if any(w in key.lower() for w in _SECRET_WORDS) and event[key] is not None:
@@ -48,12 +48,12 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     """
     out = stream if stream is not None else sys.stderr
     if fmt == "auto":
-        fmt = "console" if getattr(out, "isatty", lambda: False)() else "json"
-    renderer: Any
+        fmt = "console" if out.isatty() else "json"
+    renderer: Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=getattr(out, "isatty", lambda: False)())
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -69,6 +69,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     )
 
 
-def get_logger(name: str = "edge_monitor") -> Any:
+def get_logger(name: str = "edge_monitor") -> FilteringBoundLogger:
     """A bound structlog logger carrying ``logger=name``."""
-    return structlog.get_logger(name).bind(logger=name)
+    logger: FilteringBoundLogger = structlog.get_logger(name).bind(logger=name)
+    return logger

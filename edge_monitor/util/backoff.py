@@ -20,10 +20,10 @@ _MAX_DOUBLINGS = 30  # 2**30 * min_s exceeds any sensible cap; keeps the float f
 def backoff_delay(attempt: int, min_s: float, max_s: float, rng: random.Random | None = None,
                   jitter: bool = True) -> float:
     """Seconds to wait before retry ``attempt + 1`` (``attempt`` counts from 0)."""
-    cap = min(max_s, min_s * (2 ** min(attempt, _MAX_DOUBLINGS)))
+    cap = min(max_s, min_s * float(2 ** min(attempt, _MAX_DOUBLINGS)))
     if not jitter:
         return cap
-    return cap / 2 + (rng or random).uniform(0, cap / 2)
+    return cap / 2 + float((rng or random).uniform(0, cap / 2))
 
 
 @dataclass

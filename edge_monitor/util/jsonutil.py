@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 __all__ = ["jsonable"]
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> object:
     """``value`` with NumPy scalars and arrays, tuples and paths turned into plain JSON types.
 
     Dict keys become strings; non-finite floats (NaN, +-inf) become ``None``, so that

@@ -119,7 +119,7 @@ class SnapshotCollector:
             skipped.add_metric([kind], s.skipped_by_kind.get(kind, 0))
         yield skipped
         yield counter("window_errors", "Windows that failed to score (logged as errors).", c["errors"])
-        yield gauge("score", "Anomaly score (reconstruction MSE) of the last scored window.",
+        yield gauge("score", "Anomaly score of the last scored window (the score the threshold applies to).",
                     s.last_score if s.last_score is not None else math.nan)
         # Two histograms of the same scores: absolute, on round bounds near the threshold, and
         # score / threshold on fixed bounds (comparable across a fleet; le="1.0" is the threshold).

@@ -117,7 +117,8 @@ def status_json(s: Snapshot, mic: dict[str, Any] | None) -> dict[str, Any]:
         "mic": mic,
         "snapshot_time": s.made_at,
     })
-    return _json_safe(doc)
+    safe: dict[str, Any] = _json_safe(doc)
+    return safe
 
 
 class _MicCache:

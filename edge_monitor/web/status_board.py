@@ -52,7 +52,8 @@ class Snapshot:
     """Everything the HTTP side serves, frozen at one moment of the scoring loop.
 
     Times are Unix seconds (window times follow the audio clock: stream time
-    under ``simulate``). Scores are the model's reconstruction MSE.
+    under ``simulate``). Scores are window scores: the bundle's fused detector score
+    (a reconstruction MSE for an autoencoder-only bundle), on the threshold's scale.
 
     Attributes:
         health: ``Daemon.health()`` (the MQTT ``<base>/status`` JSON), at most

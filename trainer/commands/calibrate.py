@@ -14,12 +14,12 @@ minutes of the machine running normally where it will be monitored, then:
   edge-monitor-train calibrate MODEL_DIR --false-alarms-per-day 0.2 [recordings/]
 
 Every WAV (folders are searched recursively for *.wav) is scored window by
-window with the bundle's TFLite model, exactly as the daemon does, and the
+window with the bundle's detectors, exactly as the daemon does, and the
 threshold is re-fitted from those window scores with the same rule as in
 training (default: gamma fit, 0.99 quantile). model.json is rewritten in place
 (the previous threshold is kept under threshold_history); the per-band error
-statistics used to explain alerts are re-fitted too. model.tflite is untouched,
-so the bundle's checksum stays valid.
+statistics used to explain alerts are re-fitted too. The detectors themselves
+(detectors.npz, model.tflite) are untouched, so the bundle's checksums stay valid.
 
 --false-alarms-per-day X sets the threshold to what X false alerts per day of
 normal running allow, at the alert rule --k of --n windows every --hop seconds
@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="threshold rule (default: the one the bundle was trained with)")
     parser.add_argument("--quantile", type=float, default=None,
                         help="quantile of the normal-score distribution (default: the bundle's, usually 0.99)")
-    parser.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="TFLite interpreter threads of an autoencoder (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the new threshold without writing model.json")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "score labelled test clips with a bundle's TFLite model; write metrics, plots and index.html"
+HELP = "score labelled test clips with a bundle's detectors; write metrics, plots and index.html"
 DESCRIPTION = """\
-Score every test clip of DATA_DIR through the runtime scorer (the same TFLite
-model and front end the daemon runs) and write a report to REPORT_DIR:
+Score every test clip of DATA_DIR through the runtime scorer (the same
+detectors and front end the daemon runs) and write a report to REPORT_DIR:
 
   metrics.json              AUC, pAUC (DCASE 2020, McClish), pAUC raw, precision,
                             recall, F1 at the bundle's threshold; per machine id
@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ids", metavar="ID", nargs="+", default=None,
                         help="evaluate only these machine ids or sections (e.g. id_00 02, section_00; a bare "
                              "number means the one kind the data has)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N", help="TFLite interpreter threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="TFLite interpreter threads of an autoencoder (default 1)")
     parser.add_argument("--link-images", action="store_true",
                         help="reference the PNGs from index.html instead of embedding them (smaller page, "
                              "but it must stay next to the PNGs)")
