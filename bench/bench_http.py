@@ -59,6 +59,7 @@ from common import REPO, bundle_dir, finish, log, summarise_ms
 def make_daemon(bundle: Any, state: Path, http: bool, token_env: str | None = None) -> Any:
     import yaml
 
+    from edge_monitor.commands.run import serve_status_page
     from edge_monitor.config.loader import parse_config
     from edge_monitor.model.scorer import Scorer
     from edge_monitor.service import logs
@@ -74,7 +75,9 @@ def make_daemon(bundle: Any, state: Path, http: bool, token_env: str | None = No
         def __getattr__(self, name: str) -> Any:
             return lambda *a, **k: True
 
-    return Daemon(cfg, Scorer(bundle), NullPublisher(), logs.get_logger("bench"), notifier=_Quiet())
+    daemon = Daemon(cfg, Scorer(bundle), NullPublisher(), logs.get_logger("bench"), notifier=_Quiet())
+    serve_status_page(daemon, cfg, daemon.log)  # as `run` attaches the page
+    return daemon
 
 
 def make_windows(rate: int, seconds: float, count: int) -> list[Any]:
@@ -237,7 +240,7 @@ def main() -> int:
                    "on": make_daemon(bundle, Path(tmp) / "on", http=True)}
         for d in daemons.values():
             d._observe("start", None)  # the on daemon's server starts listening here
-        url = daemons["on"].http.url
+        url = daemons["on"].observers[0].url
         period = 10.0 / args.speedup if args.speedup > 0 else 0.0  # s between windows
         poll_s = 2.0 / args.speedup if args.speedup > 0 else 0.25
         page = Page(url, poll_s)
