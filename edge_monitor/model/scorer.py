@@ -122,7 +122,7 @@ def reference_input(bundle: ModelBundle, frames: int) -> np.ndarray:
     The reference the NumPy detectors' explanations measure deviations from;
     the middle of each band's training range when the bundle has no levels.
     """
-    levels = bundle.doc.band_level_db if bundle.doc is not None else None
+    levels = bundle.doc.band_level_db
     n_mels = bundle.input_shape[0]
     if levels is not None:
         ref = bundle.norm.apply(np.asarray(levels.mean, dtype=np.float32)[:, None])

@@ -14,8 +14,11 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AlertMessage", "Detectors", "HealthMessage", "ModelRef", "ScoreMessage", "SensorMessage", "iso_utc"]
+__all__ = ["AlertMessage", "Detectors", "HealthMessage", "ModelRef", "Payload", "ScoreMessage", "SensorMessage",
+           "iso_utc"]
 
+#: A message's JSON object (plain JSON values).
+Payload = dict[str, Any]
 #: ``{"name": ..., "sha256": ...}``: the model a message was scored with (``model_info.model_ref``).
 ModelRef = dict[str, str]
 
@@ -38,7 +41,7 @@ class ScoreMessage:
     state: str
     source: str | None  # "microphone" or "replay": where the audio came from
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_payload(self) -> Payload:
         return {"device_id": self.device_id, "time": iso_utc(self.time),
                 "window_start": iso_utc(self.window_start), "window_end": iso_utc(self.window_end),
                 "score": self.score, "threshold": self.threshold, "state": self.state, "source": self.source}
@@ -51,7 +54,7 @@ class Detectors:
     fired: str
     z: dict[str, float]
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_payload(self) -> Payload:
         return {"fired": self.fired, "z": {k: round(v, 3) for k, v in self.z.items()}}
 
 
@@ -78,13 +81,13 @@ class AlertMessage:
     source: str | None
     model: ModelRef
     evidence: str | None
-    explanation: dict[str, Any] | None
+    explanation: Payload | None
     windows: int
     detectors: Detectors | None = None
     opened_at: float | None = None
 
-    def to_payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {
+    def to_payload(self) -> Payload:
+        payload: Payload = {
             "event_id": self.event_id,
             "device_id": self.device_id,
             "machine": self.machine,
@@ -129,7 +132,7 @@ class SensorMessage:
     source: str | None
     time: float
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_payload(self) -> Payload:
         return {"event": self.event, "kind": self.kind, "since": iso_utc(self.since), "at": iso_utc(self.at),
                 "detail": self.detail, "windows": self.windows, "event_id": self.event_id,
                 "device_id": self.device_id, "source": self.source, "time": iso_utc(self.time)}
@@ -155,19 +158,19 @@ class HealthMessage:
     windows_sensor_fault: int
     windows_scored_partial: int
     alerts: int
-    mqtt: dict[str, Any]
+    mqtt: Payload
     xruns: int
     overruns: int
     last_error: str | None
-    storage: dict[str, Any] | None  # the outbox: "disk", or "memory" while the disk cannot be written
+    storage: Payload | None  # the outbox: "disk", or "memory" while the disk cannot be written
     evidence_errors: int
-    source: dict[str, Any] | None
-    sensor: dict[str, Any] | None
+    source: Payload | None
+    sensor: Payload | None
     model: ModelRef
     queue_depth: int | None = None
 
-    def to_payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {
+    def to_payload(self) -> Payload:
+        payload: Payload = {
             "device_id": self.device_id,
             "time": iso_utc(self.time),
             "uptime_s": round(self.time - self.started_at, 1),

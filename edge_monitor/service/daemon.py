@@ -50,7 +50,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge_monitor.audio.ring_buffer import Window, Windowing
 from edge_monitor.audio.sensor_health import SensorEvent, SensorMonitor, SensorStatus, check_window
@@ -67,6 +66,7 @@ from edge_monitor.publish.messages import (
     AlertMessage,
     Detectors,
     HealthMessage,
+    Payload,
     ScoreMessage,
     SensorMessage,
     iso_utc,
@@ -134,7 +134,8 @@ class Daemon:
         self.threshold = float(cfg.decision.threshold if cfg.decision.threshold is not None else self.bundle.threshold)
         d = cfg.decision
         self.rule = DecisionRule(self.threshold, d.k, d.n, d.clear_windows, d.clear_ratio, d.cooldown_seconds,
-                                 baseline=typical_normal_score(self._typical_normal(), self.threshold))
+                                 baseline=typical_normal_score(self.bundle.doc.typical_normal_score(),
+                                                               self.threshold))
         self.decider = Decider(self.rule, id_factory)
         # The last n scored windows' WindowScore (with the audio it scored): an alert's strongest window.
         self.candidates: CandidateWindows[WindowScore] = CandidateWindows(d.n)
@@ -157,10 +158,6 @@ class Daemon:
         # attach the HTTP status page and /metrics (edge_monitor.web.server) when `http:` is set.
         self.observers: list[Observer] = []
         self._observer_failures: dict[str, int] = {}
-
-    def _typical_normal(self) -> float | None:
-        doc = self.bundle.doc
-        return doc.typical_normal_score() if doc is not None else None
 
     def _make_explainer(self) -> BundleExplainer | None:
         try:
@@ -207,7 +204,7 @@ class Daemon:
     def overruns(self) -> int:
         return self.source.overruns if self.source is not None else 0
 
-    def publisher_stats(self) -> dict[str, Any]:
+    def publisher_stats(self) -> Payload:
         return self.publisher.stats()
 
     # --- wiring ----------------------------------------------------------------------------
@@ -385,7 +382,7 @@ class Daemon:
         self._note_open_alert(payload)
         self._observe("alert", payload)
 
-    def _note_open_alert(self, payload: dict[str, Any]) -> None:
+    def _note_open_alert(self, payload: Payload) -> None:
         """Keep (start) or forget (end) the open alert on disk, for the next start after a crash."""
         error = self.open_alerts.record(payload)
         if error is not None:
@@ -403,7 +400,7 @@ class Daemon:
             self.log.error("evidence not saved", event_id=ev.event_id, error=str(exc))
             return None
 
-    def _explain(self, ev: AlertEvent, ws: WindowScore) -> dict[str, Any] | None:
+    def _explain(self, ev: AlertEvent, ws: WindowScore) -> Payload | None:
         if self.explainer is None:
             return None
         try:
@@ -420,7 +417,7 @@ class Daemon:
         """``"microphone"`` or ``"replay"``: the payloads say where their audio came from."""
         return self.source.kind if self.source is not None else None
 
-    def _observe(self, event: str, payload: Window | dict[str, Any] | None) -> None:
+    def _observe(self, event: str, payload: Window | Payload | None) -> None:
         """Tell each observer: ``observe(daemon, event, payload)`` on the loop's thread.
 
         Events: ``start`` (loop starts), ``window`` (payload: the Window just
@@ -477,7 +474,7 @@ class Daemon:
             source=self.source.stats() if self.source is not None else None, sensor=self.sensor_monitor.state(),
             model=model_ref(self.bundle), queue_depth=pub.get("outbox_depth"))
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Payload:
         """The ``<base>/status`` health JSON (:meth:`health_message` as its payload)."""
         return self.health_message().to_payload()
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from edge_monitor.config.schema import Config
+from edge_monitor.publish.messages import Payload
 from edge_monitor.publish.state_dir import prepare_state_dir
 from edge_monitor.service.protocols import Logger, PublisherLike
 
@@ -25,10 +26,10 @@ class NullPublisher:
     def start(self) -> None:
         pass
 
-    def publish_alert(self, payload: dict[str, Any]) -> None:
+    def publish_alert(self, payload: Payload) -> None:
         pass
 
-    def publish_sensor(self, payload: dict[str, Any]) -> None:
+    def publish_sensor(self, payload: Payload) -> None:
         pass
 
     def set_state(self, state: str) -> None:
@@ -37,13 +38,13 @@ class NullPublisher:
     def set_microphone(self, state: str) -> None:
         pass
 
-    def publish_score(self, payload: dict[str, Any]) -> None:
+    def publish_score(self, payload: Payload) -> None:
         pass
 
-    def publish_status(self, payload: dict[str, Any]) -> None:
+    def publish_status(self, payload: Payload) -> None:
         pass
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Payload:
         return {"connected": False, "broker": None}
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -61,18 +62,18 @@ class EchoPublisher:
         self.inner = inner
         self.stream = stream if stream is not None else sys.stdout
 
-    def _echo(self, topic: str, payload: dict[str, Any]) -> None:
+    def _echo(self, topic: str, payload: Payload) -> None:
         self.stream.write(json.dumps({"topic": topic, **payload}, sort_keys=True) + "\n")
         self.stream.flush()
 
     def start(self) -> None:
         self.inner.start()
 
-    def publish_alert(self, payload: dict[str, Any]) -> None:
+    def publish_alert(self, payload: Payload) -> None:
         self.inner.publish_alert(payload)
         self._echo("alert", payload)
 
-    def publish_sensor(self, payload: dict[str, Any]) -> None:
+    def publish_sensor(self, payload: Payload) -> None:
         self.inner.publish_sensor(payload)
         self._echo("sensor", payload)
 
@@ -82,20 +83,20 @@ class EchoPublisher:
     def set_microphone(self, state: str) -> None:
         self.inner.set_microphone(state)
 
-    def publish_score(self, payload: dict[str, Any]) -> None:
+    def publish_score(self, payload: Payload) -> None:
         self.inner.publish_score(payload)
 
-    def publish_status(self, payload: dict[str, Any]) -> None:
+    def publish_status(self, payload: Payload) -> None:
         self.inner.publish_status(payload)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Payload:
         return self.inner.stats()
 
     def stop(self, timeout: float = 5.0) -> None:
         self.inner.stop(timeout)
 
 
-def make_publisher(cfg: Config, model_info: dict[str, Any], log: Logger, outbox: Path | None = None) -> PublisherLike:
+def make_publisher(cfg: Config, model_info: Payload, log: Logger, outbox: Path | None = None) -> PublisherLike:
     """The MQTT publisher for ``cfg`` (or a :class:`NullPublisher` when ``mqtt.enabled`` is false).
 
     ``outbox``: the SQLite outbox (default ``cfg.outbox_path``; ``simulate`` passes one of its own).

@@ -8,11 +8,12 @@ this, on the loop's thread, and never changes it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from edge_monitor.audio.sensor_health import SensorStatus
     from edge_monitor.model.bundle import ModelBundle
+    from edge_monitor.publish.messages import Payload
 
 __all__ = ["DaemonView", "LoopCounters"]
 
@@ -76,10 +77,10 @@ class DaemonView(Protocol):
         """Where alert evidence is saved (``None``: evidence off)."""
         ...
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Payload:
         """The health message's payload (``<base>/status``)."""
         ...
 
-    def publisher_stats(self) -> dict[str, Any]:
+    def publisher_stats(self) -> Payload:
         """The publisher's counters (``connected``, ``outbox_depth``, ...)."""
         ...
