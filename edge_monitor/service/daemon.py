@@ -43,16 +43,14 @@ window in flight, stops capture, sends ``STOPPING=1``, flushes the publisher
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_monitor.audio.ring_buffer import Window, Windowing
-from edge_monitor.audio.sensor_health import SensorEvent, SensorMonitor, SensorStatus, check_window
+from edge_monitor.audio.sensor_health import SensorStatus
 from edge_monitor.config.loader import check_hop_fits
 from edge_monitor.config.schema import Config
 from edge_monitor.decide.candidates import CandidateWindows
@@ -81,6 +79,7 @@ from edge_monitor.service.protocols import (
     ScorerLike,
 )
 from edge_monitor.service.publishers import EchoPublisher, NullPublisher, make_publisher
+from edge_monitor.service.sensor_gate import SensorGate
 
 __all__ = ["Daemon", "NullPublisher", "EchoPublisher", "PublisherLike", "iso_utc", "make_publisher"]
 
@@ -142,8 +141,7 @@ class Daemon:
         self.evidence = (EvidenceStore(cfg.evidence_dir, int(cfg.evidence.max_mb * 1_000_000))
                          if cfg.evidence.enabled else None)
         self.explainer = self._make_explainer()
-        self.sensor_monitor = SensorMonitor()
-        self._sensor_ids: dict[str, str] = {}
+        self.sensors = SensorGate(cfg.device_id, cfg.audio.max_dropout_fraction, self._publish_sensor, log)
         self.model_info = model_info(self.bundle, self.threshold)
         self.counters = Counters()
         self.source: AudioSource | None = None
@@ -153,7 +151,6 @@ class Daemon:
         self._stop_requested = False
         self._next_status = 0.0
         self.open_alerts = OpenAlerts(cfg.outbox_path.parent)  # closes an alert a crash left open
-        self.last_sensor_status: SensorStatus | None = None  # the latest window's (observers read it)
         # Observers see the loop's events on the loop's thread (see _observe); `run` and `simulate`
         # attach the HTTP status page and /metrics (edge_monitor.web.server) when `http:` is set.
         self.observers: list[Observer] = []
@@ -189,7 +186,12 @@ class Daemon:
     @property
     def sensor_active(self) -> tuple[str, ...]:
         """The fault kinds of the open sensor episodes."""
-        return tuple(self.sensor_monitor.active)
+        return tuple(self.sensors.monitor.active)
+
+    @property
+    def last_sensor_status(self) -> SensorStatus | None:
+        """The sensor check of the latest window."""
+        return self.sensors.last_status
 
     @property
     def evidence_dir(self) -> Path | None:
@@ -310,45 +312,25 @@ class Daemon:
         self.notify.status(self.status_line())
 
     def _check_sensor(self, win: Window) -> Window | None:
-        """Run the sensor checks and publish what changed: the window to score, or ``None`` to skip it.
-
-        A clean window comes back as it is; one whose only fault is short
-        dropouts comes back with its ``bad`` samples marked (the model leaves
-        their frames out, up to ``audio.max_dropout_fraction``).
-        """
-        status = check_window(win.samples, win.sample_rate, xruns=win.xruns, bits=16)
-        self.last_sensor_status = status
-        for ev in self.sensor_monitor.update(status, win.end_time):
-            self._sensor_event(ev)
+        """The sensor checks (:class:`SensorGate`): the window to score, or ``None`` to skip it."""
+        scorable = self.sensors.check(win, self._source_kind())
         # The monitor knows whether a fault episode is open; the publisher only carries
         # it (and sends it only when it changes).
-        self._safe(self.publisher.set_microphone, "ok" if self.sensor_monitor.ok else "problem")
-        if status.ok:
-            return win
-        self.counters.sensor_faulty += 1
-        # Dropouts are local (their samples are known), so the frames around them still carry the
-        # machine's sound; every other fault (dead input or channel, clipping, an xrun burst)
-        # concerns the whole window.
-        if status.kinds == {"dropout"} and status.bad is not None and self.cfg.audio.max_dropout_fraction > 0:
-            return dataclasses.replace(win, bad=status.bad)
-        self._not_scored(win)
-        return None
+        self._safe(self.publisher.set_microphone, "ok" if self.sensors.monitor.ok else "problem")
+        if self.sensors.last_status is not None and not self.sensors.last_status.ok:
+            self.counters.sensor_faulty += 1
+        if scorable is None:
+            self._not_scored(win)
+        return scorable
 
     def _not_scored(self, win: Window) -> None:
-        status = self.last_sensor_status
+        status = self.sensors.last_status
         self.log.debug("window not scored: sensor fault", index=win.index,
                        faults=[f.kind for f in status.faults] if status is not None else [],
                        rms_dbfs=status.to_dict()["rms_dbfs"] if status is not None else None)
         self.notify.status(self.status_line())
 
-    def _sensor_event(self, ev: SensorEvent) -> None:
-        if ev.event == "start":
-            self._sensor_ids[ev.kind] = str(uuid.uuid4())
-        event_id = self._sensor_ids.pop(ev.kind, None) if ev.event == "end" else self._sensor_ids[ev.kind]
-        msg = SensorMessage(ev.event, ev.kind, ev.since, ev.at, ev.detail, ev.windows,
-                            event_id or str(uuid.uuid4()), self.cfg.device_id, self._source_kind(), time.time())
-        log = self.log.warning if ev.event == "start" else self.log.info
-        log("sensor " + ev.event, kind=ev.kind, detail=ev.detail, event_id=msg.event_id)
+    def _publish_sensor(self, msg: SensorMessage) -> None:
         payload = msg.to_payload()
         self._safe(self.publisher.publish_sensor, payload)
         self._observe("sensor", payload)
@@ -452,7 +434,7 @@ class Daemon:
             broker = "connected" if self.publisher.stats().get("connected") else "broker down"
         except Exception:  # noqa: BLE001
             broker = "broker ?"
-        sensor = "" if self.sensor_monitor.ok else " sensor: " + ",".join(self.sensor_monitor.active)
+        sensor = "" if self.sensors.monitor.ok else " sensor: " + ",".join(self.sensors.monitor.active)
         return (f"{self.decider.state} last score {score} (threshold {self.threshold:.4g}), "
                 f"{self.counters.scored} windows, {self.counters.alerts} alerts, {broker}{sensor}")
 
@@ -471,7 +453,7 @@ class Daemon:
             last_error=self.last_error or (pub.get("storage") or {}).get("error")
             or (self.source.last_error if self.source is not None else None),
             storage=pub.get("storage"), evidence_errors=c.evidence_errors,
-            source=self.source.stats() if self.source is not None else None, sensor=self.sensor_monitor.state(),
+            source=self.source.stats() if self.source is not None else None, sensor=self.sensors.monitor.state(),
             model=model_ref(self.bundle), queue_depth=pub.get("outbox_depth"))
 
     def health(self) -> Payload:

@@ -83,11 +83,6 @@ class ScorerLike(Protocol):
     @property
     def bundle(self) -> ModelBundle: ...
 
-    @property
-    def window_samples(self) -> int:
-        """Samples in one scored window (the model's window length times its rate)."""
-        ...
-
     def predict(self, window: Window, channel: int | None = None, max_invalid: float = 1.0) -> WindowScore:
         """Condition (downmix, resample, sample mask -> valid frames) and score; see ``Scorer.predict``."""
         ...
