@@ -308,7 +308,7 @@ class Daemon:
                 self.cfg.device_id, time.time(), win.start_time, win.end_time, ws.score, self.threshold,
                 self.decider.state, self._source_kind()).to_payload())
         if event is not None:
-            self._alert(event, win, ws)
+            self._alert(event, ws)
         self.notify.status(self.status_line())
 
     def _check_sensor(self, win: Window) -> Window | None:
@@ -335,7 +335,7 @@ class Daemon:
         self._safe(self.publisher.publish_sensor, payload)
         self._observe("sensor", payload)
 
-    def _alert(self, ev: AlertEvent, win: Window, ws: WindowScore) -> None:
+    def _alert(self, ev: AlertEvent, ws: WindowScore) -> None:
         evidence_path = None
         explanation = None
         if ev.event == "start":
