@@ -59,6 +59,7 @@ from common import REPO, bundle_dir, finish, log, summarise_ms
 def make_daemon(bundle: Any, state: Path, http: bool, token_env: str | None = None) -> Any:
     import yaml
 
+    from edge_monitor.commands.run import serve_status_page
     from edge_monitor.config.loader import parse_config
     from edge_monitor.model.scorer import Scorer
     from edge_monitor.service import logs
@@ -74,7 +75,16 @@ def make_daemon(bundle: Any, state: Path, http: bool, token_env: str | None = No
         def __getattr__(self, name: str) -> Any:
             return lambda *a, **k: True
 
-    return Daemon(cfg, Scorer(bundle), NullPublisher(), logs.get_logger("bench"), notifier=_Quiet())
+    daemon = Daemon(cfg, Scorer(bundle), NullPublisher(), logs.get_logger("bench"), notifier=_Quiet())
+    serve_status_page(daemon, cfg, daemon.log)  # as `run` attaches the page
+    return daemon
+
+
+def page_of(daemon: Any) -> Any:
+    """The status page ``serve_status_page`` attached to ``daemon`` (its ``HttpService``)."""
+    from edge_monitor.web.server import HttpService
+
+    return next(o for o in daemon.observers if isinstance(o, HttpService))
 
 
 def make_windows(rate: int, seconds: float, count: int) -> list[Any]:
@@ -127,7 +137,7 @@ def attack(bundle: Any, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-http-attack-") as tmp:
         d = make_daemon(bundle, Path(tmp), http=True, token_env="EDGE_MONITOR_BENCH_TOKEN")
         d._observe("start", None)
-        url = d.http.url
+        url = page_of(d).url
         wins = make_windows(d.model_rate, d.window_seconds, 20)
         scored = [0]
         step_ms: list[float] = []
@@ -168,7 +178,7 @@ def attack(bundle: Any, args: argparse.Namespace) -> dict[str, Any]:
         n_before[1] = scored[0]
         log(f"before the attack: {before:.2f} windows/s; {args.slow_clients} slow clients for "
             f"{args.attack_seconds:g} s from {args.sources} address(es)")
-        host, port = d.http.address
+        host, port = page_of(d).address
         probes: list[tuple[bool, float]] = []
         # The attackers run in their own process: their Python must not compete for this one's GIL.
         slow = subprocess.Popen([sys.executable, "-m", "devtools.slow_clients", host, str(port), "--n",
@@ -237,7 +247,7 @@ def main() -> int:
                    "on": make_daemon(bundle, Path(tmp) / "on", http=True)}
         for d in daemons.values():
             d._observe("start", None)  # the on daemon's server starts listening here
-        url = daemons["on"].http.url
+        url = page_of(daemons["on"]).url
         period = 10.0 / args.speedup if args.speedup > 0 else 0.0  # s between windows
         poll_s = 2.0 / args.speedup if args.speedup > 0 else 0.25
         page = Page(url, poll_s)

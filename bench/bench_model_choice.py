@@ -145,7 +145,7 @@ def measure(name: str, root: Path, recipe: str, out: Path, epochs: int) -> dict:
     train_s = time.monotonic() - t0
     bundle = load_bundle(res.bundle_dir)
     scorer = Scorer(bundle)
-    clips, _ = evaluation_clips(root, None, bundle.doc.training if bundle.doc else None)
+    clips, _ = evaluation_clips(root, None, bundle.doc.training)
     results, failures = score_clips(scorer, clips)
     m = compute_metrics(results, scorer.threshold, failures)
     samples = audio_io.clip_windows(audio_io.read_wav(clips[0].path, sample_rate=16000),
@@ -158,7 +158,7 @@ def measure(name: str, root: Path, recipe: str, out: Path, epochs: int) -> dict:
         "auc": m.get("auc"), "pauc": m.get("pauc"), "auc_source": m.get("auc_source"),
         "auc_target": m.get("auc_target"), "official": m.get("official_score"),
         "tpr": m.get("recall"), "fpr": m["fp"] / max(1, m["fp"] + m["tn"]), "threshold": scorer.threshold,
-        "threshold_rule": bundle.doc.threshold.describe() if bundle.doc else "",
+        "threshold_rule": bundle.doc.threshold.describe(),
         "selection": res.meta.get("selection"),
         "ms": window_ms(scorer, samples), "explain_ms": explain_ms(bundle, scorer, samples),
         "macs": res.meta["model"]["macs_per_window"],

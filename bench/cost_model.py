@@ -117,7 +117,7 @@ def count(bundle_dir: Path) -> tuple[WindowWork, dict[str, Any]]:
     n_bins = p.n_fft // 2 + 1
     n_mels, model_frames = b.input_shape
     cells = n_mels * model_frames
-    model_meta = getattr(b, "model", None) or b.meta.get("model", {})
+    model_meta = b.doc.model
     get = model_meta.get if isinstance(model_meta, dict) else lambda k, d=None: getattr(model_meta, k, d)
     macs = float(get("macs_per_window") or get("macs") or 0)
     if not macs:

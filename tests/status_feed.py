@@ -23,10 +23,12 @@ import numpy as np
 import yaml
 
 from edge_monitor.audio.ring_buffer import Window
+from edge_monitor.commands.run import serve_status_page
 from edge_monitor.config.loader import parse_config
 from edge_monitor.model.scorer import Scorer, WindowScore
 from edge_monitor.service import logs
 from edge_monitor.service.daemon import Daemon, NullPublisher
+from edge_monitor.web.server import HttpService
 
 
 class ScriptedScorer:
@@ -50,11 +52,12 @@ class ScriptedScorer:
     def window_samples(self) -> int:
         return self.inner.window_samples
 
-    def score_window(self, samples: np.ndarray, valid: np.ndarray | None = None) -> WindowScore:
+    def predict(self, window: Window, channel: int | None = None, max_invalid: float = 1.0) -> WindowScore:
+        samples = window.samples
         key = samples[:: max(1, samples.size // 64)].tobytes()
         ws = self._cache.get(key)
         if ws is None:
-            ws = self._cache[key] = self.inner.score_window(samples, valid=valid)
+            ws = self._cache[key] = self.inner.predict(window, channel, max_invalid)
         return dataclasses.replace(ws, score=float(next(self.scores)))
 
 
@@ -71,7 +74,14 @@ def scripted_daemon(tmp: Path, bundle_dir: Path, scores: list[float], hop: float
 
     logs.configure("warning", "json", stream=io.StringIO())
     scorer = ScriptedScorer(Scorer(load_bundle(bundle_dir)), iter(scores))
-    return Daemon(cfg, scorer, NullPublisher(), logs.get_logger("status-feed"), notifier=_NoNotify())
+    daemon = Daemon(cfg, scorer, NullPublisher(), logs.get_logger("status-feed"), notifier=_NoNotify())
+    serve_status_page(daemon, cfg, daemon.log)  # as `run` and `simulate` attach the page
+    return daemon
+
+
+def page_of(daemon: Daemon) -> HttpService:
+    """The status page :func:`scripted_daemon` attached (its server and board)."""
+    return next(o for o in daemon.observers if isinstance(o, HttpService))
 
 
 def feed(daemon: Daemon, clips: list[np.ndarray], hop: float, end: float | None = None, start: bool = True) -> None:

@@ -56,8 +56,8 @@ def test_bundle_round_trips(tiny_bundle: Path) -> None:
     assert len(b.norm.lo) == 128 and all(h > lo for lo, h in zip(b.norm.lo, b.norm.hi))
     # Issue 10 needs per-band validation error statistics next to the threshold.
     for key in ("mean", "p95", "p99"):
-        assert b.band_error_stats[key].shape == (128,)
-    assert np.all(b.band_error_stats["p99"] >= b.band_error_stats["mean"])
+        assert b.doc.band_error.as_arrays()[key].shape == (128,)
+    assert np.all(b.doc.band_error.as_arrays()["p99"] >= b.doc.band_error.as_arrays()["mean"])
     for name in ("model.tflite", "model.json", "model.keras", "training_curve.png"):
         assert (tiny_bundle / name).stat().st_size > 0
 

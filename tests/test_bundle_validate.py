@@ -180,5 +180,5 @@ def test_size_cap_is_checked_before_parsing(bundle: Path) -> None:
 
 def test_what_the_writer_writes_reads_back(bundle: Path) -> None:
     # A round trip through write_model_json stays valid: the validator accepts the trainer's own output.
-    write_model_json(bundle, load_bundle(bundle).meta)
+    write_model_json(bundle, load_bundle(bundle).doc)
     assert load_bundle(bundle).threshold > 0

@@ -108,9 +108,9 @@ class RecordingScorer:
         self.bundle, self.window_samples = scorer.bundle, scorer.window_samples
         self.windows: list[tuple[np.ndarray, float]] = []
 
-    def score_window(self, samples: np.ndarray) -> Any:
-        ws = self.inner.score_window(samples)
-        self.windows.append((samples.copy(), ws.score))
+    def predict(self, window: Any, channel: int | None = None, max_invalid: float = 1.0) -> Any:
+        ws = self.inner.predict(window, channel, max_invalid)
+        self.windows.append((ws.samples.copy(), ws.score))  # the mono audio at the model's rate it scored
         return ws
 
 
@@ -137,7 +137,7 @@ def start_daemon(tmp_path: Path, model: dict, hop: float, log_stream: io.StringI
     scorer = RecordingScorer(Scorer(model["bundle"]))
     pub = RecordingPublisher()
     daemon = Daemon(cfg, scorer, pub, log, notifier=Notes())
-    source = MicrophoneSource(cfg.audio, daemon.model_rate, daemon.make_ring, log)
+    source = MicrophoneSource(cfg.audio, daemon.model_rate, daemon.windowing, log)
     thread = threading.Thread(target=daemon.run, args=(source,), daemon=True)
     thread.start()
     return daemon, thread, pub, scorer

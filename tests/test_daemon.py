@@ -202,7 +202,7 @@ def run_daemon(cfg: Any, scorer: Any, paths: list[Path], fast: bool = True) -> t
     logs.configure("warning", "json")
     pub, notes = RecordingPublisher(), Notes()
     daemon = Daemon(cfg, scorer, pub, logs.get_logger("test"), notifier=notes)
-    source = ReplaySource(paths, daemon.model_rate, daemon.make_ring, logs.get_logger("test"), fast=fast)
+    source = ReplaySource(paths, daemon.model_rate, daemon.windowing, logs.get_logger("test"), fast=fast)
     assert daemon.run(source) == 0
     return pub, notes, daemon
 

@@ -197,7 +197,7 @@ def test_schema_1_bundle_scores_exactly_as_trained(tiny_bundle: Path, tmp_path: 
     meta["schema_version"] = 1
     (old / MODEL_JSON).write_text(json.dumps(meta))
     b_old, b_new = load_bundle(old), load_bundle(tiny_bundle)
-    assert b_old.schema_version == 1 and b_old.detector_names == ("autoencoder",) and b_old.fusion.rule == "none"
+    assert b_old.doc.schema_version == 1 and b_old.detector_names == ("autoencoder",) and b_old.fusion.rule == "none"
     x = (np.random.default_rng(3).normal(size=160000) * 0.05).astype(np.float32)
     a, b = Scorer(b_old).score_window(x), Scorer(b_new).score_window(x)
     assert a.score == b.score

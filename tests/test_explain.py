@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -221,12 +221,16 @@ def test_bad_inputs_are_clear_errors() -> None:
         ex(_window(np.zeros((64, 312)), np.zeros((64, 312))))
 
     @dataclass
+    class NoStatsDoc:
+        band_error: None = None
+
+    @dataclass
     class NoStats:
         path: str = "bundle"
-        band_error_stats: dict = None  # type: ignore[assignment]
+        doc: NoStatsDoc = field(default_factory=NoStatsDoc)
 
     with pytest.raises(ValueError, match="no band_error"):
-        Explainer.from_bundle(NoStats())
+        Explainer.from_bundle(NoStats())  # type: ignore[arg-type]
 
 
 def test_explanation_is_frozen_and_kinds_are_documented() -> None:

@@ -95,6 +95,7 @@ class Running:
         from edge_monitor.model.scorer import Scorer
         from edge_monitor.service import logs
         from edge_monitor.service.daemon import Daemon
+        from edge_monitor.web.server import attach
 
         text = yaml.safe_dump({"device_id": "rail-http", "model": str(model["dir"]),
                                "state_dir": str(tmp_path / "state"), "mqtt": {"enabled": False},
@@ -105,13 +106,16 @@ class Running:
         logs.configure("warning", "json")
         log = logs.get_logger("test-http")
         self.daemon = Daemon(self.cfg, Scorer(model["bundle"]), RecordingPublisher(), log, notifier=Notes())
-        self.source = ReplaySource(model["clips"], self.daemon.model_rate, self.daemon.make_ring, log, fast=fast,
+        assert self.cfg.http is not None
+        self.http = attach(self.daemon, self.cfg.http, log)  # as `run` and `simulate` attach the page
+        self.daemon.observers.append(self.http)
+        self.source = ReplaySource(model["clips"], self.daemon.model_rate, self.daemon.windowing, log, fast=fast,
                                    loop=True)
         self.thread = threading.Thread(target=self.daemon.run, args=(self.source,), daemon=True)
 
     def __enter__(self) -> Self:
         self.thread.start()
-        wait_for(lambda: self.daemon.http.address is not None, 30, "the http server to listen")
+        wait_for(lambda: self.http.address is not None, 30, "the http server to listen")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -121,7 +125,8 @@ class Running:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self.daemon.http.address
+        assert self.http.address is not None
+        return self.http.address
 
     def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET",
             timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
@@ -412,7 +417,7 @@ from edge_monitor.model.scorer import Scorer
 cfg = parse_config(yaml.safe_dump({{"device_id": "x", "model": {str(model["dir"])!r}, "state_dir": {str(tmp_path)!r},
                                     "mqtt": {{"enabled": False}}}}), "c.yaml")
 d = Daemon(cfg, Scorer(load_bundle(cfg.model)), NullPublisher(), logs.get_logger("t"))
-assert d.http is None and d.observers == []
+assert d.observers == []
 print(sorted(m for m in ("prometheus_client", "http.server", "edge_monitor.web.server", "edge_monitor.web.metrics",
                          "edge_monitor.web.status_board") if m in sys.modules))
 """
@@ -426,13 +431,13 @@ def test_the_open_alert_shows_its_peak_as_later_windows_beat_it(request: pytest.
                                                                  tmp_path: Path) -> None:
     """START names the strongest window that raised it; a later, stronger window updates the page's peak
     before the alert ends, and END carries the event's true peak."""
-    from status_feed import feed, scripted_daemon
+    from status_feed import feed, page_of, scripted_daemon
 
     bundle_dir, seed, mid = bundle_and_profile(request)
     clip = synth_clips(seed, mid, None, 1, salt=63)[0]
     scores = [0.2, 7.0, 1.5, 3.0, 9.0]  # threshold 1, k=2 of n=3: opens on window 2 (1.5), peak window 1 (7)
     daemon = scripted_daemon(tmp_path, bundle_dir, scores + [0.1] * 3, 10.0, threshold=1.0)
-    board = daemon.http.board
+    board = page_of(daemon).board
     feed(daemon, [clip] * 3, 10.0, end=1_000_000.0)
     (alert,) = board.snapshot.alerts
     assert alert["open"] and alert["score"] == 1.5 and alert["peak_score"] == 7.0

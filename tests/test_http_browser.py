@@ -201,7 +201,7 @@ def test_chart_keeps_threshold_and_normal_windows_readable_next_to_a_20x_anomaly
     """Two hours of windows (scores scripted around threshold 1, one 20x anomaly), fed in synthetic time."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    from status_feed import feed, scripted_daemon
+    from status_feed import feed, page_of, scripted_daemon
 
     bundle_dir, seed, mid = bundle_and_profile(request)
     normal = synth_clips(seed, mid, None, 1, salt=62)[0]
@@ -211,7 +211,7 @@ def test_chart_keeps_threshold_and_normal_windows_readable_next_to_a_20x_anomaly
     daemon = scripted_daemon(tmp_path, bundle_dir, scores, hop, threshold=1.0)
     feed(daemon, [normal] * n, hop)
     try:
-        browser.get(daemon.http.url)
+        browser.get(page_of(daemon).url)
         WebDriverWait(browser, 30).until(lambda d: d.execute_script(
             "return document.body.dataset.loaded === '1' && document.querySelectorAll('#chart circle.pt').length"))
         hour = browser.execute_script(CHART_JS)

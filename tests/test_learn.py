@@ -115,14 +115,14 @@ def test_window_set_drops_sensor_faults_and_says_why() -> None:
 @pytest.mark.parametrize("rate, channels, channel", [(16000, 1, None), (48000, 2, None), (44100, 2, 1)])
 def test_recorded_windows_are_converted_as_the_daemon_converts_them(rate: int, channels: int,
                                                                      channel: int | None) -> None:
-    from edge_monitor.audio.recorder import to_mono
-    from edge_monitor.service.daemon import _fit
+    from edge_monitor.model.conditioning import fit_length, to_model_audio
 
     raw = np.random.default_rng(rate).normal(0, 0.1, (10 * rate, channels)).astype(np.float32)
-    expected = audio_io.downmix(raw, channel)  # Daemon.process, step by step
+    expected = audio_io.downmix(raw, channel)  # downmix, resample the whole window, crop or pad
     if rate != 16000:
-        expected = _fit(audio_io.resample(expected, rate, 16000), 160000)
-    got = to_mono(raw, rate, channel, 16000, 160000)
+        expected = fit_length(audio_io.resample(expected, rate, 16000), 160000)
+    # The one conditioning function: `record` and `learn` call it, Scorer.predict (the daemon) too.
+    got = to_model_audio(raw, rate, 16000, 160000, channel)
     assert got.shape == (160000,) and got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
 

@@ -135,3 +135,15 @@ def test_invalid_geometry_is_refused() -> None:
         RingBuffer(100, 0, SR)
     with pytest.raises(ValueError):
         RingBuffer(100, 50, SR, capacity=120)
+
+
+def test_windowing_builds_the_ring_and_a_closed_ring_is_exhausted_after_its_last_window() -> None:
+    from edge_monitor.audio.ring_buffer import Windowing
+
+    ring = Windowing(window_seconds=2.0, hop_seconds=5.0).ring(SR, 3)
+    assert (ring.window, ring.hop, ring.channels) == (2 * SR, 2 * SR, 3)  # the hop never exceeds the window
+    ring.write(np.zeros((5 * SR, 3), np.float32), 0.0)
+    ring.close()
+    assert not ring.exhausted  # two full windows are still there
+    assert ring.read(timeout=0) is not None and ring.read(timeout=0) is not None
+    assert ring.exhausted and ring.read(timeout=0) is None

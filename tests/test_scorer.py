@@ -140,3 +140,30 @@ def test_a_model_file_that_is_no_tflite_model_is_a_bundle_error(tiny_bundle: Pat
     write_model_json(dest, json.loads((dest / "model.json").read_text()))  # checksum matches the junk
     with pytest.raises(BundleError, match="model.tflite: cannot open TFLite model"):
         Scorer(load_bundle(dest))
+
+
+def test_predict_conditions_a_raw_window_the_one_way(scorer: Scorer, synth_dataset: Path) -> None:
+    """Scorer.predict: a 44.1 kHz stereo window with a dropout scores as its conditioned mono on the valid frames."""
+    from edge_monitor.audio.ring_buffer import Window
+    from edge_monitor.features.model_input import valid_frames
+    from edge_monitor.model.conditioning import TooFewValidFrames, to_model_audio
+
+    mono = audio_io.read_wav(_clip(synth_dataset))
+    raw = np.stack([audio_io.resample(mono, 16000, 44100), 0.5 * audio_io.resample(mono, 16000, 44100)], axis=1)
+    bad = np.zeros(raw.shape[0], dtype=bool)
+    bad[44100:44100 + 4410] = True  # 0.1 s lost at 1 s
+    win = Window(samples=raw, index=0, start_sample=0, sample_rate=44100, start_time=0.0, end_time=10.0, bad=bad)
+    ws = scorer.predict(win, channel=None, max_invalid=0.5)
+    expected_audio = to_model_audio(raw, 44100, 16000, scorer.window_samples)
+    np.testing.assert_array_equal(ws.samples, expected_audio)
+    valid = valid_frames(bad, scorer.features, sample_rate=44100)
+    assert ws.valid is not None and 0 < int((~ws.valid).sum()) < 20
+    assert ws.score == scorer.score_window(expected_audio, valid=valid).score
+    # Channel 1 is the quieter one: another window, another score.
+    assert scorer.predict(win, channel=1, max_invalid=0.5).score != ws.score
+    # More invalid frames than allowed: not scored at all.
+    with pytest.raises(TooFewValidFrames):
+        scorer.predict(win, max_invalid=0.01)
+    clean = scorer.predict(Window(samples=mono[:, None], index=0, start_sample=0, sample_rate=16000,
+                                  start_time=0.0, end_time=10.0))
+    assert clean.valid is None and clean.score == scorer.score_window(mono).score

@@ -116,10 +116,10 @@ class _MaskRecordingScorer(test_capture.RecordingScorer):
         super().__init__(scorer)
         self.masked = 0
 
-    def score_window(self, samples: np.ndarray, valid: np.ndarray | None = None) -> Any:
-        ws = self.inner.score_window(samples, valid=valid)
-        self.masked += valid is not None
-        self.windows.append((samples.copy(), ws.score))
+    def predict(self, window: Any, channel: int | None = None, max_invalid: float = 1.0) -> Any:
+        ws = self.inner.predict(window, channel, max_invalid)
+        self.masked += ws.valid is not None
+        self.windows.append((ws.samples.copy(), ws.score))
         return ws
 
 

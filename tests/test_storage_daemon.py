@@ -134,7 +134,7 @@ def test_disk_fills_while_the_broker_is_down_and_every_alert_arrives_later(clips
         sub.wait_for(lambda ms: any(m.topic.endswith("/availability") and m.text == "online" for m in ms))
         broker.stop()
         assert disk.fill() > 0
-        source = ReplaySource(clips["sequence"], daemon.model_rate, daemon.make_ring, log, fast=True)
+        source = ReplaySource(clips["sequence"], daemon.model_rate, daemon.windowing, log, fast=True)
         try:
             assert daemon.run(source) == 0
             events = echoed(out.getvalue())

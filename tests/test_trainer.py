@@ -12,7 +12,7 @@ import pytest
 from edge_monitor.audio import audio_io
 from edge_monitor.features.frontend import FeatureParams
 from edge_monitor.features.model_input import to_model_input
-from edge_monitor.model.bundle import MODEL_JSON, load_bundle
+from edge_monitor.model.bundle import MODEL_JSON, load_bundle, read_model_json
 from edge_monitor.model.scorer import Scorer
 from trainer.datasets import find_clips
 from trainer.threshold import fit_threshold
@@ -186,10 +186,10 @@ def test_default_train_fits_numpy_detectors_without_tensorflow(synth_dataset: Pa
     assert out[-2:] == ["0", "False"]
     bundle = load_bundle(tmp_path / "np")
     assert not (tmp_path / "np" / "model.tflite").exists()
-    chosen = [m["name"] for m in bundle.meta["selection"]["members"] if m["weight"] > 0]
+    chosen = [m["name"] for m in read_model_json(bundle.path)["selection"]["members"] if m["weight"] > 0]
     assert list(bundle.detector_names) == chosen and set(chosen) <= {"profile", "frames", "frames_mean"}
-    assert bundle.fusion.rule == "weighted" and bundle.meta["threshold"]["rule"] == "budget"
-    assert bundle.meta["threshold"]["source"] == "out-of-fold"
+    assert bundle.fusion.rule == "weighted" and read_model_json(bundle.path)["threshold"]["rule"] == "budget"
+    assert read_model_json(bundle.path)["threshold"]["source"] == "out-of-fold"
 
 
 def test_cli_train_reports_bad_data_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -215,10 +215,10 @@ def test_calibrate_refits_the_threshold(tiny_bundle: Path, synth_dataset: Path, 
     assert "old threshold" in out and "new threshold" in out
     new = load_bundle(bundle_dir)  # still loads: checksum intact
     assert new.threshold != pytest.approx(old.threshold, rel=1e-3)
-    assert new.meta["threshold"]["source"] == "calibration"
-    assert new.meta["threshold"]["n_scores"] == 16
-    assert new.meta["threshold_history"][-1]["value"] == old.threshold
-    assert new.band_error_stats["p99"].shape == (128,)
+    assert read_model_json(new.path)["threshold"]["source"] == "calibration"
+    assert read_model_json(new.path)["threshold"]["n_scores"] == 16
+    assert read_model_json(new.path)["threshold_history"][-1]["value"] == old.threshold
+    assert new.doc.band_error.as_arrays()["p99"].shape == (128,)
     # Its own rule applied to the calibration scores gives the stored threshold.
     scorer = Scorer(new)
     scores = [scorer.score_file(w).score for w in sorted(site.glob("*.wav"))]
@@ -283,7 +283,7 @@ def test_conv_bundle_tflite_equals_keras(synth_dataset: Path, real_samples: Path
                                                  detectors=("autoencoder",)),
                  progress=None)
     bundle = load_bundle(out)
-    assert bundle.meta["model"]["arch"] == "conv" and bundle.meta["model"]["channels"] == [2, 4, 8]
+    assert bundle.doc.model["arch"] == "conv" and bundle.doc.model["channels"] == [2, 4, 8]
     scorer, model = Scorer(bundle), _keras_model(out)
     wavs = sorted((synth_dataset / "test").glob("anomaly_*.wav"))[:1] + sorted(real_samples.rglob("*.wav"))[:2]
     for wav in wavs:

@@ -328,7 +328,7 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
     err = stream if stream is not None else sys.stderr
     bundle = load_bundle(bundle_dir)
     scorer = Scorer(bundle, num_threads=num_threads)
-    clips, which = evaluation_clips(data_dir, machine_ids, bundle.doc.training if bundle.doc else None)
+    clips, which = evaluation_clips(data_dir, machine_ids, bundle.doc.training)
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -428,7 +428,7 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, report_dir: str | Pat
                         + (f", {len(failures)} unreadable" if failures else ""),
         **({"domains": "; ".join(f"{d}: {metrics[f'n_normal_{d}']} normal, {metrics[f'n_anomaly_{d}']} anomalous"
                                  for d in metrics["domains"])} if metrics.get("domains") else {}),
-        "threshold": f"{threshold:.6g} ({bundle.threshold_rule} rule; anomalous when score > threshold)",
+        "threshold": f"{threshold:.6g} ({bundle.doc.threshold.rule} rule; anomalous when score > threshold)",
         "scored with": (f"{', '.join(d.describe() for d in bundle.detectors)}; fusion {bundle.fusion.rule}; "
                         f"the runtime scorer ({scorer.backend})"),
         "created": metrics["created"],

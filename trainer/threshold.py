@@ -91,7 +91,6 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
 
     bundle = load_bundle(bundle_dir)
     doc = bundle.doc
-    assert doc is not None  # load_bundle always sets it
     old = doc.threshold
     rule = rule or (old.requested_rule if old.requested_rule in (*RULES, "budget") else None) or (
         old.rule if old.rule in RULES else "gamma")
@@ -160,7 +159,6 @@ def move_to_budget(bundle_dir: str | Path, false_alarms_per_day: float = DEFAULT
 
     bundle = load_bundle(bundle_dir)
     doc = bundle.doc
-    assert doc is not None  # load_bundle always sets it
     old = doc.threshold
     if old.budget is None:
         raise CalibrationError(f"{bundle.path / 'model.json'}: the threshold ({old.rule} rule) has no false-alarm "

@@ -48,6 +48,7 @@ from edge_monitor.model.bundle import (
     MODEL_TFLITE,
     TRAINING_CURVE,
     load_bundle,
+    read_model_json,
     write_arrays,
     write_model_json,
 )
@@ -493,7 +494,8 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
 
     seconds = time.monotonic() - t_start
     log(f"bundle written to {out_dir} ({_fmt_seconds(seconds)})")
-    meta = load_bundle(out_dir).meta  # as written: plain JSON values
+    load_bundle(out_dir)  # verify what was written
+    meta = read_model_json(out_dir)  # as written: plain JSON values
     return TrainResult(bundle_dir=out_dir, meta=meta, history=history, val_scores=fused, seconds=seconds)
 
 

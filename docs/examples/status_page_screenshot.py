@@ -53,7 +53,7 @@ def shoot(bundle_dir: Path, minutes: float, hop: float, out: Path) -> str:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
-    from status_feed import feed, scripted_daemon
+    from status_feed import feed, page_of, scripted_daemon
     from test_daemon import synth_clips
 
     from edge_monitor.model.bundle import load_bundle
@@ -74,7 +74,7 @@ def shoot(bundle_dir: Path, minutes: float, hop: float, out: Path) -> str:
             opts.add_argument(a)
         driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=opts)
         try:
-            driver.get(daemon.http.url)
+            driver.get(page_of(daemon).url)
             WebDriverWait(driver, 30).until(lambda d: d.execute_script(
                 "return document.body.dataset.loaded === '1' && document.querySelectorAll('#alerts audio').length > 0"
                 " && Array.from(document.querySelectorAll('#alerts audio')).every(a => a.readyState >= 1)"))

@@ -25,12 +25,13 @@ sees what it saw in training, and the ring still holds every native sample
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge_monitor.audio.ring_buffer import RingBuffer
+from edge_monitor.audio.ring_buffer import RingBuffer, Window, Windowing
 from edge_monitor.config.schema import AudioConfig
 from edge_monitor.util.backoff import Backoff
 
@@ -132,25 +133,27 @@ def choose_sample_rate(device: InputDevice, channels: int, wanted: int) -> int:
 
 
 class MicrophoneSource:
-    """A PortAudio input stream feeding a ring buffer, with loss detection and reconnects.
+    """A PortAudio input stream feeding its own ring buffer, with loss detection and reconnects.
+
+    The reader takes windows with :meth:`read`; the ring is rebuilt on every
+    (re)start because a different device may run at another rate.
 
     Args:
         audio: the ``audio:`` config.
         target_rate: the model's sample rate (Hz), preferred capture rate.
-        make_ring: ``(sample_rate, channels) -> RingBuffer``; called on every
-            (re)start because a different device may run at another rate.
+        windowing: window length and hop (s) of the windows :meth:`read` returns.
         log: a structlog logger.
         clock: monotonic clock (s), replaceable in tests.
     """
 
     kind = "microphone"
 
-    def __init__(self, audio: AudioConfig, target_rate: int, make_ring: Callable[[int, int], RingBuffer],
+    def __init__(self, audio: AudioConfig, target_rate: int, windowing: Windowing,
                  log: Any, clock: Callable[[], float] = time.monotonic) -> None:
         self.audio = audio
         self.model_rate = int(target_rate)
         self.target_rate = int(audio.sample_rate or target_rate)
-        self.make_ring = make_ring
+        self.windowing = windowing
         self.log = log
         self.clock = clock
         self.ring: RingBuffer | None = None
@@ -168,6 +171,7 @@ class MicrophoneSource:
         self._next_attempt = 0.0
         self._down_since: float | None = None
         self._stopped = False
+        self._halt = threading.Event()  # set by stop(): a read waiting for a stream returns at once
 
     # --- the audio thread ----------------------------------------------------------------
 
@@ -199,6 +203,7 @@ class MicrophoneSource:
     def start(self) -> bool:
         """First start. Returns ``True`` when capture runs; on failure it is reported and retried by :meth:`poll`."""
         self._stopped = False
+        self._halt.clear()
         ok = self._open(rescan=False)
         if not ok:
             self._down_since = self.clock()
@@ -216,7 +221,7 @@ class MicrophoneSource:
                 raise DeviceError(f"{dev.name!r} has {dev.max_input_channels} input channel(s), "
                                   f"audio.channels asks for {channels}")
             rate = choose_sample_rate(dev, channels, self.target_rate)
-            ring = self.make_ring(rate, channels)
+            ring = self.windowing.ring(rate, channels)
             self.ring, self.device, self.sample_rate = ring, dev, rate
             self._callback_error = None
             stream = sd.InputStream(device=dev.index, channels=channels, samplerate=rate, dtype="float32",
@@ -294,9 +299,33 @@ class MicrophoneSource:
         else:
             self._schedule_retry()
 
+    def read(self, timeout: float) -> Window | None:
+        """The next window, waiting at most ``timeout`` s; ``None`` when none came (device down, stopped)."""
+        ring = self.ring
+        if ring is None:  # no stream yet: poll() opens it on its back-off schedule
+            self._halt.wait(timeout)
+            return None
+        return ring.read(timeout=timeout)
+
+    @property
+    def finished(self) -> bool:
+        """A microphone never runs out of windows; only :meth:`stop` ends it."""
+        return self._stopped
+
+    @property
+    def xruns(self) -> int:
+        """Input overflows of the current stream."""
+        return self.ring.xruns if self.ring is not None else 0
+
+    @property
+    def overruns(self) -> int:
+        """Windows the reader lost by falling behind (current stream)."""
+        return self.ring.overruns if self.ring is not None else 0
+
     def stop(self) -> None:
         """Stop capturing (shutdown); the ring is closed so the reader ends."""
         self._stopped = True
+        self._halt.set()
         self._close()
         if self.ring is not None:
             self.ring.close()

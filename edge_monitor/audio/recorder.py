@@ -8,10 +8,9 @@ give up with exit status 3 when the device stays gone past ``--give-up-after``.
 Errors are :class:`RecordError` with the exit status and one readable line;
 the command prints it.
 
-Each window comes back raw (for the sensor checks, which must see every
-channel before a downmix hides a dead one) and as mono at the wanted rate,
-converted the way :meth:`edge_monitor.service.daemon.Daemon.process` converts a
-window before scoring it (:func:`to_mono`).
+Each window comes back raw, as captured (the sensor checks must see every
+channel before a downmix hides a dead one); the caller conditions it for the
+model the way the daemon does (:func:`edge_monitor.model.conditioning.to_model_audio`).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_monitor.audio.ring_buffer import Windowing
 from edge_monitor.config.schema import EX_CONFIG, AudioConfig, Config
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "Recorder",
     "check_device",
     "load_audio",
-    "to_mono",
 ]
 
 EX_DEVICE = 1  # device not found, cannot be opened, too little audio
@@ -108,51 +107,25 @@ def check_device(audio: AudioConfig) -> str:
         raise RecordError(f"cannot list audio devices: {exc}", EX_DEVICE) from None
 
 
-def fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """Crop or zero-pad ``x`` to ``n`` samples (resampling may be off by one), as the daemon does."""
-    if x.shape[0] == n:
-        return x
-    if x.shape[0] > n:
-        return x[:n]
-    return np.pad(x, (0, n - x.shape[0]))
-
-
-def to_mono(samples: np.ndarray, sample_rate: int, channel: int | None, rate: int, n: int) -> np.ndarray:
-    """One captured window ``(m, channels)`` at ``sample_rate`` Hz as float32 mono ``(n,)`` at ``rate`` Hz.
-
-    The daemon's conversion (``Daemon.process``): downmix (the mean of the
-    channels, or ``channel``), resample the window as a whole when the device
-    runs at another rate, crop or pad to ``n`` samples.
-    """
-    from edge_monitor.audio import audio_io
-
-    mono = audio_io.downmix(samples, channel)
-    if sample_rate != rate:
-        mono = audio_io.resample(mono, sample_rate, rate)
-    return np.ascontiguousarray(fit_length(mono, n), dtype=np.float32)
-
-
 @dataclass(frozen=True)
 class Recorded:
-    """One recorded window.
+    """One recorded window, as captured.
 
     Attributes:
         index: its position in the recording (0-based; windows are consecutive).
         raw: the samples as captured, ``(m, channels)`` float32 at ``sample_rate``.
         sample_rate: the capture rate (Hz).
         xruns: input overflows during the window.
-        mono: ``(n,)`` float32 mono at the recorder's rate (:func:`to_mono`).
     """
 
     index: int
     raw: np.ndarray
     sample_rate: int
     xruns: int
-    mono: np.ndarray
 
 
 class Recorder:
-    """Consecutive windows of ``window_seconds`` from the microphone, converted to mono at ``rate``.
+    """Consecutive windows of ``window_seconds`` from the microphone, as captured.
 
     Typical use (always stop, also after an error or Ctrl-C)::
 
@@ -166,7 +139,7 @@ class Recorder:
 
     Args:
         audio: the ``audio:`` config (device, channels, channel, ...).
-        rate: the rate of :attr:`Recorded.mono` (Hz), also the preferred capture rate.
+        rate: the preferred capture rate (Hz).
         window_seconds: window length (s).
         log: a structlog logger (capture start, losses, reconnects).
     """
@@ -177,14 +150,8 @@ class Recorder:
         self.audio = audio
         self.rate = int(rate)
         self.window_seconds = float(window_seconds)
-        self.n = round(self.window_seconds * self.rate)
-        self.source = MicrophoneSource(audio, self.rate, self._make_ring, log)
-
-    def _make_ring(self, rate: int, channels: int) -> Any:
-        from edge_monitor.audio.ring_buffer import RingBuffer
-
-        n = round(self.window_seconds * rate)
-        return RingBuffer(n, n, rate, channels)  # hop = window: consecutive, no overlap
+        # hop = window: consecutive windows, no overlap
+        self.source = MicrophoneSource(audio, self.rate, Windowing(self.window_seconds, self.window_seconds), log)
 
     def start(self) -> None:
         """Open the stream. Raises :class:`RecordError` (status 1) when it cannot be opened."""
@@ -207,7 +174,7 @@ class Recorder:
     @property
     def xruns(self) -> int:
         """Input overflows of the current stream."""
-        return self.source.ring.xruns if self.source.ring is not None else 0
+        return self.source.xruns
 
     def windows(self, count: int, give_up_after: float) -> Iterator[Recorded]:
         """Yield ``count`` consecutive windows, reconnecting a lost device.
@@ -219,7 +186,7 @@ class Recorder:
         got = 0
         gone_since: float | None = None
         while got < count:
-            win = source.ring.read(timeout=0.5) if source.ring is not None else None
+            win = source.read(timeout=0.5)  # returns after at most 0.5 s, also while no stream is open
             source.poll()
             now = time.monotonic()
             if source.running:
@@ -230,9 +197,6 @@ class Recorder:
                 raise DeviceGone(self.device_name, now - gone_since, give_up_after,
                                  source.last_error or "no audio")
             if win is None:
-                if source.ring is None:
-                    time.sleep(0.5)  # no stream yet: poll() reopens it on its back-off schedule
                 continue
-            mono = to_mono(win.samples, win.sample_rate, self.audio.channel, self.rate, self.n)
-            yield Recorded(got, win.samples, win.sample_rate, win.xruns, mono)
+            yield Recorded(got, win.samples, win.sample_rate, win.xruns)
             got += 1

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_monitor.audio import audio_io
-from edge_monitor.audio.ring_buffer import RingBuffer
+from edge_monitor.audio.ring_buffer import RingBuffer, Window, Windowing
 
 __all__ = ["expand_paths", "ReplaySource"]
 
@@ -45,12 +45,12 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 class ReplaySource:
-    """Plays WAV files into a ring buffer from a background thread.
+    """Plays WAV files into its own ring buffer from a background thread; :meth:`read` takes the windows.
 
     Args:
         paths: WAV files (see :func:`expand_paths`).
         sample_rate: the model's rate (Hz); files are resampled to it.
-        make_ring: ``(sample_rate, channels) -> RingBuffer``.
+        windowing: window length and hop (s) of the windows :meth:`read` returns.
         log: structlog logger.
         fast: do not pace in real time.
         loop: start again after the last file, until stopped.
@@ -59,12 +59,12 @@ class ReplaySource:
 
     kind = "replay"
 
-    def __init__(self, paths: list[Path], sample_rate: int, make_ring: Callable[[int, int], RingBuffer], log: Any,
+    def __init__(self, paths: list[Path], sample_rate: int, windowing: Windowing, log: Any,
                  fast: bool = False, loop: bool = False, block_seconds: float = 0.1,
                  start_time: float | None = None) -> None:
         self.paths = list(paths)
         self.sample_rate = int(sample_rate)
-        self.make_ring = make_ring
+        self.windowing = windowing
         self.log = log
         self.fast, self.loop = fast, loop
         self.block = max(1, int(round(block_seconds * self.sample_rate)))
@@ -127,7 +127,7 @@ class ReplaySource:
         finally:
             self.running = False
             if self.ring is None:  # nothing readable: an empty stream
-                self.ring = self.make_ring(self.sample_rate, 1)
+                self.ring = self.windowing.ring(self.sample_rate, 1)
             self._ring_ready.set()
             self.ring.close()
 
@@ -144,7 +144,7 @@ class ReplaySource:
                 if x is None:
                     continue
                 if self.ring is None:
-                    self.ring = self.make_ring(self.sample_rate, x.shape[1])
+                    self.ring = self.windowing.ring(self.sample_rate, x.shape[1])
                     self._ring_ready.set()
                 self.log.info("replaying file", file=str(path), seconds=round(x.shape[0] / self.sample_rate, 2))
                 for i in range(0, x.shape[0], self.block):
@@ -162,6 +162,26 @@ class ReplaySource:
                 played_any = True
             if not self.loop or not played_any:
                 return
+
+    def read(self, timeout: float) -> Window | None:
+        """The next window, waiting at most ``timeout`` s; ``None`` on timeout or at the end (:attr:`finished`)."""
+        ring = self.ring
+        return ring.read(timeout=timeout) if ring is not None else None
+
+    @property
+    def finished(self) -> bool:
+        """Every file played and every full window read."""
+        return self.ring is not None and self.ring.exhausted
+
+    @property
+    def xruns(self) -> int:
+        """Always 0: files do not overflow."""
+        return self.ring.xruns if self.ring is not None else 0
+
+    @property
+    def overruns(self) -> int:
+        """0 with ``fast`` (the player waits for the reader); windows lost by a slow reader otherwise."""
+        return self.ring.overruns if self.ring is not None else 0
 
     def poll(self) -> None:
         """Nothing to supervise for files (the same interface as the microphone)."""

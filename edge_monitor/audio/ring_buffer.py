@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Window", "RingBuffer"]
+__all__ = ["Window", "RingBuffer", "Windowing"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ class Window:
         xruns: input overflows the source reported while this window's
             newest ``hop`` samples arrived.
         epoch: increments on every :meth:`RingBuffer.reset` (device restart).
+        bad: ``(window,)`` bool, True for samples that are not the machine's
+            sound (a dropout's exact zeros); set by the sensor check
+            (``dataclasses.replace``), ``None`` (all good) as the ring cuts it.
+            The model leaves the frames they touch out of the score.
     """
 
     samples: np.ndarray
@@ -62,6 +66,25 @@ class Window:
     end_time: float
     xruns: int = 0
     epoch: int = 0
+    bad: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """How a stream is cut into windows: ``window_seconds`` long, one every ``hop_seconds``.
+
+    A source builds its own ring from it once it knows the device's rate and
+    channel count (:meth:`ring`).
+    """
+
+    window_seconds: float
+    hop_seconds: float
+
+    def ring(self, sample_rate: int, channels: int) -> RingBuffer:
+        """A ring for a stream at ``sample_rate`` Hz with ``channels`` channels (hop capped at the window)."""
+        window = int(round(self.window_seconds * sample_rate))
+        hop = min(window, max(1, int(round(self.hop_seconds * sample_rate))))
+        return RingBuffer(window, hop, sample_rate, channels)
 
 
 class RingBuffer:
@@ -166,6 +189,11 @@ class RingBuffer:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def exhausted(self) -> bool:
+        """Closed, and no full window left to read: the stream has ended."""
+        return self._closed and self._written < self._next_start + self.window
 
     # --- consumer side --------------------------------------------------------------
 

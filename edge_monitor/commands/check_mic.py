@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.audio.capture import DeviceError, MicrophoneSource, find_input_device
     from edge_monitor.audio.mic_check import analyse
-    from edge_monitor.audio.ring_buffer import RingBuffer
+    from edge_monitor.audio.ring_buffer import Windowing
     from edge_monitor.commands.common import config_error, fail
     from edge_monitor.config.loader import load_config
     from edge_monitor.config.schema import AudioConfig, ConfigError
@@ -75,11 +75,7 @@ def run(args: argparse.Namespace) -> int:
     logs.configure("warning", "auto", stream=sys.stderr)
     log = logs.get_logger("edge_monitor.check_mic")
 
-    def make_ring(rate: int, channels: int) -> RingBuffer:
-        n = round(args.seconds * rate)
-        return RingBuffer(n, n, rate, channels)
-
-    source = MicrophoneSource(audio, args.rate, make_ring, log)
+    source = MicrophoneSource(audio, args.rate, Windowing(args.seconds, args.seconds), log)
     if not source.start():
         return fail("check-mic", f"cannot open {device.name!r}: {source.last_error}")
     if not args.json:
@@ -88,10 +84,7 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.seconds + max(10.0, audio.stall_seconds * 2)
     try:
         while win is None and time.monotonic() < deadline:
-            ring = source.ring
-            win = ring.read(timeout=0.5) if ring is not None else None
-            if ring is None:
-                time.sleep(0.2)
+            win = source.read(timeout=0.5)
             source.poll()
     except KeyboardInterrupt:
         return 130

@@ -158,6 +158,7 @@ def _record(args: argparse.Namespace, audio: Any, windows: Any) -> tuple[dict[st
         RecordError: the device cannot be opened (1) or stayed gone (3).
     """
     from edge_monitor.audio.recorder import Recorder
+    from edge_monitor.model.conditioning import to_model_audio
     from edge_monitor.service import logs
 
     params = windows.params
@@ -173,7 +174,8 @@ def _record(args: argparse.Namespace, audio: Any, windows: Any) -> tuple[dict[st
     done, early = 0, None
     try:
         for w in recorder.windows(want, args.give_up_after):
-            windows.add(w.mono, w.raw, w.sample_rate, position=w.index, xruns=w.xruns)
+            mono = to_model_audio(w.raw, w.sample_rate, params.sample_rate, params.window_samples, audio.channel)
+            windows.add(mono, w.raw, w.sample_rate, position=w.index, xruns=w.xruns)
             done += 1
             progress.update(done, windows.n_dropped)
     except KeyboardInterrupt:

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         load_audio,
     )
     from edge_monitor.commands.common import fail
+    from edge_monitor.model.conditioning import to_model_audio
     from edge_monitor.service import logs
 
     if args.seconds <= 0 or args.clip_seconds <= 0 or args.seconds < args.clip_seconds:
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     saved = 0
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     recorder = Recorder(audio, args.rate, args.clip_seconds, log)
+    n = round(args.clip_seconds * args.rate)
     try:
         recorder.start()
     except RecordError as exc:
@@ -86,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         for win in recorder.windows(want, args.give_up_after):
             path = out / f"normal_id_{args.machine_id}_{stamp}_{saved:04d}.wav"
-            audio_io.write_wav(path, win.mono, args.rate)
+            mono = to_model_audio(win.raw, win.sample_rate, args.rate, n, audio.channel)  # as the daemon scores it
+            audio_io.write_wav(path, mono, args.rate)
             saved += 1
-            peak = float(abs(win.mono).max()) if win.mono.size else 0.0
+            peak = float(abs(mono).max()) if mono.size else 0.0
             warn = "  CLIPPING?" if peak >= 0.999 else "  SILENT? (check the device and gain)" if peak == 0.0 else ""
             print(f"[{saved}/{want}] {path}  peak {peak:.3f}{warn}", flush=True)
     except DeviceGone as exc:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from edge_monitor.config.schema import Config
+    from edge_monitor.model.bundle import ModelBundle
+    from edge_monitor.model.scorer import Scorer
+    from edge_monitor.service.daemon import Daemon
+    from edge_monitor.service.protocols import Logger
 
 HELP = "listen to the microphone, score every window, publish alerts (the daemon)"
 DESCRIPTION = """\
@@ -42,7 +50,17 @@ def _command(args: argparse.Namespace) -> str:
     return str(getattr(args, "command", None) or "run")
 
 
-def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any, Any, Any] | int:
+@dataclass(frozen=True)
+class Prepared:
+    """What ``run`` and ``simulate`` start from: the config, the logger, the model and its scorer."""
+
+    cfg: Config
+    log: Logger
+    bundle: ModelBundle
+    scorer: Scorer
+
+
+def prepare(args: argparse.Namespace, log_stream: TextIO | None = None) -> Prepared | int:
     """Config, logger, bundle and scorer for ``args``; an exit status on failure (one line on stderr).
 
     Logs go to ``log_stream`` (default stderr, keeping stdout for command output).
@@ -70,7 +88,20 @@ def prepare(args: argparse.Namespace, log_stream: Any = None) -> tuple[Any, Any,
         return config_error(_command(args), f"{key_location(cfg, 'model')}: {exc}", "model")
     log.info("model loaded", path=str(bundle.path), sha256=bundle.sha256[:12], machine=bundle.machine,
              threshold=bundle.threshold, backend=scorer.backend)
-    return cfg, log, bundle, scorer
+    return Prepared(cfg, log, bundle, scorer)
+
+
+def serve_status_page(daemon: Daemon, cfg: Config, log: Logger) -> None:
+    """With an ``http:`` section, add the status page and ``/metrics`` to the daemon's observers.
+
+    The page reads the daemon only through its read-only view (``edge_monitor.web.view.DaemonView``).
+    Raises ``ConfigError`` when ``http.token_env`` names an unset variable.
+    """
+    if cfg.http is None:
+        return
+    from edge_monitor.web.server import attach  # loads only when configured
+
+    daemon.observers.append(attach(daemon, cfg.http, log, str(cfg.source) if cfg.source else None))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,12 +115,13 @@ def run(args: argparse.Namespace) -> int:
     prepared = prepare(args, log_stream=sys.stdout)
     if isinstance(prepared, int):
         return prepared
-    cfg, log, bundle, scorer = prepared
+    cfg, log = prepared.cfg, prepared.log
     try:
-        publisher = make_publisher(cfg, model_info(bundle), log)
-        daemon = Daemon(cfg, scorer, publisher, log)
+        publisher = make_publisher(cfg, model_info(prepared.bundle), log)
+        daemon = Daemon(cfg, prepared.scorer, publisher, log)
+        serve_status_page(daemon, cfg, log)
     except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
         return config_error("run", exc)
     daemon.install_signal_handlers()
-    source = MicrophoneSource(cfg.audio, daemon.model_rate, daemon.make_ring, log)
+    source = MicrophoneSource(cfg.audio, daemon.model_rate, daemon.windowing, log)
     return daemon.run(source)

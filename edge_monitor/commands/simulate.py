@@ -6,7 +6,10 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge_monitor.service.protocols import PublisherLike
 
 HELP = "replay WAV files through the full pipeline (real time, or --fast)"
 DESCRIPTION = """\
@@ -52,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from edge_monitor.audio.replay import ReplaySource, expand_paths
     from edge_monitor.commands.common import config_error, fail
-    from edge_monitor.commands.run import prepare
+    from edge_monitor.commands.run import prepare, serve_status_page
     from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.model_info import model_info
     from edge_monitor.publish.open_alerts import OpenAlerts
@@ -61,21 +64,23 @@ def run(args: argparse.Namespace) -> int:
     prepared = prepare(args)
     if isinstance(prepared, int):
         return prepared
-    cfg, log, bundle, scorer = prepared
+    cfg, log = prepared.cfg, prepared.log
     paths = expand_paths(args.inputs)
     if not paths:
         return fail("simulate", "no WAV files found in " + " ".join(args.inputs), EX_NOINPUT)
     with tempfile.TemporaryDirectory(prefix="edge-monitor-replay-") as tmp:
         outbox = args.outbox if args.outbox is not None else Path(tmp) / "outbox.sqlite"
         try:
-            inner = NullPublisher() if args.no_mqtt else make_publisher(cfg, model_info(bundle), log, outbox=outbox)
-            daemon = Daemon(cfg, scorer, EchoPublisher(inner, sys.stdout), log)
+            inner = (NullPublisher() if args.no_mqtt
+                     else make_publisher(cfg, model_info(prepared.bundle), log, outbox=outbox))
+            daemon = Daemon(cfg, prepared.scorer, EchoPublisher(inner, sys.stdout), log)
             # An alert a replay leaves open is closed by the next replay on that outbox, never by `run`.
             daemon.open_alerts = OpenAlerts(outbox.parent)
+            serve_status_page(daemon, cfg, log)
         except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
             return config_error("simulate", exc)
         daemon.install_signal_handlers()
-        source = ReplaySource(paths, daemon.model_rate, daemon.make_ring, log, fast=args.fast, loop=args.loop,
+        source = ReplaySource(paths, daemon.model_rate, daemon.windowing, log, fast=args.fast, loop=args.loop,
                               block_seconds=cfg.audio.block_seconds)
         status = daemon.run(source)
         if not args.no_mqtt and cfg.mqtt.enabled:
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _report_undelivered(publisher: Any, outbox: Path, kept: bool) -> None:
+def _report_undelivered(publisher: PublisherLike, outbox: Path, kept: bool) -> None:
     """One line on stderr when the broker did not take every alert or sensor event of this replay."""
     try:
         left = int(publisher.stats().get("outbox_depth") or 0)  # still answers after stop()

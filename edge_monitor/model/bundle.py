@@ -59,6 +59,7 @@ __all__ = [
     "ModelBundle",
     "ModelJson",
     "load_bundle",
+    "read_model_json",
     "write_model_json",
     "sha256_file",
 ]
@@ -85,46 +86,64 @@ class BundleError(Exception):
 class ModelBundle:
     """A verified bundle, ready for :class:`edge_monitor.model.scorer.Scorer`.
 
+    ``model.json`` is held once, typed and validated, in :attr:`doc`; the
+    properties below are views of it for the fields every caller needs.
+    Code that wants the file's plain JSON values reads the file
+    (:func:`read_model_json`).
+
     Attributes:
         path: the bundle directory.
-        meta: the parsed ``model.json`` as a plain mapping (informational keys).
-        doc: the same, typed and validated (:class:`edge_monitor.model.model_json.ModelJson`):
-            what runtime modules read.
-        features: front-end parameters the model was trained with.
-        norm: per-band dB -> [0, 1] scaling fitted on the training data.
-        input_shape: ``(n_mels, frames)`` of one model input.
-        threshold: window score (the fused score; a reconstruction MSE for
-            autoencoder-only bundles) above which a window is anomalous.
+        doc: ``model.json`` (:class:`edge_monitor.model.model_json.ModelJson`).
         tflite_path: ``path / "model.tflite"`` (absent when no detector is an autoencoder).
-        sha256: hex SHA-256 of ``model.tflite`` (verified); ``""`` without one.
-        machine: machine type (e.g. ``"slider"``), ``""`` when unknown.
-        machine_ids: machine ids trained on (e.g. ``["id_00"]``).
-        band_error_stats: ``{"mean": (n_mels,), "p95": (n_mels,), "p99": (n_mels,)}``
-            float64 arrays: per-band reconstruction error of the validation
-            normals (empty dict when the bundle has none).
+        sha256: hex SHA-256 of ``model.tflite`` (verified), or of ``detectors.npz``
+            for a bundle without an autoencoder: what identifies the model.
+        arrays: the NumPy detectors' parameters (``detectors.npz``; empty without them).
     """
 
     path: Path
-    meta: dict[str, Any]
-    features: FeatureParams
-    norm: MinMaxNorm
-    input_shape: tuple[int, int]
-    threshold: float
+    doc: ModelJson
     tflite_path: Path
     sha256: str
-    machine: str = ""
-    machine_ids: tuple[str, ...] = ()
-    band_error_stats: dict[str, np.ndarray] = field(default_factory=dict)
-    detectors: tuple[DetectorSpec, ...] = (DetectorSpec("autoencoder", "autoencoder"),)
-    fusion: Fusion = field(default_factory=Fusion)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    deviation_stats: dict[str, np.ndarray] = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
-    doc: ModelJson | None = None
 
     @property
-    def threshold_rule(self) -> str:
-        return str(self.meta.get("threshold", {}).get("rule", "unknown"))
+    def features(self) -> FeatureParams:
+        """Front-end parameters the model was trained with."""
+        return self.doc.features
+
+    @property
+    def norm(self) -> MinMaxNorm:
+        """Per-band dB -> [0, 1] scaling fitted on the training data."""
+        return self.doc.normalisation
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """``(n_mels, frames)`` of one model input."""
+        return self.doc.input_shape
+
+    @property
+    def threshold(self) -> float:
+        """Window score (the fused score; a reconstruction MSE for autoencoder-only bundles) above which
+        a window is anomalous."""
+        return self.doc.threshold.value
+
+    @property
+    def machine(self) -> str:
+        """Machine type (e.g. ``"slider"``), ``""`` when unknown."""
+        return self.doc.machine
+
+    @property
+    def machine_ids(self) -> tuple[str, ...]:
+        """Machine ids trained on (e.g. ``("id_00",)``)."""
+        return self.doc.machine_ids
+
+    @property
+    def detectors(self) -> tuple[DetectorSpec, ...]:
+        return self.doc.detectors
+
+    @property
+    def fusion(self) -> Fusion:
+        return self.doc.fusion
 
     @property
     def has_autoencoder(self) -> bool:
@@ -134,19 +153,13 @@ class ModelBundle:
     def detector_names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.detectors)
 
-    def summary(self) -> dict[str, Any]:
-        """Short description for logs and MQTT status messages."""
-        return {
-            "path": str(self.path),
-            "sha256": self.sha256[:12],
-            "machine": self.machine,
-            "machine_ids": list(self.machine_ids),
-            "threshold": self.threshold,
-            "created": self.meta.get("created"),
-            "quantize": (self.meta.get("model") or {}).get("quantize"),
-            "detectors": list(self.detector_names),
-            "fusion": self.fusion.rule,
-        }
+
+def read_model_json(bundle_dir: str | Path) -> dict[str, Any]:
+    """A bundle's ``model.json`` as plain JSON values (reports and summaries; :func:`load_bundle` verifies it)."""
+    data = json.loads((Path(bundle_dir) / MODEL_JSON).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise BundleError(f"{Path(bundle_dir) / MODEL_JSON}: expected a JSON object at the top level")
+    return data
 
 
 def sha256_file(path: str | Path) -> str:
@@ -235,7 +248,7 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
         doc = ModelJson.from_dict(meta)
     except (TypeError, ValueError, KeyError) as exc:
         raise BundleError(f"{json_path}: {exc}") from None
-    features, norm, detectors = doc.features, doc.normalisation, doc.detectors
+    features, detectors = doc.features, doc.detectors
     if expected_features is not None and features != expected_features:
         ours, theirs = expected_features.to_dict(), features.to_dict()
         diff = ", ".join(f"{k}={theirs[k]!r} (expected {ours[k]!r})" for k in ours if ours[k] != theirs.get(k))
@@ -258,25 +271,7 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
     arrays = _load_arrays(root, meta, detectors, json_path, verify_checksum)
     if not has_ae:
         actual = str(meta["arrays"]["sha256"])  # what identifies a NumPy-only bundle's model
-    return ModelBundle(
-        path=root,
-        meta=meta,
-        features=features,
-        norm=norm,
-        input_shape=doc.input_shape,
-        threshold=doc.threshold.value,
-        tflite_path=tflite_path,
-        sha256=actual,
-        machine=doc.machine,
-        machine_ids=doc.machine_ids,
-        band_error_stats=doc.band_error.as_arrays() if doc.band_error else {},
-        detectors=detectors,
-        fusion=doc.fusion,
-        arrays=arrays,
-        deviation_stats=doc.band_deviation.as_arrays() if doc.band_deviation else {},
-        schema_version=doc.schema_version,
-        doc=doc,
-    )
+    return ModelBundle(path=root, doc=doc, tflite_path=tflite_path, sha256=actual, arrays=arrays)
 
 
 def _load_arrays(root: Path, meta: dict[str, Any], detectors: tuple[DetectorSpec, ...], json_path: Path,

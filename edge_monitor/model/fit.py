@@ -34,7 +34,7 @@ import numpy as np
 import edge_monitor
 from edge_monitor.features.frontend import FeatureParams, logmel
 from edge_monitor.features.model_input import MinMaxNorm
-from edge_monitor.model.bundle import DetectorSpec, load_bundle, write_arrays, write_model_json
+from edge_monitor.model.bundle import DetectorSpec, load_bundle, read_model_json, write_arrays, write_model_json
 from edge_monitor.model.detectors import (
     NUMPY_KINDS,
     FrameDetector,
@@ -301,7 +301,8 @@ def write_numpy_bundle(out_dir: str | Path, db: np.ndarray, groups: np.ndarray, 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_arrays(out_dir, detector_arrays(fit.detectors))
     write_model_json(out_dir, doc)
-    return load_bundle(out_dir).meta
+    load_bundle(out_dir)  # verify what was written
+    return read_model_json(out_dir)
 
 
 def normal_threshold(fused: np.ndarray, rule: str, quantile: float, false_alarms_per_day: float,

@@ -14,11 +14,14 @@ error against its reconstruction, or, for the NumPy detectors, the squared
 deviation of the scaled input from the normal level of each band (the
 training mean; ``reference="mean"``). The trainer's evaluation,
 ``edge-monitor score`` and the daemon all score through this class, so they
-agree by construction. No TensorFlow here.
+agree by construction; :meth:`Scorer.predict` takes a window as captured
+(any rate, any channel count, a sample mask) and conditions it
+(:mod:`edge_monitor.model.conditioning`). No TensorFlow here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,10 @@ from typing import Any
 import numpy as np
 
 from edge_monitor.audio import audio_io
+from edge_monitor.audio.ring_buffer import Window
 from edge_monitor.features.frontend import LogMel, logmel
 from edge_monitor.model.bundle import BundleError, DetectorSpec, ModelBundle
+from edge_monitor.model.conditioning import frame_mask, to_model_audio
 from edge_monitor.model.detectors import AutoencoderDetector, Detector, DetectorOutput, FrameDetector, ProfileDetector
 from edge_monitor.model.gaussian import GaussianModel
 
@@ -58,6 +63,9 @@ class WindowScore:
         reference: ``"recon"`` (autoencoder) or ``"mean"`` (normal level per band).
         db: ``(n_mels, frames)`` the window's log-mel in dB (unclipped).
         frame_scores: ``(frames,)`` the fired detector's own per-frame score.
+        samples: ``(window_samples,)`` float32 the mono audio at the model's
+            rate that was scored (:meth:`Scorer.predict` only; evidence and
+            explanations use it).
     """
 
     score: float
@@ -72,6 +80,7 @@ class WindowScore:
     reference: str = "recon"
     db: np.ndarray | None = None
     frame_scores: np.ndarray | None = None
+    samples: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,7 @@ def reference_input(bundle: ModelBundle, frames: int) -> np.ndarray:
     The reference the NumPy detectors' explanations measure deviations from;
     the middle of each band's training range when the bundle has no levels.
     """
-    levels = bundle.doc.band_level_db if bundle.doc is not None else None
+    levels = bundle.doc.band_level_db
     n_mels = bundle.input_shape[0]
     if levels is not None:
         ref = bundle.norm.apply(np.asarray(levels.mean, dtype=np.float32)[:, None])
@@ -244,6 +253,29 @@ class Scorer:
         return WindowScore(score=out.score, band_error=band, frame_error=frame, input=out.input, recon=out.recon,
                            valid=v, detector=out.name, detector_scores={out.name: out.score},
                            frame_scores=out.frame_scores)
+
+    def predict(self, window: Window, channel: int | None = None, max_invalid: float = 1.0) -> WindowScore:
+        """Score one window as captured: the whole way from raw samples to :class:`WindowScore`.
+
+        Conditions the window (:func:`~edge_monitor.model.conditioning.to_model_audio`:
+        downmix, resample, crop or pad; ``window.bad`` -> valid frames), then
+        scores it (:meth:`score_window`). ``WindowScore.samples`` holds the
+        mono audio that was scored.
+
+        Args:
+            window: ``samples`` ``(n, channels)`` at ``sample_rate`` Hz; ``bad``
+                ``(n,)`` bool marks samples that are not the machine's sound.
+            channel: the channel to score (``audio.channel``), ``None``: their mean.
+            max_invalid: the largest share of frames the bad samples may touch (0..1).
+
+        Raises:
+            conditioning.TooFewValidFrames: ``bad`` touches more frames than that.
+        """
+        valid = frame_mask(window.bad, window.sample_rate, self.features, max_invalid)
+        mono = to_model_audio(window.samples, window.sample_rate, self.features.sample_rate, self.window_samples,
+                              channel)
+        ws = self.score_window(mono) if valid is None else self.score_window(mono, valid=valid)
+        return dataclasses.replace(ws, samples=mono)
 
     def score_window(self, samples: np.ndarray, valid: np.ndarray | None = None) -> WindowScore:
         """Score one window of mono float audio at the bundle's sample rate.

@@ -5,66 +5,87 @@ that a real part, a test's recording sink or a stand-in for ``simulate`` can
 be passed without inheriting from anything (the approach of structlog's
 ``typing.py``). They are checked by mypy, not at run time.
 
-- :class:`AudioSource`: fills a ring buffer from a device or files
+- :class:`AudioSource`: yields windows from a device or files through its own ring
   (:class:`edge_monitor.audio.capture.MicrophoneSource`, :class:`edge_monitor.audio.replay.ReplaySource`).
-- :class:`ScorerLike`: scores one window (:class:`edge_monitor.model.scorer.Scorer`).
+- :class:`ScorerLike`: scores one raw window (:class:`edge_monitor.model.scorer.Scorer`).
 - :class:`PublisherLike`: takes alerts, sensor events, scores and health out
-  (:class:`edge_monitor.publish.publisher.Publisher`, :class:`edge_monitor.service.daemon.NullPublisher`).
+  (:class:`edge_monitor.publish.publisher.Publisher`, :class:`edge_monitor.service.publishers.NullPublisher`).
 - :class:`NotifierLike`: tells the service manager how the daemon is doing
   (the module :mod:`edge_monitor.service.notify`).
+- :class:`Observer`: sees the loop's events through the daemon's read-only view
+  (:class:`edge_monitor.web.view.DaemonView`; the status page).
+- ``Logger``: structlog's ``FilteringBoundLogger`` (what ``service.logs.get_logger`` returns).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+from structlog.typing import FilteringBoundLogger
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from edge_monitor.audio.ring_buffer import RingBuffer
+    from edge_monitor.audio.ring_buffer import Window
     from edge_monitor.model.bundle import ModelBundle
     from edge_monitor.model.scorer import WindowScore
+    from edge_monitor.publish.messages import Payload
+    from edge_monitor.web.view import DaemonView
 
-__all__ = ["AudioSource", "NotifierLike", "PublisherLike", "ScorerLike"]
+Logger: TypeAlias = FilteringBoundLogger
+
+__all__ = ["AudioSource", "Logger", "NotifierLike", "Observer", "PublisherLike", "ScorerLike"]
 
 
 class AudioSource(Protocol):
-    """Audio into the daemon's ring buffer, on its own thread.
+    """Windows of audio from a device or files, filled into the source's own ring on its own thread.
 
-    ``ring`` is ``None`` until the source knows its rate and channel count;
-    the daemon reads windows from it. ``poll()`` runs on the scoring loop
-    (about every 0.5 s) to notice a lost device and reopen it.
+    :meth:`read` is the one way windows come out; ``poll()`` runs on the
+    scoring loop (about every 0.5 s) to notice a lost device and reopen it.
     """
 
     kind: str  # "microphone", "replay": shown in logs and the health message
-    ring: RingBuffer | None
     last_error: str | None
 
     def start(self) -> bool:
         """Open the device or the files; ``False`` when it failed (``last_error`` says why)."""
         ...
 
+    def read(self, timeout: float) -> Window | None:
+        """The next window (raw samples, rate, sample mask), waiting at most ``timeout`` s; ``None`` if none came."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """No window will come any more (the end of the replayed files, or stopped)."""
+        ...
+
+    @property
+    def xruns(self) -> int:
+        """Input overflows of the current stream."""
+        ...
+
+    @property
+    def overruns(self) -> int:
+        """Windows lost because the reader fell behind (current stream)."""
+        ...
+
     def poll(self) -> None: ...
 
     def stop(self) -> None: ...
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Payload:
         """Counters for the health message (JSON-serialisable)."""
         ...
 
 
 class ScorerLike(Protocol):
-    """One window of mono audio at the model's rate in, its anomaly score out."""
+    """One window as captured in, its anomaly score out (the model side does all conditioning)."""
 
     @property
     def bundle(self) -> ModelBundle: ...
 
-    @property
-    def window_samples(self) -> int:
-        """Samples in one scored window (the model's window length times its rate)."""
+    def predict(self, window: Window, channel: int | None = None, max_invalid: float = 1.0) -> WindowScore:
+        """Condition (downmix, resample, sample mask -> valid frames) and score; see ``Scorer.predict``."""
         ...
-
-    def score_window(self, samples: np.ndarray, valid: np.ndarray | None = None) -> WindowScore: ...
 
 
 class PublisherLike(Protocol):
@@ -76,13 +97,13 @@ class PublisherLike(Protocol):
     """
 
     def start(self) -> None: ...
-    def publish_alert(self, payload: dict[str, Any]) -> None: ...
-    def publish_sensor(self, payload: dict[str, Any]) -> None: ...
+    def publish_alert(self, payload: Payload) -> object: ...
+    def publish_sensor(self, payload: Payload) -> object: ...
     def set_state(self, state: str) -> None: ...
     def set_microphone(self, state: str) -> None: ...
-    def publish_score(self, payload: dict[str, Any]) -> None: ...
-    def publish_status(self, payload: dict[str, Any]) -> None: ...
-    def stats(self) -> dict[str, Any]: ...
+    def publish_score(self, payload: Payload) -> None: ...
+    def publish_status(self, payload: Payload) -> None: ...
+    def stats(self) -> Payload: ...
     def stop(self, timeout: float = 5.0) -> None: ...
 
 
@@ -93,3 +114,9 @@ class NotifierLike(Protocol):
     def status(self, text: str) -> bool: ...
     def watchdog(self) -> bool: ...
     def stopping(self, status_text: str | None = None) -> bool: ...
+
+
+class Observer(Protocol):
+    """Sees the scoring loop's events on the loop's thread (see ``Daemon._observe``); quick, never blocking."""
+
+    def observe(self, daemon: DaemonView, event: str, payload: Window | Payload | None) -> None: ...

@@ -1,9 +1,10 @@
 """The operator's view: a status page, ``/api/status``, Prometheus ``/metrics`` and evidence WAVs.
 
 Configured by the ``http:`` section (:class:`edge_monitor.config.schema.HttpConfig`);
-absent means this module is never imported. :func:`attach` hooks an
-:class:`HttpService` into a :class:`~edge_monitor.service.daemon.Daemon` as an
-observer: it starts the server when the daemon's loop starts and stops it at
+absent means this module is never imported. ``run`` and ``simulate`` build an
+:class:`HttpService` with :func:`attach` over the daemon's read-only view
+(:class:`edge_monitor.web.view.DaemonView`) and add it to the daemon's
+observers: it starts the server when the loop starts and stops it at
 shutdown, so ``edge-monitor run`` and ``edge-monitor simulate`` both serve.
 
 Routes (GET and HEAD only; everything else is 405; no directory listing):
@@ -52,9 +53,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from edge_monitor.audio.ring_buffer import Window
 from edge_monitor.config.schema import ConfigError, HttpConfig
 from edge_monitor.web.acceptor import Acceptor, Request, simple_response
 from edge_monitor.web.status_board import COARSE_SECONDS, Snapshot, StatusBoard
+from edge_monitor.web.view import DaemonView
 
 __all__ = ["SOCKET_TIMEOUT_S", "HttpService", "attach", "status_json"]
 
@@ -63,14 +66,13 @@ EVIDENCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.wav")
 CHUNK = 64 * 1024
 
 
-def attach(daemon: Any) -> HttpService:
-    """Build the service for ``daemon.cfg.http`` and register it as an observer of ``daemon``.
+def attach(daemon: DaemonView, cfg: HttpConfig, log: Any, source: str | None = None) -> HttpService:
+    """The service for the ``http:`` section ``cfg`` over ``daemon``; the caller adds it to the daemon's observers.
 
-    Raises :class:`ConfigError` (key ``http.token_env``) when the token variable is named but unset.
+    ``source``: the config file (for error messages). Raises :class:`ConfigError`
+    (key ``http.token_env``) when the token variable is named but unset.
     """
-    service = HttpService(daemon.cfg.http, daemon, log=daemon.log)
-    daemon.observers.append(service)
-    return service
+    return HttpService(cfg, daemon, log=log, source=source)
 
 
 def _read_token(cfg: HttpConfig, source: str | None) -> str | None:
@@ -384,14 +386,15 @@ class HttpService:
 
     Args:
         cfg: the ``http:`` section.
-        daemon: the :class:`~edge_monitor.service.daemon.Daemon` (read on its own thread only, by the board).
+        daemon: the daemon's read-only view (read on the loop's thread only, by the board).
         log: structlog logger.
+        source: the config file (for error messages).
     """
 
-    def __init__(self, cfg: HttpConfig, daemon: Any, log: Any) -> None:
+    def __init__(self, cfg: HttpConfig, daemon: DaemonView, log: Any, source: str | None = None) -> None:
         self.cfg = cfg
         self.log = log
-        self.token = _read_token(cfg, str(daemon.cfg.source) if daemon.cfg.source else None)
+        self.token = _read_token(cfg, source)
         self.board = StatusBoard(daemon, cfg.history_seconds)
         self.page = resources.files("edge_monitor.web").joinpath("status_page.html").read_bytes()
         self.mic = _MicCache()
@@ -419,7 +422,7 @@ class HttpService:
 
     # --- observer -----------------------------------------------------------------------------
 
-    def observe(self, daemon: Any, event: str, payload: Any) -> None:
+    def observe(self, daemon: DaemonView, event: str, payload: Window | dict[str, Any] | None) -> None:
         self.board.observe(daemon, event, payload)
         if event == "start":
             self.start()

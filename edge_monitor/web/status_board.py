@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from edge_monitor.audio.ring_buffer import Window
+from edge_monitor.web.view import DaemonView
+
 __all__ = ["HEALTH_REFRESH_S", "SCORE_BUCKET_FACTORS", "Snapshot", "StatusBoard", "round_bucket_bounds"]
 
 HEALTH_REFRESH_S = 1.0  # how stale the health part of a snapshot may get (s)
@@ -123,15 +128,14 @@ class Snapshot:
 class StatusBoard:
     """A daemon observer that keeps :attr:`snapshot` current. Loop thread only (see the module doc)."""
 
-    def __init__(self, daemon: Any, history_seconds: float = 3600.0) -> None:
+    def __init__(self, daemon: DaemonView, history_seconds: float = 3600.0) -> None:
         from edge_monitor import __version__
 
         self.daemon = daemon
         self.history_seconds = float(history_seconds)
         b = daemon.bundle
-        self.info = {"device_id": str(daemon.cfg.device_id), "model_name": str(b.path.name),
-                     "model_sha256": str(b.sha256), "machine": str(getattr(b, "machine", "") or ""),
-                     "version": str(__version__)}
+        self.info = {"device_id": daemon.device_id, "model_name": b.path.name,
+                     "model_sha256": b.sha256, "machine": b.machine or "", "version": str(__version__)}
         self.bounds = round_bucket_bounds(daemon.threshold)
         self.counts = [0] * (len(self.bounds) + 1)
         self.ratio_counts = [0] * (len(SCORE_BUCKET_FACTORS) + 1)
@@ -151,22 +155,22 @@ class StatusBoard:
         self._pub: dict[str, Any] = {}
         self._health_at = float("-inf")
         self._seen = (0, 0, 0)  # (scored, sensor_faulty, errors) after the previous window
-        self._last_raw: tuple[Any, int, int] = (None, 0, -1)
+        self._last_raw: tuple[np.ndarray | None, int, int] = (None, 0, -1)
         self._rms: float | None = None
         self._last_t: float | None = None
         self.snapshot: Snapshot = self._make()
 
     # --- called by the scoring loop ---------------------------------------------------------
 
-    def observe(self, daemon: Any, event: str, payload: Any) -> None:
+    def observe(self, daemon: DaemonView, event: str, payload: Window | dict[str, Any] | None) -> None:
         """``event``: ``"start"``, ``"window"`` (payload: the Window just processed), ``"alert"``
         and ``"sensor"`` (payload: the published dict), ``"tick"`` (each loop turn), ``"stop"``."""
-        if event == "window":
+        if event == "window" and isinstance(payload, Window):
             self._window(payload)
-        elif event == "alert":
+        elif event == "alert" and isinstance(payload, dict):
             self._alert(payload)
             self._health_at = float("-inf")
-        elif event == "sensor":
+        elif event == "sensor" and isinstance(payload, dict):
             self.sensor_counts[(str(payload.get("kind")), str(payload.get("event")))] += 1
             self.sensor_log.appendleft({k: payload.get(k) for k in ("event", "kind", "detail", "since", "at",
                                                                     "event_id")})
@@ -178,14 +182,14 @@ class StatusBoard:
             return  # nothing new
         self.snapshot = self._make()
 
-    def _window(self, win: Any) -> None:
+    def _window(self, win: Window) -> None:
         d = self.daemon
         c = d.counters
         scored, faulty, errors = self._seen
         self._seen = (c.scored, c.sensor_faulty, c.errors)
-        status = getattr(d, "last_sensor_status", None)
+        status = d.last_sensor_status
         self._rms = None
-        if status is not None and getattr(status, "rms_dbfs", None) is not None:
+        if status is not None:
             r = float(status.rms_dbfs)
             self._rms = round(r, 2) if r > -1e9 else None
         self._last_raw = (win.samples, int(win.sample_rate), int(win.index))
@@ -198,12 +202,12 @@ class StatusBoard:
             self.score_sum += score
         elif c.sensor_faulty > faulty and c.errors == errors and status is not None and status.faults:
             self.skipped[status.faults[0].kind] += 1
-        self.history.append((float(win.end_time), score, str(d.decider.state)))
+        self.history.append((float(win.end_time), score, d.state))
         horizon = float(win.end_time) - self.history_seconds
         while self.history and self.history[0][0] < horizon:
             self.history.popleft()
-        self._add_coarse(float(win.end_time), score, str(d.decider.state))
-        self._follow_peak(d.decider.peak_score)
+        self._add_coarse(float(win.end_time), score, d.state)
+        self._follow_peak(d.peak_score)
 
     def _add_coarse(self, t: float, score: float | None, state: str) -> None:
         """Fold one window into its minute: max and min score, ``"anomaly"`` if any window was."""
@@ -249,9 +253,9 @@ class StatusBoard:
         try:
             self._health = d.health()
         except Exception as exc:  # noqa: BLE001 - a broken part must not stop the page
-            self._health = {"device_id": d.cfg.device_id, "last_error": f"health: {exc}"}
+            self._health = {"device_id": d.device_id, "last_error": f"health: {exc}"}
         try:
-            self._pub = dict(d.publisher.stats())
+            self._pub = dict(d.publisher_stats())
         except Exception:  # noqa: BLE001
             self._pub = {}
         self._health_at = time.monotonic()
@@ -265,25 +269,24 @@ class StatusBoard:
                     "scored_partial": c.scored_partial, "errors": c.errors,
                     "alerts_started": self.alerts_started, "alerts_ended": self.alerts_ended,
                     "evidence_errors": c.evidence_errors,
-                    "xruns": d._xruns(), "overruns": d._overruns(),
+                    "xruns": d.xruns, "overruns": d.overruns,
                     "capture_restarts": int(((self._health.get("source") or {}).get("restarts")) or 0)}
-        monitor = d.sensor_monitor
         health = dict(self._health)
-        health.update({"state": d.decider.state, "last_score": d.last_score, "windows": c.windows,
+        health.update({"state": d.state, "last_score": d.last_score, "windows": c.windows,
                        "windows_scored": c.scored, "windows_sensor_fault": c.sensor_faulty,
                        "windows_scored_partial": c.scored_partial, "alerts": c.alerts,
                        "xruns": counters["xruns"], "overruns": counters["overruns"]})
         raw, rate, index = self._last_raw
         depth = self._pub.get("outbox_depth")
         return Snapshot(
-            health=health, info=self.info, threshold=float(d.threshold), clear_level=float(d.rule.clear_level),
-            state=str(d.decider.state), last_score=d.last_score, counters=counters,
+            health=health, info=self.info, threshold=float(d.threshold), clear_level=float(d.clear_level),
+            state=d.state, last_score=d.last_score, counters=counters,
             skipped_by_kind=dict(self.skipped), sensor_events=dict(self.sensor_counts),
-            sensor_active=tuple(monitor.active) if monitor is not None else (),
+            sensor_active=d.sensor_active,
             bucket_bounds=self.bounds, bucket_counts=tuple(self.counts), score_sum=self.score_sum,
             history=tuple(self.history), alerts=self._alerts_t, sensor_log=self._sensor_t,
             last_raw=raw, last_raw_rate=rate, last_raw_index=index, input_rms_dbfs=self._rms,
             mqtt_connected=bool(self._pub.get("connected")), outbox_depth=int(depth) if depth is not None else None,
             storage=self._pub.get("storage"),
-            last_window_time=self._last_t, evidence_dir=d.cfg.evidence_dir if d.evidence is not None else None,
+            last_window_time=self._last_t, evidence_dir=d.evidence_dir,
             ratio_counts=tuple(self.ratio_counts), coarse=tuple(self.coarse))

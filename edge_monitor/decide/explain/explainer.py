@@ -72,10 +72,11 @@ class Explainer:
         NumPy detectors' deviation from each band's normal level
         (``band_deviation`` statistics, :attr:`WindowScore.reference`).
         """
-        stats = bundle.band_error_stats if reference == "recon" else bundle.deviation_stats
+        part = bundle.doc.band_error if reference == "recon" else bundle.doc.band_deviation
+        stats = part.as_arrays() if part is not None else {}
         if not stats:
             raise ValueError(f"{bundle.path}: model.json has no band_error statistics")
-        levels = bundle.doc.band_level_db if bundle.doc is not None else None
+        levels = bundle.doc.band_level_db
         level_mean = levels.mean if levels is not None else None
         return cls(bundle.features, bundle.norm, stats, threshold=bundle.threshold, band_level_db=level_mean,
                    settings=settings)
