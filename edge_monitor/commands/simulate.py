@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                      else make_publisher(cfg, model_info(prepared.bundle), log, outbox=outbox))
             daemon = Daemon(cfg, prepared.scorer, EchoPublisher(inner, sys.stdout), log)
             # An alert a replay leaves open is closed by the next replay on that outbox, never by `run`.
-            daemon.open_alerts = OpenAlerts(outbox.parent)
+            daemon.alerting.open_alerts = OpenAlerts(outbox.parent)
             serve_status_page(daemon, cfg, log)
         except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
             return config_error("simulate", exc)
