@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 def _report_undelivered(publisher: PublisherLike, outbox: Path, kept: bool) -> None:
     """One line on stderr when the broker did not take every alert or sensor event of this replay."""
     try:
-        left = int(publisher.stats().get("outbox_depth") or 0)  # still answers after stop()
+        depth = publisher.stats().get("outbox_depth")  # still answers after stop()
+        left = depth if isinstance(depth, int) else 0
     except Exception:  # noqa: BLE001 - the publisher has already reported its own trouble
         return
     if left:

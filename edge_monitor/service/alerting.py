@@ -144,7 +144,8 @@ class Alerting:
             # input is clipped to the bundle's [clip_lo, clip_hi], which can flatten very loud
             # clicks) and reliable impacts. The detector that fired decides the view: its
             # reconstruction, or the normal band levels.
-            return self.explainer(ws, samples=ws.samples).to_dict()
+            explanation: Payload = dict(self.explainer(ws, samples=ws.samples).to_dict())
+            return explanation
         except Exception as exc:  # noqa: BLE001
             self.log.warning("no explanation", event_id=ev.event_id, error=str(exc))
             return None

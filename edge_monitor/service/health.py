@@ -41,14 +41,18 @@ def status_line(d: Daemon) -> str:
 def health_message(d: Daemon) -> HealthMessage:
     """The ``<base>/status`` health message, now."""
     pub = _publisher_stats(d) or {}
+    storage = pub.get("storage")
+    storage = storage if isinstance(storage, dict) else None
+    storage_error = storage.get("error") if storage is not None else None
+    depth = pub.get("outbox_depth")
     c = d.counters
     return HealthMessage(
         device_id=d.cfg.device_id, time=time.time(), started_at=d.started_at, state=d.decider.state,
         last_score=d.last_score, threshold=d.threshold, windows=c.windows, windows_scored=c.scored,
         windows_sensor_fault=c.sensor_faulty, windows_scored_partial=c.scored_partial, alerts=c.alerts,
         mqtt=pub, xruns=d.xruns, overruns=d.overruns,
-        last_error=d.last_error or (pub.get("storage") or {}).get("error")
+        last_error=d.last_error or (storage_error if isinstance(storage_error, str) else None)
         or (d.source.last_error if d.source is not None else None),
-        storage=pub.get("storage"), evidence_errors=c.evidence_errors,
+        storage=storage, evidence_errors=c.evidence_errors,
         source=d.source.stats() if d.source is not None else None, sensor=d.sensors.monitor.state(),
-        model=model_ref(d.bundle), queue_depth=pub.get("outbox_depth"))
+        model=model_ref(d.bundle), queue_depth=depth if isinstance(depth, int) else None)
