@@ -393,7 +393,7 @@ def test_idle_connections_do_not_lock_out_requests_and_a_failing_observer_is_onl
                 s.close()
         n0 = run.daemon.counters.scored
         wait_for(lambda: run.daemon.counters.scored >= n0 + 2, 60, "windows scored despite the broken observer")
-        failures = run.daemon._observer_failures["Broken"]
+        failures = run.daemon.observers.failures["Broken"]
     assert failures >= 3  # every window and tick failed in it; logged 1, 2, 4, 8, ... times only
 
 

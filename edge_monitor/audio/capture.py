@@ -25,11 +25,17 @@ sees what it saw in training, and the ring still holds every native sample
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from structlog.typing import FilteringBoundLogger
 
 from edge_monitor.audio.ring_buffer import RingBuffer, Window, Windowing
 from edge_monitor.config.schema import AudioConfig
@@ -54,10 +60,34 @@ class InputDevice:
     is_default: bool = False
 
 
-def _sd() -> Any:
-    import sounddevice  # noqa: PLC0415 - PortAudio loads only when audio is used
+class _InputStream(Protocol):
+    """What the capture uses of a ``sounddevice.InputStream`` (the package has no type information)."""
 
-    return sounddevice
+    @property
+    def active(self) -> bool: ...
+
+    def abort(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _TimeInfo(Protocol):
+    """The callback's ``time`` argument: PortAudio stream times, in seconds."""
+
+    currentTime: float
+    inputBufferAdcTime: float
+
+
+class _CallbackFlags(Protocol):
+    """The callback's ``status`` argument (``sounddevice.CallbackFlags``)."""
+
+    @property
+    def input_overflow(self) -> bool: ...
+
+
+def _sd() -> ModuleType:
+    # Imported on first use: PortAudio loads only when audio is used.
+    return importlib.import_module("sounddevice")
 
 
 def rescan_devices() -> None:
@@ -149,7 +179,7 @@ class MicrophoneSource:
     kind = "microphone"
 
     def __init__(self, audio: AudioConfig, target_rate: int, windowing: Windowing,
-                 log: Any, clock: Callable[[], float] = time.monotonic) -> None:
+                 log: FilteringBoundLogger, clock: Callable[[], float] = time.monotonic) -> None:
         self.audio = audio
         self.model_rate = int(target_rate)
         self.target_rate = int(audio.sample_rate or target_rate)
@@ -159,7 +189,7 @@ class MicrophoneSource:
         self.ring: RingBuffer | None = None
         self.device: InputDevice | None = None
         self.sample_rate: int | None = None
-        self.stream: Any = None
+        self.stream: _InputStream | None = None
         self.running = False
         self.restarts = 0
         self.failures = 0
@@ -175,7 +205,8 @@ class MicrophoneSource:
 
     # --- the audio thread ----------------------------------------------------------------
 
-    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
+    def _callback(self, indata: NDArray[np.float32], frames: int, time_info: _TimeInfo,
+                  status: _CallbackFlags) -> None:
         # Runs on PortAudio's thread: copy, count, timestamp; nothing else.
         now = time.time()
         ring = self.ring
@@ -330,7 +361,7 @@ class MicrophoneSource:
         if self.ring is not None:
             self.ring.close()
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         return {
             "source": self.kind,
             "device": self.device.name if self.device else None,

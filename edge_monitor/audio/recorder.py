@@ -19,9 +19,9 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from structlog.typing import FilteringBoundLogger
 
 from edge_monitor.audio.ring_buffer import Windowing
 from edge_monitor.config.schema import EX_CONFIG, AudioConfig, Config
@@ -144,7 +144,7 @@ class Recorder:
         log: a structlog logger (capture start, losses, reconnects).
     """
 
-    def __init__(self, audio: AudioConfig, rate: int, window_seconds: float, log: Any) -> None:
+    def __init__(self, audio: AudioConfig, rate: int, window_seconds: float, log: FilteringBoundLogger) -> None:
         from edge_monitor.audio.capture import MicrophoneSource
 
         self.audio = audio

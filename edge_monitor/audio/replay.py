@@ -23,9 +23,9 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from structlog.typing import FilteringBoundLogger
 
 from edge_monitor.audio import audio_io
 from edge_monitor.audio.ring_buffer import RingBuffer, Window, Windowing
@@ -59,7 +59,7 @@ class ReplaySource:
 
     kind = "replay"
 
-    def __init__(self, paths: list[Path], sample_rate: int, windowing: Windowing, log: Any,
+    def __init__(self, paths: list[Path], sample_rate: int, windowing: Windowing, log: FilteringBoundLogger,
                  fast: bool = False, loop: bool = False, block_seconds: float = 0.1,
                  start_time: float | None = None) -> None:
         self.paths = list(paths)
@@ -193,6 +193,6 @@ class ReplaySource:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         return {"source": self.kind, "files_played": self.files_played, "files_skipped": self.files_skipped,
                 "seconds_played": round(self.samples_played / self.sample_rate, 1), "last_error": self.last_error}

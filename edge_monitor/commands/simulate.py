@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                      else make_publisher(cfg, model_info(prepared.bundle), log, outbox=outbox))
             daemon = Daemon(cfg, prepared.scorer, EchoPublisher(inner, sys.stdout), log)
             # An alert a replay leaves open is closed by the next replay on that outbox, never by `run`.
-            daemon.open_alerts = OpenAlerts(outbox.parent)
+            daemon.alerting.open_alerts = OpenAlerts(outbox.parent)
             serve_status_page(daemon, cfg, log)
         except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
             return config_error("simulate", exc)
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 def _report_undelivered(publisher: PublisherLike, outbox: Path, kept: bool) -> None:
     """One line on stderr when the broker did not take every alert or sensor event of this replay."""
     try:
-        left = int(publisher.stats().get("outbox_depth") or 0)  # still answers after stop()
+        depth = publisher.stats().get("outbox_depth")  # still answers after stop()
+        left = depth if isinstance(depth, int) else 0
     except Exception:  # noqa: BLE001 - the publisher has already reported its own trouble
         return
     if left:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["AlertMessage", "Detectors", "HealthMessage", "ModelRef", "Payload", "ScoreMessage", "SensorMessage",
            "iso_utc"]
 
 #: A message's JSON object (plain JSON values).
-Payload = dict[str, Any]
+Payload = dict[str, object]
 #: ``{"name": ..., "sha256": ...}``: the model a message was scored with (``model_info.model_ref``).
 ModelRef = dict[str, str]
 

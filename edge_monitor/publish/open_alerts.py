@@ -17,8 +17,8 @@ only the closing-after-a-crash is lost.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -34,13 +34,13 @@ _KEPT = ("event_id", "device_id", "machine", "window_start", "window_end", "thre
          "windows", "peak_window_start", "peak_window_end", "source")
 
 
-def interrupted_end(start: dict[str, Any], now_iso: str) -> dict[str, Any]:
+def interrupted_end(start: Mapping[str, object], now_iso: str) -> dict[str, object]:
     """The ``end`` event of an alert whose daemon stopped while it was open.
 
     Its window times are the opening window's (the last ones known); ``score``
     and ``duration_s`` are ``null``: nobody knows when the sound really ended.
     """
-    end = {k: start.get(k) for k in _KEPT}
+    end: dict[str, object] = {k: start.get(k) for k in _KEPT}
     end.update({"event": "end", "interrupted": True, "time": now_iso, "score": None, "evidence": None,
                 "explanation": None, "opened_at": start.get("window_end"), "duration_s": None})
     return end
@@ -52,7 +52,7 @@ class OpenAlerts:
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / FILE_NAME
 
-    def record(self, payload: dict[str, Any]) -> str | None:
+    def record(self, payload: Mapping[str, object]) -> str | None:
         """Note an alert event (``start``: keep it; ``end``: forget it). Returns an error text, or ``None``."""
         try:
             if payload.get("event") == "start":
@@ -65,7 +65,7 @@ class OpenAlerts:
             return f"{self.path}: cannot note the open alert: {exc.strerror or exc}"
         return None
 
-    def interrupted(self, now_iso: str) -> list[dict[str, Any]]:
+    def interrupted(self, now_iso: str) -> list[dict[str, object]]:
         """``end`` events for what the previous run left open (empty when nothing was; never raises)."""
         try:
             text = self.path.read_text(encoding="utf-8")

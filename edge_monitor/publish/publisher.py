@@ -35,9 +35,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -72,7 +71,7 @@ __all__ = ["MICROPHONE_STATES", "SCORE_BACKLOG", "STATES", "Publisher"]
 log = structlog.get_logger("edge_monitor.publish.publisher")
 
 
-def _encode(payload: dict[str, Any]) -> bytes:
+def _encode(payload: Mapping[str, object]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
 
 
@@ -129,7 +128,7 @@ class Publisher:
                                         kwargs={"now": self._now}, name="mqtt-publisher", daemon=True)
         self._thread.start()
 
-    def publish_alert(self, payload: dict[str, Any]) -> str:
+    def publish_alert(self, payload: Mapping[str, object]) -> str:
         """Queue an alert durably (committed before this returns); returns its ``event_id``.
 
         Raises ``ValueError`` without an ``event_id`` (the daemon sets it). A
@@ -141,7 +140,7 @@ class Publisher:
         self._count("alerts_queued")
         return event_id
 
-    def publish_sensor(self, payload: dict[str, Any]) -> str:
+    def publish_sensor(self, payload: Mapping[str, object]) -> str:
         """Queue a microphone/sensor event durably; returns its ``event_id`` (as :meth:`publish_alert`)."""
         event_id = self._event_id(payload)
         self._outbox.put("sensor", self.topics.sensor, _encode(payload), qos=self.cfg.qos, retain=False)
@@ -160,19 +159,19 @@ class Publisher:
             raise ValueError(f"microphone state must be one of {MICROPHONE_STATES}, got {state!r}")
         self._retained.set("microphone", state.encode())
 
-    def publish_score(self, payload: dict[str, Any]) -> None:
+    def publish_score(self, payload: Mapping[str, object]) -> None:
         """One window's score: QoS 0, best effort, memory only (the latest ``SCORE_BACKLOG`` wait for a connection)."""
         if self.cfg.publish_scores:
             self._scores.append(_encode(payload))
 
-    def publish_status(self, payload: dict[str, Any]) -> None:
+    def publish_status(self, payload: Mapping[str, object]) -> None:
         """The daemon's health JSON on ``<base>/status`` (retained; the latest value wins while offline)."""
         self._retained.set("status", _encode(payload))
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         """Counters for health reports, metrics and tests (keys are stable)."""
         with self._lock:
-            out: dict[str, Any] = dict(self._counts)
+            out: dict[str, object] = dict(self._counts)
             out["connected"] = self._connected
         out["connect_failures"] = self._failures.failures
         out["last_error"] = self._failures.last_error
@@ -198,7 +197,7 @@ class Publisher:
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def _event_id(payload: dict[str, Any]) -> str:
+    def _event_id(payload: Mapping[str, object]) -> str:
         if not isinstance(payload, dict):
             raise TypeError(f"payload must be a dict, got {type(payload).__name__}")
         event_id = payload.get("event_id")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from edge_monitor.config.mqtt import TlsConfig
@@ -104,11 +104,9 @@ class PahoTransport:
         self._mqtt = mqtt
         self.opts = opts
         v5 = opts.protocol == "5"
-        kwargs: dict[str, Any] = {"callback_api_version": CallbackAPIVersion.VERSION2, "client_id": opts.client_id,
-                                  "protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311}
-        if not v5:
-            kwargs["clean_session"] = True  # MQTT 5 asks for clean_start in connect() instead
-        client = mqtt.Client(**kwargs)
+        # MQTT 5 asks for clean_start in connect() instead of clean_session (None: paho's default).
+        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=opts.client_id,
+                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True)
         if opts.will_topic:
             client.will_set(opts.will_topic, "offline", qos=1, retain=True)
         if opts.username:

@@ -18,14 +18,15 @@ source's own ring; everything here runs on the main thread, the *scoring loop*:
    (:meth:`edge_monitor.model.scorer.Scorer.predict`: downmix, resample, mask
    -> valid frames, log-mel, detectors, fusion);
 4. feed the score to the :class:`~edge_monitor.decide.decision.Decider`; an alert
-   start saves the strongest of the windows that raised it as evidence (the
+   (:mod:`edge_monitor.service.alerting`) start saves the strongest of the windows that raised it as evidence (the
    last ``n`` windows stay in memory, :mod:`edge_monitor.decide.candidates`),
    explains that window (:mod:`edge_monitor.decide.explain`) and is published
    (durably, outbox first);
 5. ``WATCHDOG=1`` and ``STATUS=`` to systemd, the per-window score and the
-   periodic health message to MQTT (typed messages: :mod:`edge_monitor.publish.messages`).
+   periodic health message to MQTT (:mod:`edge_monitor.service.health`; typed messages:
+   :mod:`edge_monitor.publish.messages`).
 
-Observers (``Daemon.observers``, see :meth:`Daemon._observe`) see each
+Observers (``Daemon.observers``, :mod:`edge_monitor.service.observers`) see each
 window, alert and sensor event on the loop's thread, through the daemon's
 read-only view (:class:`edge_monitor.web.view.DaemonView`); ``run`` and
 ``simulate`` attach the ``http:`` status page and ``/metrics``
@@ -53,28 +54,22 @@ from edge_monitor.audio.ring_buffer import Window, Windowing
 from edge_monitor.audio.sensor_health import SensorStatus
 from edge_monitor.config.loader import check_hop_fits
 from edge_monitor.config.schema import Config
-from edge_monitor.decide.candidates import CandidateWindows
-from edge_monitor.decide.decision import AlertEvent, Decider, DecisionRule, typical_normal_score
-from edge_monitor.decide.evidence import EvidenceStore
-from edge_monitor.decide.explain import BundleExplainer
+from edge_monitor.decide.decision import Decider, DecisionRule, typical_normal_score
 from edge_monitor.model.conditioning import TooFewValidFrames
-from edge_monitor.model.model_info import model_info, model_ref
-from edge_monitor.model.scorer import WindowScore
+from edge_monitor.model.model_info import model_info
 from edge_monitor.publish.messages import (
-    AlertMessage,
-    Detectors,
-    HealthMessage,
     Payload,
     ScoreMessage,
     SensorMessage,
     iso_utc,
 )
-from edge_monitor.publish.open_alerts import OpenAlerts
+from edge_monitor.service import health
+from edge_monitor.service.alerting import Alerting
+from edge_monitor.service.observers import Observers
 from edge_monitor.service.protocols import (
     AudioSource,
     Logger,
     NotifierLike,
-    Observer,
     PublisherLike,
     ScorerLike,
 )
@@ -136,34 +131,22 @@ class Daemon:
                                  baseline=typical_normal_score(self.bundle.doc.typical_normal_score(),
                                                                self.threshold))
         self.decider = Decider(self.rule, id_factory)
-        # The last n scored windows' WindowScore (with the audio it scored): an alert's strongest window.
-        self.candidates: CandidateWindows[WindowScore] = CandidateWindows(d.n)
-        self.evidence = (EvidenceStore(cfg.evidence_dir, int(cfg.evidence.max_mb * 1_000_000))
-                         if cfg.evidence.enabled else None)
-        self.explainer = self._make_explainer()
         self.sensors = SensorGate(cfg.device_id, cfg.audio.max_dropout_fraction, self._publish_sensor, log)
         self.model_info = model_info(self.bundle, self.threshold)
         self.counters = Counters()
+        # The alert path: candidate windows, evidence, explanation, the open-alert note.
+        self.alerting = Alerting(cfg, self.bundle, publisher, log, self.counters, self._safe, self._note_error)
         self.source: AudioSource | None = None
         self.last_score: float | None = None
         self.last_error: str | None = None
         self.started_at = time.time()
         self._stop_requested = False
         self._next_status = 0.0
-        self.open_alerts = OpenAlerts(cfg.outbox_path.parent)  # closes an alert a crash left open
         # Observers see the loop's events on the loop's thread (see _observe); `run` and `simulate`
         # attach the HTTP status page and /metrics (edge_monitor.web.server) when `http:` is set.
-        self.observers: list[Observer] = []
-        self._observer_failures: dict[str, int] = {}
+        self.observers = Observers(log)
 
-    def _make_explainer(self) -> BundleExplainer | None:
-        try:
-            return BundleExplainer.from_bundle(self.bundle)
-        except (ValueError, KeyError, TypeError) as exc:
-            self.log.info("alerts without explanations", reason=str(exc))
-            return None
-
-    # --- the read-only view observers get (edge_monitor.web.view.DaemonView) --------------------
+    # --- the read-only view observers get (edge_monitor.web.view.DaemonView, documented there) ---
 
     @property
     def device_id(self) -> str:
@@ -171,7 +154,6 @@ class Daemon:
 
     @property
     def state(self) -> str:
-        """``"normal"``, ``"anomaly"`` (the decider's state)."""
         return self.decider.state
 
     @property
@@ -180,23 +162,19 @@ class Daemon:
 
     @property
     def peak_score(self) -> float | None:
-        """The open alert's highest score so far (``None`` while no alert is open)."""
         return self.decider.peak_score
 
     @property
     def sensor_active(self) -> tuple[str, ...]:
-        """The fault kinds of the open sensor episodes."""
         return tuple(self.sensors.monitor.active)
 
     @property
     def last_sensor_status(self) -> SensorStatus | None:
-        """The sensor check of the latest window."""
         return self.sensors.last_status
 
     @property
     def evidence_dir(self) -> Path | None:
-        """Where alert evidence is saved (``None``: evidence off)."""
-        return self.cfg.evidence_dir if self.evidence is not None else None
+        return self.cfg.evidence_dir if self.alerting.evidence is not None else None
 
     @property
     def xruns(self) -> int:
@@ -225,19 +203,14 @@ class Daemon:
         """Start publisher and source, score until the stream ends or a stop is requested; 0."""
         self.source = source
         self.publisher.start()
-        for end in self.open_alerts.interrupted(iso_utc(time.time())):  # the previous run died with it open
-            self.log.warning("alert end (interrupted): the previous run stopped while it was open",
-                             event_id=end["event_id"], opened_at=end["opened_at"])
-            self._safe(self.publisher.publish_alert, end)
-            self._safe(self.publisher.set_state, "normal")
-            self._note_open_alert(end)
+        self.alerting.close_interrupted()  # the previous run died with an alert open
         capturing = source.start()
         self.notify.ready(self.status_line() if capturing else f"waiting for audio device: {source.last_error}")
         self.log.info("monitoring", device_id=self.cfg.device_id, source=source.kind,
                       model=self.bundle.path.name, sha256=self.bundle.sha256[:12], threshold=self.threshold,
                       clear_level=self.rule.clear_level, hop_s=self.cfg.audio.hop_seconds,
                       window_s=self.window_seconds, k=self.rule.k, n=self.rule.n,
-                      explanations=self.explainer is not None, sensor_health=True)
+                      explanations=self.alerting.explainer is not None, sensor_health=True)
         self._observe("start", None)
         try:
             while not self._stop_requested:
@@ -249,7 +222,7 @@ class Daemon:
                 elif source.finished:
                     break  # end of a replayed stream
                 source.poll()
-                self._maybe_publish_status()
+                self._publish_status(time.monotonic())
                 self._observe("tick", None)
         finally:
             self.shutdown()
@@ -298,7 +271,7 @@ class Daemon:
                            valid_frames=int(ws.valid.sum()), frames=int(ws.valid.size))
         self.counters.scored += 1
         self.last_score = ws.score
-        self.candidates.push(ws.score, win.start_time, win.end_time, ws)
+        self.alerting.push(ws, win.start_time, win.end_time)
         event = self.decider.update(ws.score, win.start_time, win.end_time)
         self.log.debug("window", index=win.index, start=iso_utc(win.start_time), score=round(ws.score, 6),
                        threshold=self.threshold, above=ws.score > self.threshold, state=self.decider.state,
@@ -308,7 +281,7 @@ class Daemon:
                 self.cfg.device_id, time.time(), win.start_time, win.end_time, ws.score, self.threshold,
                 self.decider.state, self._source_kind()).to_payload())
         if event is not None:
-            self._alert(event, ws)
+            self._observe("alert", self.alerting.alert(event, ws, self._source_kind()))
         self.notify.status(self.status_line())
 
     def _check_sensor(self, win: Window) -> Window | None:
@@ -335,87 +308,17 @@ class Daemon:
         self._safe(self.publisher.publish_sensor, payload)
         self._observe("sensor", payload)
 
-    def _alert(self, ev: AlertEvent, ws: WindowScore) -> None:
-        evidence_path = None
-        explanation = None
-        if ev.event == "start":
-            self.counters.alerts += 1
-            # Evidence, explanation and detectors describe the strongest window that raised the alert.
-            peak = self.candidates.find(ev.peak_window_start)
-            if peak is not None:
-                ws = peak.data
-            evidence_path = self._save_evidence(ev, ws)
-            explanation = self._explain(ev, ws)
-        msg = AlertMessage(
-            event_id=ev.event_id, device_id=self.cfg.device_id, machine=self.bundle.machine, event=ev.event,
-            time=time.time(), window_start=ev.window_start, window_end=ev.window_end, score=ev.score,
-            threshold=ev.threshold, peak_score=ev.peak_score, peak_window_start=ev.peak_window_start,
-            peak_window_end=ev.peak_window_end, source=self._source_kind(), model=model_ref(self.bundle),
-            evidence=evidence_path, explanation=explanation, windows=ev.windows,
-            detectors=Detectors(ws.detector, ws.z) if ev.event == "start" and ws.z else None,
-            opened_at=ev.opened_at if ev.event == "end" else None)
-        payload = msg.to_payload()
-        self.log.info("alert " + ev.event, event_id=ev.event_id, score=round(ev.score, 6),
-                      peak_score=round(ev.peak_score, 6), threshold=ev.threshold,
-                      window_start=payload["window_start"], evidence=evidence_path,
-                      explanation=(explanation or {}).get("text"))
-        self._safe(self.publisher.publish_alert, payload)
-        self._safe(self.publisher.set_state, "anomaly" if ev.event == "start" else "normal")
-        self._note_open_alert(payload)
-        self._observe("alert", payload)
-
-    def _note_open_alert(self, payload: Payload) -> None:
-        """Keep (start) or forget (end) the open alert on disk, for the next start after a crash."""
-        error = self.open_alerts.record(payload)
-        if error is not None:
-            self.last_error = error
-            self.log.error("open alert not noted on disk", error=error)
-
-    def _save_evidence(self, ev: AlertEvent, ws: WindowScore) -> str | None:
-        if self.evidence is None or ws.samples is None:
-            return None
-        try:
-            return str(self.evidence.save(ev.event_id, ws.samples, self.model_rate, ev.peak_window_start))
-        except Exception as exc:  # noqa: BLE001 - a full disk must not lose the alert
-            self.counters.evidence_errors += 1
-            self.last_error = f"evidence not saved: {exc}"
-            self.log.error("evidence not saved", event_id=ev.event_id, error=str(exc))
-            return None
-
-    def _explain(self, ev: AlertEvent, ws: WindowScore) -> Payload | None:
-        if self.explainer is None:
-            return None
-        try:
-            # The unclipped log-mel (ws.db) or the scored samples give exact levels (the model
-            # input is clipped to the bundle's [clip_lo, clip_hi], which can flatten very loud
-            # clicks) and reliable impacts. The detector that fired decides the view: its
-            # reconstruction, or the normal band levels.
-            return self.explainer(ws, samples=ws.samples).to_dict()
-        except Exception as exc:  # noqa: BLE001
-            self.log.warning("no explanation", event_id=ev.event_id, error=str(exc))
-            return None
-
     def _source_kind(self) -> str | None:
         """``"microphone"`` or ``"replay"``: the payloads say where their audio came from."""
         return self.source.kind if self.source is not None else None
 
     def _observe(self, event: str, payload: Window | Payload | None) -> None:
-        """Tell each observer: ``observe(daemon, event, payload)`` on the loop's thread.
+        """Tell the observers (:meth:`edge_monitor.service.observers.Observers.tell`)."""
+        self.observers.tell(self, event, payload)
 
-        Events: ``start`` (loop starts), ``window`` (payload: the Window just
-        processed, scored or not), ``alert`` / ``sensor`` (payload: the dict
-        just published), ``tick`` (every loop turn, at least every 0.5 s),
-        ``stop`` (shutdown, after the last status). Observers must be quick
-        and never block; one that fails is logged and the loop goes on.
-        """
-        for obs in self.observers:
-            try:
-                obs.observe(self, event, payload)
-            except Exception as exc:  # noqa: BLE001 - the page must never stop the monitoring
-                name = type(obs).__name__
-                n = self._observer_failures[name] = self._observer_failures.get(name, 0) + 1
-                if n & (n - 1) == 0:  # failures 1, 2, 4, 8, ...: seen, without flooding the journal
-                    self.log.error("observer failed", observer=name, hook=event, error=str(exc), failures=n)
+    def _note_error(self, error: str) -> None:
+        """The latest error line (the health message's ``last_error``)."""
+        self.last_error = error
 
     def _safe(self, fn: Callable[..., object], *args: object) -> None:
         try:
@@ -428,43 +331,17 @@ class Daemon:
     # --- health ---------------------------------------------------------------------------------
 
     def status_line(self) -> str:
-        """The one-line summary for systemd's ``STATUS=``."""
-        score = f"{self.last_score:.4g}" if self.last_score is not None else "-"
-        try:
-            broker = "connected" if self.publisher.stats().get("connected") else "broker down"
-        except Exception:  # noqa: BLE001
-            broker = "broker ?"
-        sensor = "" if self.sensors.monitor.ok else " sensor: " + ",".join(self.sensors.monitor.active)
-        return (f"{self.decider.state} last score {score} (threshold {self.threshold:.4g}), "
-                f"{self.counters.scored} windows, {self.counters.alerts} alerts, {broker}{sensor}")
-
-    def health_message(self) -> HealthMessage:
-        """The ``<base>/status`` health message, now."""
-        try:
-            pub = self.publisher.stats()
-        except Exception:  # noqa: BLE001
-            pub = {}
-        c = self.counters
-        return HealthMessage(
-            device_id=self.cfg.device_id, time=time.time(), started_at=self.started_at, state=self.decider.state,
-            last_score=self.last_score, threshold=self.threshold, windows=c.windows, windows_scored=c.scored,
-            windows_sensor_fault=c.sensor_faulty, windows_scored_partial=c.scored_partial, alerts=c.alerts,
-            mqtt=pub, xruns=self.xruns, overruns=self.overruns,
-            last_error=self.last_error or (pub.get("storage") or {}).get("error")
-            or (self.source.last_error if self.source is not None else None),
-            storage=pub.get("storage"), evidence_errors=c.evidence_errors,
-            source=self.source.stats() if self.source is not None else None, sensor=self.sensors.monitor.state(),
-            model=model_ref(self.bundle), queue_depth=pub.get("outbox_depth"))
+        """The one-line summary for systemd's ``STATUS=`` (:func:`edge_monitor.service.health.status_line`)."""
+        return health.status_line(self)
 
     def health(self) -> Payload:
-        """The ``<base>/status`` health JSON (:meth:`health_message` as its payload)."""
-        return self.health_message().to_payload()
+        """The ``<base>/status`` health JSON (:func:`edge_monitor.service.health.health_message`)."""
+        return health.health_message(self).to_payload()
 
-    def _maybe_publish_status(self) -> None:
-        now = time.monotonic()
-        if now >= self._next_status:
+    def _publish_status(self, now: float | None = None) -> None:
+        """Publish the health message; given ``now`` (monotonic s), once per ``mqtt.status_interval_s``."""
+        if now is not None:
+            if now < self._next_status:
+                return
             self._next_status = now + self.cfg.mqtt.status_interval_s
-            self._publish_status()
-
-    def _publish_status(self) -> None:
         self._safe(self.publisher.publish_status, self.health())

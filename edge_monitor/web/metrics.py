@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
@@ -154,14 +153,15 @@ class SnapshotCollector:
         yield gauge("outbox_degraded", "1 while the outbox keeps messages in memory because the disk cannot be "
                     "written (see /api/status storage.error).", 1.0 if storage.get("mode") == "memory" else 0.0)
         yield gauge("outbox_memory_messages", "Messages kept in memory while the outbox disk is unusable.",
-                    storage.get("memory_messages", 0))
+                    _number(storage.get("memory_messages")))
         dropped = CounterMetricFamily(_n("outbox_dropped"), "Alert and sensor messages dropped at the memory "
                                       "queue's bound.", labels=["kind"])
+        memory_dropped = storage.get("memory_dropped")
         for kind in ("alert", "sensor"):
-            dropped.add_metric([kind], (storage.get("memory_dropped") or {}).get(kind, 0))
+            dropped.add_metric([kind], _number(memory_dropped.get(kind)) if isinstance(memory_dropped, dict) else 0)
         yield dropped
         yield gauge("outbox_damaged_files", "Damaged outbox files moved aside since start.",
-                    storage.get("damaged_files", 0))
+                    _number(storage.get("damaged_files")))
         yield counter("evidence_errors", "Evidence WAVs that could not be saved (e.g. a full disk).",
                       c.get("evidence_errors", 0))
         yield gauge("mqtt_connected", "1 while connected to the MQTT broker.", 1.0 if s.mqtt_connected else 0.0)
@@ -192,11 +192,16 @@ class MetricsRenderer:
         return encoder(self.registry), content_type
 
 
-def parse(text: str) -> dict[str, Any]:
+def _number(value: object) -> float:
+    """A count from the storage report (JSON-ish); 0 when absent."""
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def parse(text: str) -> dict[str, float]:
     """``{sample name with labels: value}`` of exposition ``text`` (for tests and the bench)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    out: dict[str, Any] = {}
+    out: dict[str, float] = {}
     for fam in text_string_to_metric_families(text):
         for smp in fam.samples:
             labels = ",".join(f"{k}={v}" for k, v in sorted(smp.labels.items()))

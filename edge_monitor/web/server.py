@@ -46,18 +46,26 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from structlog.typing import FilteringBoundLogger
 
 from edge_monitor.audio.ring_buffer import Window
 from edge_monitor.config.schema import ConfigError, HttpConfig
 from edge_monitor.web.acceptor import Acceptor, Request, simple_response
 from edge_monitor.web.status_board import COARSE_SECONDS, Snapshot, StatusBoard
 from edge_monitor.web.view import DaemonView
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+    from edge_monitor.web.metrics import MetricsRenderer
 
 __all__ = ["SOCKET_TIMEOUT_S", "HttpService", "attach", "status_json"]
 
@@ -66,7 +74,7 @@ EVIDENCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.wav")
 CHUNK = 64 * 1024
 
 
-def attach(daemon: DaemonView, cfg: HttpConfig, log: Any, source: str | None = None) -> HttpService:
+def attach(daemon: DaemonView, cfg: HttpConfig, log: FilteringBoundLogger, source: str | None = None) -> HttpService:
     """The service for the ``http:`` section ``cfg`` over ``daemon``; the caller adds it to the daemon's observers.
 
     ``source``: the config file (for error messages). Raises :class:`ConfigError`
@@ -85,7 +93,7 @@ def _read_token(cfg: HttpConfig, source: str | None) -> str | None:
     return token.strip()
 
 
-def _json_safe(x: Any) -> Any:
+def _json_safe(x: object) -> object:
     """NaN/inf -> None, recursively (JSON has no such numbers; the page's JSON.parse rejects them)."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
@@ -96,7 +104,7 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def status_json(s: Snapshot, mic: dict[str, Any] | None) -> dict[str, Any]:
+def status_json(s: Snapshot, mic: Mapping[str, object] | None) -> dict[str, object]:
     """The ``/api/status`` document: the health JSON plus what the page needs."""
     doc = dict(s.health)
     doc.update({
@@ -119,8 +127,7 @@ def status_json(s: Snapshot, mic: dict[str, Any] | None) -> dict[str, Any]:
         "mic": mic,
         "snapshot_time": s.made_at,
     })
-    safe: dict[str, Any] = _json_safe(doc)
-    return safe
+    return {k: _json_safe(v) for k, v in doc.items()}
 
 
 class _MicCache:
@@ -130,9 +137,9 @@ class _MicCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[int, int] | None = None
-        self._value: dict[str, Any] | None = None
+        self._value: dict[str, object] | None = None
 
-    def get(self, s: Snapshot) -> dict[str, Any] | None:
+    def get(self, s: Snapshot) -> dict[str, object] | None:
         if s.last_raw is None:
             return None
         key = (id(s.last_raw), s.last_raw_index)
@@ -217,13 +224,13 @@ class _DeadlineWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("response deadline passed")
         self._sock.settimeout(min(left, SOCKET_TIMEOUT_S))  # sendall's timeout covers the whole call
         self._sock.sendall(data)
-        return len(data)
+        return memoryview(data).nbytes
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -248,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         pass  # the acceptor keeps or closes the socket
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         self.server.service.log.debug("http", client=self.client_address[0], line=format % args)
 
     def _refuse(self) -> None:
@@ -391,14 +398,15 @@ class HttpService:
         source: the config file (for error messages).
     """
 
-    def __init__(self, cfg: HttpConfig, daemon: DaemonView, log: Any, source: str | None = None) -> None:
+    def __init__(self, cfg: HttpConfig, daemon: DaemonView, log: FilteringBoundLogger,
+                 source: str | None = None) -> None:
         self.cfg = cfg
         self.log = log
         self.token = _read_token(cfg, source)
         self.board = StatusBoard(daemon, cfg.history_seconds)
         self.page = resources.files("edge_monitor.web").joinpath("status_page.html").read_bytes()
         self.mic = _MicCache()
-        self._metrics: Any = None
+        self._metrics: MetricsRenderer | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.address: tuple[str, int] | None = None
@@ -406,7 +414,7 @@ class HttpService:
     def snapshot(self) -> Snapshot:
         return self.board.snapshot
 
-    def metrics(self) -> Any:
+    def metrics(self) -> MetricsRenderer:
         if self._metrics is None:  # prometheus_client loads on the first scrape, in an HTTP thread
             from edge_monitor.web.metrics import MetricsRenderer
 
@@ -422,7 +430,7 @@ class HttpService:
 
     # --- observer -----------------------------------------------------------------------------
 
-    def observe(self, daemon: DaemonView, event: str, payload: Window | dict[str, Any] | None) -> None:
+    def observe(self, daemon: DaemonView, event: str, payload: Window | Mapping[str, object] | None) -> None:
         self.board.observe(daemon, event, payload)
         if event == "start":
             self.start()

@@ -22,16 +22,17 @@ from __future__ import annotations
 import bisect
 import collections
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
 from edge_monitor.audio.ring_buffer import Window
 from edge_monitor.web.view import DaemonView
 
-__all__ = ["HEALTH_REFRESH_S", "SCORE_BUCKET_FACTORS", "Snapshot", "StatusBoard", "round_bucket_bounds"]
+__all__ = ["HEALTH_REFRESH_S", "SCORE_BUCKET_FACTORS", "AlertRow", "Snapshot", "StatusBoard", "round_bucket_bounds"]
 
 HEALTH_REFRESH_S = 1.0  # how stale the health part of a snapshot may get (s)
 MAX_ALERTS = 20  # recent alerts kept for the page
@@ -50,6 +51,23 @@ def round_bucket_bounds(threshold: float) -> tuple[float, ...]:
     ``le="3.431872..."``); equal bounds after rounding collapse into one.
     """
     return tuple(sorted({float(f"{f * threshold:.2g}") for f in SCORE_BUCKET_FACTORS}))
+
+
+class AlertRow(TypedDict):
+    """One recent alert as the page shows it; the values are the alert payloads' (``object``: JSON as sent)."""
+
+    event_id: object
+    window_start: object
+    window_end: object
+    score: object
+    peak_score: object
+    peak_window_start: object
+    threshold: object
+    evidence: str | None  # the evidence WAV's file name
+    explanation: object  # the explanation's sentence
+    open: bool
+    ended: object  # the end event's window_end
+    duration_s: object
 
 
 @dataclass(frozen=True)
@@ -95,7 +113,7 @@ class Snapshot:
         last_window_time: end of the latest window (s), ``None`` before the first.
     """
 
-    health: dict[str, Any]
+    health: dict[str, object]
     info: dict[str, str]
     threshold: float
     clear_level: float
@@ -109,15 +127,15 @@ class Snapshot:
     bucket_counts: tuple[int, ...]
     score_sum: float
     history: tuple[tuple[float, float | None, str], ...]
-    alerts: tuple[dict[str, Any], ...]
-    sensor_log: tuple[dict[str, Any], ...]
-    last_raw: Any = None
+    alerts: tuple[AlertRow, ...]
+    sensor_log: tuple[dict[str, object], ...]
+    last_raw: np.ndarray | None = None
     last_raw_rate: int = 0
     last_raw_index: int = -1
     input_rms_dbfs: float | None = None
     mqtt_connected: bool = False
     outbox_depth: int | None = None
-    storage: dict[str, Any] | None = None
+    storage: dict[str, object] | None = None
     last_window_time: float | None = None
     evidence_dir: Path | None = None
     ratio_counts: tuple[int, ...] = ()
@@ -147,12 +165,12 @@ class StatusBoard:
         self.history: collections.deque[tuple[float, float | None, str]] = collections.deque()
         self.coarse: collections.deque[tuple[float, float | None, float | None, str]] = \
             collections.deque(maxlen=COARSE_ENTRIES)
-        self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_ALERTS)
-        self.sensor_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_SENSOR_EVENTS)
-        self._alerts_t: tuple[dict[str, Any], ...] = ()
-        self._sensor_t: tuple[dict[str, Any], ...] = ()
-        self._health: dict[str, Any] = {}
-        self._pub: dict[str, Any] = {}
+        self.alerts: collections.deque[AlertRow] = collections.deque(maxlen=MAX_ALERTS)
+        self.sensor_log: collections.deque[dict[str, object]] = collections.deque(maxlen=MAX_SENSOR_EVENTS)
+        self._alerts_t: tuple[AlertRow, ...] = ()
+        self._sensor_t: tuple[dict[str, object], ...] = ()
+        self._health: dict[str, object] = {}
+        self._pub: dict[str, object] = {}
         self._health_at = float("-inf")
         self._seen = (0, 0, 0)  # (scored, sensor_faulty, errors) after the previous window
         self._last_raw: tuple[np.ndarray | None, int, int] = (None, 0, -1)
@@ -162,7 +180,7 @@ class StatusBoard:
 
     # --- called by the scoring loop ---------------------------------------------------------
 
-    def observe(self, daemon: DaemonView, event: str, payload: Window | dict[str, Any] | None) -> None:
+    def observe(self, daemon: DaemonView, event: str, payload: Window | Mapping[str, object] | None) -> None:
         """``event``: ``"start"``, ``"window"`` (payload: the Window just processed), ``"alert"``
         and ``"sensor"`` (payload: the published dict), ``"tick"`` (each loop turn), ``"stop"``."""
         if event == "window" and isinstance(payload, Window):
@@ -225,26 +243,27 @@ class StatusBoard:
         if peak is None or not self.alerts or not self.alerts[0]["open"] or self.alerts[0]["peak_score"] == peak:
             return
         self.alerts[0]["peak_score"] = peak
-        self._alerts_t = tuple(dict(a) for a in self.alerts)
+        self._alerts_t = tuple(a.copy() for a in self.alerts)
 
-    def _alert(self, p: dict[str, Any]) -> None:
+    def _alert(self, p: Mapping[str, object]) -> None:
         if p.get("event") == "start":
             self.alerts_started += 1
             ev = p.get("evidence")
+            explanation = p.get("explanation")
             self.alerts.appendleft({
                 "event_id": p.get("event_id"), "window_start": p.get("window_start"),
                 "window_end": p.get("window_end"), "score": p.get("score"), "peak_score": p.get("peak_score"),
                 "peak_window_start": p.get("peak_window_start"),
-                "threshold": p.get("threshold"), "evidence": Path(ev).name if ev else None,
-                "explanation": (p.get("explanation") or {}).get("text"), "open": True, "ended": None,
-                "duration_s": None})
+                "threshold": p.get("threshold"), "evidence": Path(str(ev)).name if ev else None,
+                "explanation": explanation.get("text") if isinstance(explanation, dict) else None,
+                "open": True, "ended": None, "duration_s": None})
         elif p.get("event") == "end":
             self.alerts_ended += 1
             for a in self.alerts:
                 if a["event_id"] == p.get("event_id"):
-                    a.update(open=False, ended=p.get("window_end"), duration_s=p.get("duration_s"),
-                             peak_score=p.get("peak_score"), peak_window_start=p.get("peak_window_start"))
-        self._alerts_t = tuple(dict(a) for a in self.alerts)
+                    a["open"], a["ended"], a["duration_s"] = False, p.get("window_end"), p.get("duration_s")
+                    a["peak_score"], a["peak_window_start"] = p.get("peak_score"), p.get("peak_window_start")
+        self._alerts_t = tuple(a.copy() for a in self.alerts)
 
     # --- the snapshot ---------------------------------------------------------------------------
 
@@ -270,14 +289,14 @@ class StatusBoard:
                     "alerts_started": self.alerts_started, "alerts_ended": self.alerts_ended,
                     "evidence_errors": c.evidence_errors,
                     "xruns": d.xruns, "overruns": d.overruns,
-                    "capture_restarts": int(((self._health.get("source") or {}).get("restarts")) or 0)}
+                    "capture_restarts": _restarts(self._health.get("source"))}
         health = dict(self._health)
         health.update({"state": d.state, "last_score": d.last_score, "windows": c.windows,
                        "windows_scored": c.scored, "windows_sensor_fault": c.sensor_faulty,
                        "windows_scored_partial": c.scored_partial, "alerts": c.alerts,
                        "xruns": counters["xruns"], "overruns": counters["overruns"]})
         raw, rate, index = self._last_raw
-        depth = self._pub.get("outbox_depth")
+        depth, storage = self._pub.get("outbox_depth"), self._pub.get("storage")
         return Snapshot(
             health=health, info=self.info, threshold=float(d.threshold), clear_level=float(d.clear_level),
             state=d.state, last_score=d.last_score, counters=counters,
@@ -286,7 +305,13 @@ class StatusBoard:
             bucket_bounds=self.bounds, bucket_counts=tuple(self.counts), score_sum=self.score_sum,
             history=tuple(self.history), alerts=self._alerts_t, sensor_log=self._sensor_t,
             last_raw=raw, last_raw_rate=rate, last_raw_index=index, input_rms_dbfs=self._rms,
-            mqtt_connected=bool(self._pub.get("connected")), outbox_depth=int(depth) if depth is not None else None,
-            storage=self._pub.get("storage"),
+            mqtt_connected=bool(self._pub.get("connected")), outbox_depth=depth if isinstance(depth, int) else None,
+            storage=storage if isinstance(storage, dict) else None,
             last_window_time=self._last_t, evidence_dir=d.evidence_dir,
             ratio_counts=tuple(self.ratio_counts), coarse=tuple(self.coarse))
+
+
+def _restarts(source: object) -> int:
+    """Capture restarts from the health message's ``source`` report (0 without one)."""
+    n = source.get("restarts") if isinstance(source, dict) else None
+    return int(n) if isinstance(n, (int, float)) else 0

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from edge_monitor.audio.sensor_health import SensorStatus
     from edge_monitor.model.bundle import ModelBundle
-    from edge_monitor.publish.messages import Payload
 
 __all__ = ["DaemonView", "LoopCounters"]
 
@@ -77,10 +76,10 @@ class DaemonView(Protocol):
         """Where alert evidence is saved (``None``: evidence off)."""
         ...
 
-    def health(self) -> Payload:
+    def health(self) -> dict[str, object]:
         """The health message's payload (``<base>/status``)."""
         ...
 
-    def publisher_stats(self) -> Payload:
+    def publisher_stats(self) -> dict[str, object]:
         """The publisher's counters (``connected``, ``outbox_depth``, ...)."""
         ...
