@@ -28,7 +28,7 @@ _TAG = "tag:yaml.org,2002:"
 
 
 class _Dataclass(typing.Protocol):
-    """Any dataclass (what ``dataclasses.fields`` takes)."""
+    """A dataclass (what ``dataclasses.fields`` takes)."""
 
     __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[object]]]
 

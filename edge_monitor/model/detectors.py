@@ -47,6 +47,7 @@ __all__ = [
     "NUMPY_KINDS",
     "DetectorOutput",
     "Detector",
+    "ModelRunner",
     "Pooling",
     "ProfileDetector",
     "FrameDetector",

@@ -8,7 +8,7 @@ from typing import SupportsFloat, SupportsIndex, SupportsInt
 
 import numpy as np
 
-__all__ = ["JsonObject", "jsonable", "key_of", "to_float", "to_int"]
+__all__ = ["JsonObject", "jsonable", "to_float", "to_int"]
 
 #: A parsed JSON object (or one about to be written): values are narrowed with ``isinstance`` where read.
 JsonObject = dict[str, object]
@@ -27,13 +27,6 @@ def to_int(value: object) -> int:
         return int(value)
     raise TypeError(f"int() argument must be a string, a bytes-like object or a real number, "
                     f"not {type(value).__name__!r}")
-
-
-def key_of(value: object, key: str) -> object:
-    """``value[key]`` of a parsed JSON object: ``KeyError`` when absent, ``TypeError`` when not an object."""
-    if isinstance(value, dict):
-        return value[key]
-    raise TypeError(f"{type(value).__name__!r} object is not subscriptable")
 
 
 def jsonable(value: object) -> object:
