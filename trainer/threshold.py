@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_monitor.model.model_json import BandStats, ScoreStats
+from edge_monitor.model.model_json import BandStats, ModelJson, ScoreStats
 from edge_monitor.model.threshold import (
     DEFAULT_FALSE_ALARMS_PER_DAY,
     MIN_GAMMA_SCORES,
@@ -45,6 +45,12 @@ class CalibrationResult:
     above_old: int
     scores: np.ndarray
     model_json: Any
+
+
+def _history(doc: ModelJson) -> list[object]:
+    """The earlier thresholds kept in ``model.json`` (``threshold_history``), oldest first."""
+    raw = doc.extra.get("threshold_history")
+    return list(raw) if isinstance(raw, list) else []
 
 
 def find_wavs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -123,7 +129,7 @@ def calibrate_bundle(bundle_dir: str | Path, inputs: Sequence[str | Path], rule:
     else:
         fit = fit_threshold(arr, quantile=quantile, rule=rule if rule in RULES else "gamma", source="calibration")
     if write:
-        history = list(doc.extra.get("threshold_history", []))
+        history = _history(doc)
         history.append({**old.to_dict(), "replaced": datetime.now(UTC).isoformat(timespec="seconds")})
         calibration = ScoreStats.of(arr, source="calibration")
         calibration = replace(calibration, extra={"n_files": len(files)})
@@ -173,7 +179,7 @@ def move_to_budget(bundle_dir: str | Path, false_alarms_per_day: float = DEFAULT
     fit = replace(old, value=budget.threshold_for(false_alarms_per_day), quantile=1.0 - rate, budget=budget)
     target = bundle.path / "model.json"
     if write:
-        history = list(doc.extra.get("threshold_history", []))
+        history = _history(doc)
         history.append({**old.to_dict(), "replaced": datetime.now(UTC).isoformat(timespec="seconds")})
         new_doc = replace(doc, threshold=fit, extra=doc.extra | {"threshold_history": history})
         target = write_model_json(bundle.path, new_doc)

@@ -7,7 +7,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edge_monitor.config.schema import AudioConfig
+    from edge_monitor.model.learn import WindowSet
+    from edge_monitor.util.jsonutil import JsonObject
 
 HELP = "record N minutes of normal sound and fit a model on the Pi (no TensorFlow)"
 DESCRIPTION = """\
@@ -151,7 +158,7 @@ class ProgressLine:
             self._open = False
 
 
-def _record(args: argparse.Namespace, audio: Any, windows: Any) -> tuple[dict[str, Any], str | None]:
+def _record(args: argparse.Namespace, audio: AudioConfig, windows: WindowSet) -> tuple[JsonObject, str | None]:
     """Record ``--minutes`` into ``windows``; ``(source metadata, why it ended early or None)``.
 
     Raises:
@@ -183,12 +190,12 @@ def _record(args: argparse.Namespace, audio: Any, windows: Any) -> tuple[dict[st
     finally:
         progress.close()
         recorder.stop()
-    source = {"source": "microphone", "device": recorder.device_name, "capture_rate": recorder.sample_rate,
+    source: JsonObject = {"source": "microphone", "device": recorder.device_name, "capture_rate": recorder.sample_rate,
               "minutes": round(done * params.window_seconds / 60, 3), "windows_recorded": done}
     return source, early
 
 
-def _read_wavs(args: argparse.Namespace, channel: int | None, windows: Any) -> dict[str, Any]:
+def _read_wavs(args: argparse.Namespace, channel: int | None, windows: WindowSet) -> JsonObject:
     """Read ``--from-wav`` into ``windows``; the source metadata. Raises LearnError (66)."""
     from edge_monitor.audio.replay import expand_paths
     from edge_monitor.model.learn import LearnError, wav_windows
@@ -207,7 +214,7 @@ def _read_wavs(args: argparse.Namespace, channel: int | None, windows: Any) -> d
     return {"source": "wav", "files": len(paths), "windows_read": n}
 
 
-def _groups(windows: Any) -> tuple[Any, str]:
+def _groups(windows: WindowSet) -> tuple[np.ndarray, str]:
     """Files when there are two or more, else ~1-minute blocks of the recording."""
     import numpy as np
 
@@ -219,26 +226,25 @@ def _groups(windows: Any) -> tuple[Any, str]:
     return block_groups(windows.positions, windows.params.window_seconds)
 
 
-def _summary(meta: dict[str, Any], out: Path, windows: Any, groups_text: str, seconds: float) -> list[str]:
+def _summary(meta: JsonObject, out: Path, windows: WindowSet, groups_text: str, seconds: float) -> list[str]:
     """What was fitted, in a few lines."""
-    from edge_monitor.model.bundle import DetectorSpec
+    from edge_monitor.model.model_json import ModelJson
+    from edge_monitor.util.jsonutil import to_float
 
-    n_mels = int(meta["input_shape"][0])
-    dets = [DetectorSpec.from_dict(d, n_mels).describe() for d in meta["detectors"]]
-    thr = meta["threshold"]
-    fused = f", fused by {meta['fusion']['rule']}" if meta["fusion"]["rule"] != "none" else ""
+    doc = ModelJson.from_dict(meta)
+    dets = [d.describe() for d in doc.detectors]
+    thr = doc.threshold
+    fused = f", fused by {doc.fusion.rule}" if doc.fusion.rule != "none" else ""
     lines = [f"fitted: {'; '.join(dets)}{fused}",
              (f"  from {len(windows)} windows of {windows.params.window_seconds:g} s "
               f"({len(windows) * windows.params.window_seconds / 60:.1f} min; {windows.dropped_text()}); "
               f"out-of-fold: {groups_text}"),
-             f"  threshold {thr['value']:.4g} ({thr['description']})" + (f"; {thr['note']}" if thr.get("note") else ""),
-             (f"  fit {seconds:.1f} s (detectors {meta['training']['fit_seconds']:.1f} s); "
+             f"  threshold {thr.value:.4g} ({thr.describe()})" + (f"; {thr.note}" if thr.note else ""),
+             (f"  fit {seconds:.1f} s (detectors {to_float(doc.training['fit_seconds']):.1f} s); "
               f"log-mels {windows.feature_seconds:.1f} s"),
              f"bundle: {out}"]
-    if meta.get("selection"):
-        from edge_monitor.model.select import Selection
-
-        lines[1:1] = Selection.from_dict(meta["selection"]).lines()
+    if doc.selection is not None:
+        lines[1:1] = doc.selection.lines()
     if len(windows) < 30:
         lines.append(f"note: {len(windows)} windows give a rough threshold; 10 minutes (60 windows) are better")
     return lines
@@ -281,7 +287,7 @@ def _preflight(args: argparse.Namespace, out: Path) -> tuple[str, int] | None:
     return None
 
 
-def _collect(args: argparse.Namespace, audio: Any, windows: Any) -> dict[str, Any]:
+def _collect(args: argparse.Namespace, audio: AudioConfig, windows: WindowSet) -> JsonObject:
     """Fill ``windows`` from the microphone or ``--from-wav``; the source metadata.
 
     Raises:

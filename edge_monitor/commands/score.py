@@ -6,7 +6,13 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edge_monitor.decide.explain import BundleExplainer
+    from edge_monitor.model.scorer import ClipScore
 
 HELP = "score WAV files with a model bundle and print score, threshold and verdict"
 DESCRIPTION = """\
@@ -45,10 +51,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TFLite interpreter threads of an autoencoder (default 1)")
 
 
-def _row(path: Path, clip: Any, threshold: float, explainer: Any,
-         windows: list[Any] | None = None) -> dict[str, Any]:
+# One scored file, as ``--json`` prints it. The functional form because some keys are read only by
+# the JSON's consumers, which a dead-code check cannot see.
+_Scored = TypedDict("_Scored", {  # noqa: UP013
+    "file": str, "score": float, "threshold": float, "verdict": str, "windows": int, "window_scores": list[float],
+    "detector_scores": NotRequired[dict[str, float]], "fired": NotRequired[list[str]],
+    "explanation": NotRequired[dict[str, str | float | None]],
+})
+
+
+class _Failed(TypedDict):
+    """A file that could not be scored."""
+
+    file: str
+    error: str
+
+
+def _row(path: Path, clip: ClipScore, threshold: float, explainer: BundleExplainer | None,
+         windows: list[np.ndarray] | None = None) -> _Scored:
     scores = [w.score for w in clip.windows]
-    row: dict[str, Any] = {
+    row: _Scored = {
         "file": str(path),
         "score": float(clip.score),
         "threshold": float(threshold),
@@ -68,7 +90,7 @@ def _row(path: Path, clip: Any, threshold: float, explainer: Any,
     return row
 
 
-def _table(rows: list[dict[str, Any]], explain: bool) -> str:
+def _table(rows: list[_Scored], explain: bool) -> str:
     header = ["FILE", "SCORE", "THRESHOLD", "VERDICT", "WINDOWS"]
     body = [[r["file"], f"{r['score']:.6g}", f"{r['threshold']:.6g}", r["verdict"].upper(), str(r["windows"])]
             for r in rows]
@@ -106,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return fail("score", f"cannot explain with this bundle: {exc}", what="model")
 
-    rows: list[dict[str, Any]] = []
+    rows: list[_Scored | _Failed] = []
     failed = 0
     for path in args.files:
         try:
@@ -119,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                 raise AudioFileError(path, f"score is not finite ({clip.score}): the model's output is broken")
             # The same windows score_clip scored (audio_io.clip_windows), for the explanation.
             windows = clip_windows(samples, scorer.window_samples) if explainer is not None else None
-            row = _row(path, clip, scorer.threshold, explainer, windows)
+            row: _Scored | _Failed = _row(path, clip, scorer.threshold, explainer, windows)
         except (AudioFileError, OSError) as exc:
             failed += 1
             message = str(exc) if isinstance(exc, AudioFileError) else f"{path}: {exc.strerror or exc}"

@@ -14,7 +14,6 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -28,6 +27,15 @@ __all__ = ["load_config", "parse_config", "check_hop_fits", "key_location"]
 _TAG = "tag:yaml.org,2002:"
 
 
+class _Dataclass(typing.Protocol):
+    """A dataclass (what ``dataclasses.fields`` takes)."""
+
+    __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[object]]]
+
+
+_D = typing.TypeVar("_D", bound=_Dataclass)
+
+
 class _Walker:
     def __init__(self, loader: yaml.SafeLoader, file: str, base_dir: Path):
         self.loader, self.file, self.base_dir = loader, file, base_dir
@@ -36,7 +44,7 @@ class _Walker:
         line = node.start_mark.line + 1 if node is not None else None
         return ConfigError(message, file=self.file, line=line, key=key)
 
-    def build(self, cls: type, node: yaml.Node | None, path: str, parent: yaml.Node | None = None) -> Any:
+    def build(self, cls: type[_D], node: yaml.Node | None, path: str, parent: yaml.Node | None = None) -> _D:
         """A ``cls`` instance from a mapping node (``None`` node = all defaults).
 
         After the fields, ``cls.cross_check()`` (when defined) checks rules that involve
@@ -50,7 +58,7 @@ class _Walker:
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         rejected: dict[str, str] = getattr(cls, "REJECTED_KEYS", {})
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         seen: dict[str, yaml.Node] = {}
         for key_node, value_node in (node.value if node is not None else []):
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
@@ -85,7 +93,7 @@ class _Walker:
             raise self.error(at, f"{path}.{key}" if path else key, reason)
         return obj
 
-    def convert(self, hint: Any, f: dataclasses.Field[Any] | None, node: yaml.Node, path: str) -> Any:
+    def convert(self, hint: object, f: dataclasses.Field[object] | None, node: yaml.Node, path: str) -> object:
         options = _union_members(hint)
         optional = type(None) in options
         options = [o for o in options if o is not type(None)]
@@ -114,11 +122,11 @@ class _Walker:
             converted = _coerce(opt, value)
             if converted is _NO:
                 continue
-            if opt is str:
+            if isinstance(converted, str) and opt is str:
                 if not converted.strip():
                     raise self.error(node, path, f"must be a non-empty string, got {value!r}")
                 converted = converted.strip()
-            if opt is Path:
+            if isinstance(converted, Path) and opt is Path:
                 converted = self.resolve_path(converted)
                 if meta.get("exists") == "file":
                     self.check_file(converted, node, path)
@@ -137,20 +145,27 @@ class _Walker:
         p = p.expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
 
-    def check_range(self, m: typing.Mapping[str, Any], value: Any, node: yaml.Node, path: str) -> None:
+    def check_range(self, m: typing.Mapping[str, object], value: object, node: yaml.Node, path: str) -> None:
         if not m:
             return
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
                 raise self.error(node, path, f"must be a finite number, got {value}")
-            lo, hi, gt = m.get("min"), m.get("max"), m.get("gt")
+            lo, hi, gt = _bound(m, "min"), _bound(m, "max"), _bound(m, "gt")
             below = (gt is not None and not value > gt) or (lo is not None and value < lo)
             if below or (hi is not None and value > hi):
                 raise self.error(node, path, f"must be {_range_words(lo, hi, gt)}, got {value}")
-        if m.get("choices") is not None and value not in m["choices"]:
-            raise self.error(node, path, f"must be one of {', '.join(map(str, m['choices']))}, got {value!r}")
-        if m.get("pattern") is not None and isinstance(value, str) and not re.fullmatch(m["pattern"], value):
-            raise self.error(node, path, f"must match {m['pattern']}, got {value!r}")
+        choices, pattern = m.get("choices"), m.get("pattern")
+        if isinstance(choices, tuple) and value not in choices:
+            raise self.error(node, path, f"must be one of {', '.join(map(str, choices))}, got {value!r}")
+        if isinstance(pattern, str) and isinstance(value, str) and not re.fullmatch(pattern, value):
+            raise self.error(node, path, f"must match {pattern}, got {value!r}")
+
+
+def _bound(m: typing.Mapping[str, object], key: str) -> float | None:
+    """A numeric bound of a field's metadata (``min``, ``max``, ``gt``); ``None`` when unset."""
+    v = m.get(key)
+    return v if isinstance(v, (int, float)) else None
 
 
 def _range_words(lo: float | None, hi: float | None, gt: float | None) -> str:
@@ -165,7 +180,7 @@ def _range_words(lo: float | None, hi: float | None, gt: float | None) -> str:
 _NO = object()
 
 
-def _coerce(opt: Any, value: Any) -> Any:
+def _coerce(opt: object, value: object) -> object:
     """``value`` as type ``opt`` when YAML gave a compatible scalar, else ``_NO``."""
     if opt is bool:
         return value if isinstance(value, bool) else _NO
@@ -182,14 +197,15 @@ def _coerce(opt: Any, value: Any) -> Any:
     return _NO
 
 
-def _union_members(hint: Any) -> list[Any]:
+def _union_members(hint: object) -> list[object]:
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         return list(typing.get_args(hint))
     return [hint]
 
 
-def _type_name(options: list[Any]) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path"}
+def _type_name(options: list[object]) -> str:
+    names: dict[object, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+                                Path: "a path"}
     return " or ".join(names.get(o, getattr(o, "__name__", str(o))) for o in options)
 
 
@@ -222,7 +238,7 @@ def parse_config(text: str, file: str = "<string>", base_dir: Path | None = None
         if root is None:
             raise ConfigError("the file is empty (need at least device_id and model)", file=file)
         walker = _Walker(loader, file, base_dir or Path.cwd())
-        cfg: Config = walker.build(Config, root, "")
+        cfg = walker.build(Config, root, "")
     finally:
         loader.dispose()
     return dataclasses.replace(cfg, source=Path(file) if file != "<string>" else None)

@@ -30,11 +30,10 @@ YAML: ``mqtt.password_file`` or the environment variable :data:`PASSWORD_ENV`
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
 __all__ = [
     "EX_CONFIG",
@@ -53,6 +52,8 @@ __all__ = [
 EX_CONFIG = 78  # sysexits.h: configuration error; systemd does not restart on it
 PASSWORD_ENV = "EDGE_MONITOR_MQTT_PASSWORD"
 
+_T = TypeVar("_T")
+
 
 class ConfigError(Exception):
     """A configuration problem; ``str(exc)`` is one line: ``FILE:LINE: key.path: what``."""
@@ -67,12 +68,11 @@ class ConfigError(Exception):
         super().__init__(where + message)
 
 
-def _opt(default: Any = dataclasses.MISSING, *, doc: str = "", min: float | None = None,
-         max: float | None = None, gt: float | None = None, choices: tuple[object, ...] | None = None,
-         pattern: str | None = None, factory: Any = None, exists: str | None = None,
-         toggle: bool = False, convert: Callable[[Any], Any] | None = None,
-         default_from: Callable[[dict[str, Any]], Any] | None = None) -> Any:
-    """A dataclass field with the metadata the walker validates against.
+def _meta(*, doc: str = "", min: float | None = None, max: float | None = None, gt: float | None = None,
+          choices: tuple[object, ...] | None = None, pattern: str | None = None, exists: str | None = None,
+          toggle: bool = False, convert: Callable[[object], object] | None = None,
+          default_from: Callable[[Mapping[str, object]], object] | None = None) -> dict[str, object]:
+    """The metadata the walker validates a field against.
 
     Args:
         min, max, gt: inclusive bounds (``gt``: strictly greater than).
@@ -83,11 +83,24 @@ def _opt(default: Any = dataclasses.MISSING, *, doc: str = "", min: float | None
             ``ValueError(reason)``.
         default_from: computes the default from the section's given values (``port`` from ``tls``).
     """
-    meta = {"doc": doc, "min": min, "max": max, "gt": gt, "choices": choices, "pattern": pattern,
+    return {"doc": doc, "min": min, "max": max, "gt": gt, "choices": choices, "pattern": pattern,
             "exists": exists, "toggle": toggle, "convert": convert, "default_from": default_from}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+
+
+def _opt(default: _T, *, doc: str = "", min: float | None = None,
+         max: float | None = None, gt: float | None = None, choices: tuple[object, ...] | None = None,
+         pattern: str | None = None, exists: str | None = None,
+         toggle: bool = False, convert: Callable[[object], object] | None = None,
+         default_from: Callable[[Mapping[str, object]], object] | None = None) -> _T:
+    """A dataclass field with a default and the metadata the walker validates against (see :func:`_meta`)."""
+    return field(default=default, metadata=_meta(doc=doc, min=min, max=max, gt=gt, choices=choices,
+                                                 pattern=pattern, exists=exists, toggle=toggle,
+                                                 convert=convert, default_from=default_from))
+
+
+def _section(factory: Callable[[], _T]) -> _T:
+    """A dataclass field holding a section, its defaults from ``factory``."""
+    return field(default_factory=factory, metadata=_meta())
 
 
 # --- the mqtt: section --------------------------------------------------------------
@@ -99,7 +112,7 @@ DEFAULT_BASE_TOPIC = "edge-monitor/{device_id}"
 PROTOCOLS = ("3.1.1", "5")
 
 
-def _topic(value: Any) -> str:
+def _topic(value: object) -> str:
     """A topic prefix: a non-empty string without wildcards, surrounding ``/`` removed."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"must be a non-empty string, got {value!r}")
@@ -108,7 +121,7 @@ def _topic(value: Any) -> str:
     return value.strip().strip("/")
 
 
-def _protocol(value: Any) -> str:
+def _protocol(value: object) -> str:
     """MQTT protocol version: ``3.1.1`` (also ``311``, ``3``) or ``5`` (also ``5.0``)."""
     text = str(value)
     if text in ("3.1.1", "311", "3"):
@@ -372,14 +385,14 @@ class Config:
         source: the file this was loaded from (not a YAML key).
     """
 
-    device_id: str = _opt(pattern=r"[A-Za-z0-9_-]{1,64}")
-    model: Path = _opt()
+    device_id: str = field(metadata=_meta(pattern=r"[A-Za-z0-9_-]{1,64}"))
+    model: Path = field(metadata=_meta())
     state_dir: Path = _opt(Path("/var/lib/edge-monitor"))
-    audio: AudioConfig = _opt(factory=AudioConfig)
-    decision: DecisionConfig = _opt(factory=DecisionConfig)
-    mqtt: MqttConfig = _opt(factory=MqttConfig)
-    evidence: EvidenceConfig = _opt(factory=EvidenceConfig)
-    logging: LoggingConfig = _opt(factory=LoggingConfig)
+    audio: AudioConfig = _section(AudioConfig)
+    decision: DecisionConfig = _section(DecisionConfig)
+    mqtt: MqttConfig = _section(MqttConfig)
+    evidence: EvidenceConfig = _section(EvidenceConfig)
+    logging: LoggingConfig = _section(LoggingConfig)
     http: HttpConfig | None = _opt(None, doc="status page and /metrics; absent = no server")
     num_threads: int = _opt(1, min=1, max=64)
     source: Path | None = field(default=None, metadata={"internal": True})

@@ -37,7 +37,6 @@ import functools
 import threading
 from dataclasses import asdict, dataclass
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 
@@ -112,7 +111,9 @@ class FeatureParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureParams:
+    def from_dict(cls, data: object) -> FeatureParams:
+        if not isinstance(data, dict):
+            raise TypeError(f"features must be an object, got {type(data).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:

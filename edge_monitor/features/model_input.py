@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -80,13 +79,15 @@ class MinMaxNorm:
             x = np.clip(x, self.clip_lo, self.clip_hi)
         return np.asarray(x, dtype=np.float32)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"kind": "minmax", "lo": list(self.lo), "hi": list(self.hi),
                 "clip_lo": self.clip_lo, "clip_hi": self.clip_hi}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MinMaxNorm:
+    def from_dict(cls, data: object) -> MinMaxNorm:
         """From :meth:`to_dict`'s dict; missing ``clip_lo``/``clip_hi`` (bundles before them) mean 0 and 1."""
+        if not isinstance(data, dict):
+            raise TypeError(f"normalisation must be an object, got {type(data).__name__}")
         if data.get("kind", "minmax") != "minmax":
             raise ValueError(f"unsupported normalisation kind {data.get('kind')!r}")
 

@@ -34,7 +34,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -45,7 +44,7 @@ from edge_monitor.model.detectors import NUMPY_KINDS
 from edge_monitor.model.fusion import Fusion
 from edge_monitor.model.model_json import DetectorSpec, ModelJson
 from edge_monitor.util.durable import atomic_writer, write_durably
-from edge_monitor.util.jsonutil import jsonable
+from edge_monitor.util.jsonutil import JsonObject, jsonable
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -154,7 +153,7 @@ class ModelBundle:
         return tuple(d.name for d in self.detectors)
 
 
-def read_model_json(bundle_dir: str | Path) -> dict[str, Any]:
+def read_model_json(bundle_dir: str | Path) -> JsonObject:
     """A bundle's ``model.json`` as plain JSON values (reports and summaries; :func:`load_bundle` verifies it)."""
     data = json.loads((Path(bundle_dir) / MODEL_JSON).read_text(encoding="utf-8"))
     if not isinstance(data, dict):
@@ -171,7 +170,7 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_model_json(bundle_dir: str | Path, meta: dict[str, Any] | ModelJson) -> Path:
+def write_model_json(bundle_dir: str | Path, meta: JsonObject | ModelJson) -> Path:
     """Write ``model.json`` atomically and durably (temporary file, fsync, rename, fsync of the folder).
 
     ``meta``: the typed document (:class:`edge_monitor.model.model_json.ModelJson`),
@@ -270,11 +269,11 @@ def load_bundle(bundle_dir: str | Path, expected_features: FeatureParams | None 
             actual = str(meta["sha256"])
     arrays = _load_arrays(root, meta, detectors, json_path, verify_checksum)
     if not has_ae:
-        actual = str(meta["arrays"]["sha256"])  # what identifies a NumPy-only bundle's model
+        actual = doc.arrays_sha256  # what identifies a NumPy-only bundle's model
     return ModelBundle(path=root, doc=doc, tflite_path=tflite_path, sha256=actual, arrays=arrays)
 
 
-def _load_arrays(root: Path, meta: dict[str, Any], detectors: tuple[DetectorSpec, ...], json_path: Path,
+def _load_arrays(root: Path, meta: JsonObject, detectors: tuple[DetectorSpec, ...], json_path: Path,
                  verify_checksum: bool) -> dict[str, np.ndarray]:
     """The NumPy detectors' parameters from ``detectors.npz``, verified; ``{}`` when none is needed."""
     if not any(d.kind in NUMPY_KINDS for d in detectors):

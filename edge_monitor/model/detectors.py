@@ -33,17 +33,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from edge_monitor.model.gaussian import GaussianModel
+
+if TYPE_CHECKING:
+    from edge_monitor.features.model_input import MinMaxNorm
 
 __all__ = [
     "KINDS",
     "NUMPY_KINDS",
     "DetectorOutput",
     "Detector",
+    "ModelRunner",
     "Pooling",
     "ProfileDetector",
     "FrameDetector",
@@ -95,11 +99,11 @@ class Pooling:
         k = top_count(f.size, self.fraction)
         return float(np.partition(f, f.size - k)[f.size - k:].mean())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind} if self.kind == "mean" else {"kind": self.kind, "fraction": self.fraction}
 
     @classmethod
-    def from_dict(cls, data: Any) -> Pooling:
+    def from_dict(cls, data: object) -> Pooling:
         if not isinstance(data, dict):
             raise ValueError(f"pooling must be an object, got {data!r}")
         return cls(kind=str(data.get("kind", "mean")), fraction=float(data.get("fraction", 0.01)))
@@ -129,6 +133,15 @@ class DetectorOutput:
     band_share: np.ndarray
     input: np.ndarray | None = None
     recon: np.ndarray | None = None
+
+
+class ModelRunner(Protocol):
+    """The autoencoder's runner (:class:`edge_monitor.model.tflite_backend.TFLiteModel`)."""
+
+    @property
+    def backend(self) -> str: ...
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
 
 
 class Detector(Protocol):
@@ -261,7 +274,7 @@ class AutoencoderDetector:
 
     kind = "autoencoder"
 
-    def __init__(self, name: str, model: Any, norm: Any, pooling: Pooling = Pooling()) -> None:
+    def __init__(self, name: str, model: ModelRunner, norm: MinMaxNorm, pooling: Pooling = Pooling()) -> None:
         self.name = name
         self.model = model
         self.norm = norm

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -53,6 +52,7 @@ from edge_monitor.model.threshold import (
     fit_budget_threshold,
     fit_threshold,
 )
+from edge_monitor.util.jsonutil import JsonObject
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -239,8 +239,8 @@ def write_numpy_bundle(out_dir: str | Path, db: np.ndarray, groups: np.ndarray, 
                        threshold_rule: str = "budget", threshold_quantile: float = 0.99,
                        false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY,
                        clip_lo: float | None = -1.0, clip_hi: float | None = 2.0, machine: str = "",
-                       machine_ids: Sequence[str] = (), source: dict[str, Any] | None = None,
-                       progress: Progress | None = None, seed: int = 0) -> dict[str, Any]:
+                       machine_ids: Sequence[str] = (), source: JsonObject | None = None,
+                       progress: Progress | None = None, seed: int = 0) -> JsonObject:
     """Fit NumPy detectors on normal log-mels and write a bundle without an autoencoder; returns model.json.
 
     Args:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -148,15 +147,15 @@ class Fusion:
         fused: np.ndarray = z.max(axis=0) if self.rule == "max" else z.mean(axis=0)
         return fused
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rule": self.rule,
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"rule": self.rule,
                                "normal": {n: {"mean": s.mean, "std": s.std} for n, s in self.stats.items()}}
         if self.rule == "weighted":
             out.update(scale="log", power=POWER, weights=dict(self.weights))
         return out
 
     @classmethod
-    def from_dict(cls, data: Any, names: tuple[str, ...]) -> Fusion:
+    def from_dict(cls, data: object, names: tuple[str, ...]) -> Fusion:
         """Parse model.json's ``fusion``; every detector in ``names`` needs its normal statistics."""
         if not isinstance(data, dict):
             raise ValueError(f"'fusion' must be an object, got {data!r}")

@@ -31,12 +31,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edge_monitor.features.frontend import FeatureParams, logmel, model_frames
 from edge_monitor.util.durable import replace_durably
+from edge_monitor.util.jsonutil import JsonObject
 
 __all__ = [
     "BLOCK_SECONDS",
@@ -206,7 +206,7 @@ def wav_windows(paths: Sequence[Path], params: FeatureParams,
 
 
 def fit(windows: WindowSet, out_dir: Path, *, groups: np.ndarray, machine: str, machine_ids: Sequence[str],
-        source: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+        source: JsonObject, progress: Progress | None = None) -> JsonObject:
     """Choose among and fit the NumPy detectors on ``windows``, write the bundle to ``out_dir``; model.json.
 
     The detectors and their weights are chosen from pseudo-anomalies made from

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from edge_monitor.model.bundle import ModelBundle
@@ -15,7 +15,7 @@ def model_ref(bundle: ModelBundle) -> dict[str, str]:
     return {"name": bundle.path.name, "sha256": bundle.sha256}
 
 
-def model_info(bundle: ModelBundle, threshold: float | None = None) -> dict[str, Any]:
+def model_info(bundle: ModelBundle, threshold: float | None = None) -> dict[str, str | float]:
     """:func:`model_ref` plus ``machine`` and ``threshold`` (the publisher's discovery and status).
 
     ``threshold`` overrides the bundle's (the config's ``decision.threshold``).

@@ -18,8 +18,9 @@ pooling ``mean``, fusion ``none``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
@@ -29,8 +30,11 @@ from edge_monitor.model.detectors import KINDS, NUMPY_KINDS, Pooling
 from edge_monitor.model.fusion import Fusion
 from edge_monitor.model.select import Selection
 from edge_monitor.model.threshold import AlertBudget, ThresholdFit
+from edge_monitor.util.jsonutil import JsonObject, to_int
 
 __all__ = ["BandLevels", "BandStats", "DetectorSpec", "ModelJson", "ScoreStats"]
+
+_T = TypeVar("_T")
 
 #: Top-level keys with a typed field (everything else lands in ``ModelJson.extra``).
 _TYPED = ("schema_version", "created", "machine", "machine_ids", "features", "input_shape", "normalisation",
@@ -38,7 +42,7 @@ _TYPED = ("schema_version", "created", "machine", "machine_ids", "features", "in
           "band_error", "band_deviation", "sha256", "arrays", "model", "training", "versions", "selection")
 
 
-def _floats(values: Any, n: int, where: str) -> np.ndarray:
+def _floats(values: object, n: int, where: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.shape != (n,):
         raise ValueError(f"{where} has {arr.size} values, expected {n} (one per mel band)")
@@ -63,8 +67,8 @@ class DetectorSpec:
     n_bands: int = 0
     top_fraction: float = 0.01
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+    def to_dict(self) -> JsonObject:
+        out: JsonObject = {"name": self.name, "kind": self.kind}
         if self.kind == "autoencoder":
             out.update(file="model.tflite", pooling=self.pooling.to_dict())
         elif self.kind == "profile":
@@ -74,7 +78,7 @@ class DetectorSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any, n_mels: int) -> DetectorSpec:
+    def from_dict(cls, data: object, n_mels: int) -> DetectorSpec:
         if not isinstance(data, dict):
             raise ValueError(f"a detector must be an object, got {data!r}")
         kind = data.get("kind")
@@ -117,7 +121,7 @@ class BandStats:
     n: int = 0
 
     @classmethod
-    def from_dict(cls, data: Any, n_mels: int, where: str) -> BandStats:
+    def from_dict(cls, data: object, n_mels: int, where: str) -> BandStats:
         if not isinstance(data, dict):
             raise ValueError(f"'{where}' must be an object with per-band lists")
         high = next((k for k in ("p99", "p995", "p999", "p95", "p90") if data.get(k) is not None), None)
@@ -136,8 +140,8 @@ class BandStats:
         return cls(mean=arr.mean(axis=0), p99=np.percentile(arr, 99, axis=0), p95=np.percentile(arr, 95, axis=0),
                    std=arr.std(axis=0), source=source, n=int(arr.shape[0]))
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"source": self.source, "n": self.n, "mean": self.mean.tolist()}
+    def to_dict(self) -> JsonObject:
+        out: JsonObject = {"source": self.source, "n": self.n, "mean": self.mean.tolist()}
         if self.std is not None:
             out["std"] = self.std.tolist()
         if self.p95 is not None:
@@ -171,7 +175,7 @@ class BandLevels:
         return cls(np.round(bands.mean(axis=1), 4), np.round(bands.std(axis=1), 4), int(db.shape[0]))
 
     @classmethod
-    def from_dict(cls, data: Any, n_mels: int) -> BandLevels:
+    def from_dict(cls, data: object, n_mels: int) -> BandLevels:
         if not isinstance(data, dict):
             raise ValueError("'band_level_db' must be an object")
         std = data.get("std")
@@ -179,7 +183,7 @@ class BandLevels:
                    _floats(std, n_mels, "band_level_db.std") if std is not None else np.zeros(n_mels),
                    int(data.get("n_windows", 0)), str(data.get("source", "training")))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
                 "n_windows": self.n_windows, "source": self.source}
 
@@ -195,7 +199,7 @@ class ScoreStats:
     max: float
     percentiles: dict[str, float]
     source: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)
 
     @property
     def median(self) -> float | None:
@@ -210,7 +214,7 @@ class ScoreStats:
                    source=source)
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> ScoreStats:
+    def from_dict(cls, data: object, where: str) -> ScoreStats:
         if not isinstance(data, dict):
             raise ValueError(f"'{where}' must be an object")
         known = ("n", "mean", "std", "min", "max", "percentiles", "source")
@@ -222,15 +226,33 @@ class ScoreStats:
                    max=float(data.get("max", math.nan)), percentiles={str(k): float(v) for k, v in pct.items()},
                    source=str(data.get("source", "")), extra={k: v for k, v in data.items() if k not in known})
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"n": self.n, "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
+    def to_dict(self) -> JsonObject:
+        out: JsonObject = {"n": self.n, "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
                                "percentiles": dict(self.percentiles)}
         if self.source:
             out["source"] = self.source
         return out | self.extra
 
 
-def _threshold_from(data: Any) -> ThresholdFit:
+def _list(value: object) -> list[object]:
+    """A JSON list, or ``[]`` for ``null``/absent (model.json's validation has checked the type)."""
+    if not value:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, got {value!r}")
+    return list(value)
+
+
+def _object(value: object) -> JsonObject:
+    """A copy of a JSON object, or ``{}`` for ``null``/absent (model.json's validation has checked the type)."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object, got {value!r}")
+    return dict(value)
+
+
+def _threshold_from(data: object) -> ThresholdFit:
     if isinstance(data, (int, float)) and not isinstance(data, bool):
         return ThresholdFit(value=float(data), rule="unknown", quantile=math.nan, n_scores=0)
     if not isinstance(data, dict):
@@ -267,10 +289,10 @@ class ModelJson:
     band_deviation: BandStats | None = None
     sha256: str = ""
     arrays_sha256: str = ""
-    model: dict[str, Any] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    model: JsonObject = field(default_factory=dict)
+    training: JsonObject = field(default_factory=dict)
+    versions: JsonObject = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)
     selection: Selection | None = None
 
     @property
@@ -284,9 +306,9 @@ class ModelJson:
                 return stats.median
         return None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """The JSON object (NumPy values still to be made plain by ``write_model_json``)."""
-        out: dict[str, Any] = {
+        out: JsonObject = {
             "schema_version": self.schema_version,
             "created": self.created,
             "machine": self.machine,
@@ -321,7 +343,7 @@ class ModelJson:
         return out
 
     @classmethod
-    def from_dict(cls, meta: dict[str, Any]) -> ModelJson:
+    def from_dict(cls, meta: JsonObject) -> ModelJson:
         """Validate a parsed ``model.json``; ``ValueError`` says which key is wrong."""
         version = meta.get("schema_version")
         required = ["features", "input_shape", "normalisation", "threshold"]
@@ -368,7 +390,7 @@ class ModelJson:
             raise ValueError(f"threshold must be a {'positive' if positive else 'finite'} number, "
                              f"got {threshold.value!r}")
 
-        def optional(key: str, parse: Any) -> Any:
+        def optional(key: str, parse: Callable[[object], _T]) -> _T | None:
             raw_value = meta.get(key)
             return parse(raw_value) if raw_value else None
 
@@ -377,9 +399,9 @@ class ModelJson:
             raise ValueError("'arrays' must be {\"file\": \"detectors.npz\", \"sha256\": ...}")
         return cls(
             features=features, input_shape=(int(n_mels), int(frames)), normalisation=norm, detectors=detectors,
-            fusion=fusion, threshold=threshold, schema_version=int(version or 0),
+            fusion=fusion, threshold=threshold, schema_version=to_int(version or 0),
             created=str(meta.get("created") or ""), machine=str(meta.get("machine") or ""),
-            machine_ids=tuple(str(v) for v in (meta.get("machine_ids") or [])),
+            machine_ids=tuple(str(v) for v in _list(meta.get("machine_ids"))),
             band_level_db=optional("band_level_db", lambda d: BandLevels.from_dict(d, n_mels)),
             validation_scores=optional("validation_scores", lambda d: ScoreStats.from_dict(d, "validation_scores")),
             calibration_scores=optional("calibration_scores",
@@ -387,8 +409,8 @@ class ModelJson:
             band_error=optional("band_error", lambda d: BandStats.from_dict(d, n_mels, "band_error")),
             band_deviation=optional("band_deviation", lambda d: BandStats.from_dict(d, n_mels, "band_deviation")),
             sha256=str(meta.get("sha256") or ""), arrays_sha256=str(arrays["sha256"]) if arrays else "",
-            model=dict(meta.get("model") or {}), training=dict(meta.get("training") or {}),
-            versions=dict(meta.get("versions") or {}),
+            model=_object(meta.get("model")), training=_object(meta.get("training")),
+            versions=_object(meta.get("versions")),
             extra={k: v for k, v in meta.items() if k not in _TYPED},
             selection=optional("selection", Selection.from_dict),
         )

@@ -39,7 +39,6 @@ same draw is as subtle on a quiet fan as on a loud press:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -76,7 +75,7 @@ class PseudoAnomaly:
 
     kind: str
     samples: np.ndarray
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, object] = field(default_factory=dict)
 
 
 def _mask(n: int, sample_rate: int, lo_hz: float, hi_hz: float) -> np.ndarray:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -33,7 +32,14 @@ from edge_monitor.audio.ring_buffer import Window
 from edge_monitor.features.frontend import LogMel, logmel
 from edge_monitor.model.bundle import BundleError, DetectorSpec, ModelBundle
 from edge_monitor.model.conditioning import frame_mask, to_model_audio
-from edge_monitor.model.detectors import AutoencoderDetector, Detector, DetectorOutput, FrameDetector, ProfileDetector
+from edge_monitor.model.detectors import (
+    AutoencoderDetector,
+    Detector,
+    DetectorOutput,
+    FrameDetector,
+    ModelRunner,
+    ProfileDetector,
+)
 from edge_monitor.model.gaussian import GaussianModel
 
 __all__ = ["ClipScore", "Scorer", "WindowScore", "window_errors", "build_detector", "reference_input"]
@@ -192,7 +198,7 @@ class Scorer:
         return self._autoencoder.model.backend if self._autoencoder is not None else "numpy"
 
     @property
-    def model(self) -> Any:
+    def model(self) -> ModelRunner | None:
         """The autoencoder's TFLite runner (``None`` for a NumPy-only bundle)."""
         return self._autoencoder.model if self._autoencoder is not None else None
 

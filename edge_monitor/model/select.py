@@ -33,7 +33,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -177,13 +176,13 @@ class MemberEvidence:
         """The mean pseudo-AUC over the kinds."""
         return float(np.mean(list(self.figures.values())))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "description": self.description, "weight": round(self.weight, 4),
                 "pseudo_auc": round(self.figure, 4), "pseudo_auc_by_kind": {k: round(v, 4)
                                                                             for k, v in self.figures.items()}}
 
     @classmethod
-    def from_dict(cls, data: Any) -> MemberEvidence:
+    def from_dict(cls, data: object) -> MemberEvidence:
         if not isinstance(data, dict):
             raise ValueError(f"a selection member must be an object, got {data!r}")
         return cls(str(data["name"]), str(data.get("description", "")),
@@ -209,7 +208,7 @@ class Selection:
     n_normal: int = 0
     n_pseudo: int = 0
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -235,7 +234,7 @@ class Selection:
                        + "  ".join(f"{self.fused_figures.get(k, float('nan')):>{len(short[k])}.2f}" for k in kinds))
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"method": "pseudo-anomalies", "n_normal": self.n_normal, "n_pseudo": self.n_pseudo,
                 "seed": self.seed, "min_figure": MIN_FIGURE, "weight_step": WEIGHT_STEP, "floor": FLOOR,
                 "detectable": DETECTABLE,
@@ -244,7 +243,7 @@ class Selection:
                           "pseudo_auc_by_kind": {k: round(v, 4) for k, v in self.fused_figures.items()}}} | self.extra
 
     @classmethod
-    def from_dict(cls, data: Any) -> Selection:
+    def from_dict(cls, data: object) -> Selection:
         if not isinstance(data, dict) or not isinstance(data.get("members"), list):
             raise ValueError("'selection' must be an object with a 'members' list")
         fused = data.get("fused") or {}

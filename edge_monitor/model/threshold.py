@@ -39,7 +39,6 @@ import math
 import statistics
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -100,11 +99,11 @@ class AlertBudget:
         p = min(1.0, tail)
         return 86400.0 / self.hop_seconds * math.comb(self.n - 1, self.k - 1) * p**self.k
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> AlertBudget:
+    def from_dict(cls, data: object) -> AlertBudget:
         if not isinstance(data, dict):
             raise ValueError(f"'threshold.budget' must be an object, got {data!r}")
         return cls(false_alarms_per_day=float(data["false_alarms_per_day"]), k=int(data["k"]), n=int(data["n"]),
@@ -161,7 +160,7 @@ class ThresholdFit:
         what = "gamma fit" if self.rule == "gamma" else "empirical"
         return f"{what} {self.quantile:g} quantile of {self.n_scores} {self.source} window scores"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         if not d["gamma"]:
             d.pop("gamma")

@@ -37,14 +37,17 @@ import math
 import os
 import re
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeGuard
 
 import numpy as np
 
+from edge_monitor.util.jsonutil import JsonObject, to_float, to_int
+
 if TYPE_CHECKING:
+    from edge_monitor.model.model_json import DetectorSpec
     from edge_monitor.model.scorer import Scorer
 
 __all__ = [
@@ -117,8 +120,18 @@ class Field:
     choices: tuple[str, ...] = ()
 
 
-def _num(x: object) -> bool:
+def _num(x: object) -> TypeGuard[int | float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _seq(v: object) -> list[object]:
+    """A JSON list its table has checked; ``[]`` for null or absent."""
+    return v if isinstance(v, list) else []
+
+
+def _obj(v: object) -> JsonObject:
+    """A JSON object its table has checked; ``{}`` for null or absent."""
+    return v if isinstance(v, dict) else {}
 
 
 def _range_text(f: Field) -> str:
@@ -133,7 +146,7 @@ def _in_range(v: float, f: Field) -> bool:
     return f.hi is None or v <= f.hi
 
 
-def check_value(value: Any, f: Field, where: str) -> None:
+def check_value(value: object, f: Field, where: str) -> None:
     """Raise ``ValueError("<where>: ...")`` unless ``value`` is what ``f`` describes."""
     if value is None:
         if f.nullable:
@@ -166,13 +179,13 @@ def check_value(value: Any, f: Field, where: str) -> None:
         return
     else:  # pragma: no cover - a typo in a table
         raise AssertionError(f"unknown field kind {f.kind!r}")
-    size = len(value) if isinstance(value, str) else value
-    if not _in_range(size, f):
+    size = len(value) if isinstance(value, str) else value if _num(value) else None
+    if size is not None and not _in_range(size, f):
         what = "length" if isinstance(value, str) else "value"
         raise ValueError(f"{where}: {what} must be {_range_text(f)}, got {value!r}")
 
 
-def check_section(data: object, spec: Mapping[str, Field], where: str) -> dict[str, Any]:
+def check_section(data: object, spec: Mapping[str, Field], where: str) -> JsonObject:
     """Check an object against a table; returns it (keys not in the table pass unchecked)."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: must be an object, got {json.dumps(data)[:40]}")
@@ -275,7 +288,7 @@ def _depth(raw: bytes) -> int:
     return int(np.cumsum(step).max(initial=0))
 
 
-def read_model_json(path: Path) -> dict[str, Any]:
+def read_model_json(path: Path) -> JsonObject:
     """Parse ``model.json``, its size and nesting checked first.
 
     Raises:
@@ -306,14 +319,14 @@ def read_model_json(path: Path) -> dict[str, Any]:
 
 # --- model.json --------------------------------------------------------------------------------------
 
-def _features(data: object) -> dict[str, Any]:
+def _features(data: object) -> JsonObject:
     feats = check_section(data, FEATURES, "features")
     unknown = sorted(set(feats) - set(FEATURES))
     if unknown:  # FeatureParams has no place for them: a typo would silently fall back to a default
         raise ValueError(f"bad 'features': unknown feature parameter(s): {', '.join(unknown)}")
-    rate, n_fft = int(feats.get("sample_rate", 16000)), int(feats.get("n_fft", 1024))
-    hop, n_mels = int(feats.get("hop_length", 512)), int(feats.get("n_mels", 128))
-    samples = int(round(float(feats.get("window_seconds", 10.0)) * rate))
+    rate, n_fft = to_int(feats.get("sample_rate", 16000)), to_int(feats.get("n_fft", 1024))
+    hop, n_mels = to_int(feats.get("hop_length", 512)), to_int(feats.get("n_mels", 128))
+    samples = int(round(to_float(feats.get("window_seconds", 10.0)) * rate))
     if samples > MAX_WINDOW_SAMPLES:
         raise ValueError(f"features.window_seconds: a window of {samples} samples is more than the "
                          f"{MAX_WINDOW_SAMPLES} a Pi is given")
@@ -332,10 +345,10 @@ def _features(data: object) -> dict[str, Any]:
     return feats
 
 
-def _band_lists(data: dict[str, Any], keys: tuple[str, ...], n_mels: int, where: str) -> None:
+def _band_lists(data: JsonObject, keys: tuple[str, ...], n_mels: int, where: str) -> None:
     for key in keys:
         values = data.get(key)
-        if values is not None and len(values) != n_mels:
+        if isinstance(values, list) and len(values) != n_mels:
             raise ValueError(f"{where}.{key}: {len(values)} values, expected {n_mels} (one per mel band)")
 
 
@@ -343,18 +356,18 @@ def _detector(data: object, i: int, n_mels: int) -> tuple[str, str, int]:
     where = f"detectors[{i}]"
     det = check_section(data, DETECTOR, where)
     kind = det["kind"]
-    name = det.get("name") or kind
+    name = str(det.get("name") or kind)
     if not _NAME.fullmatch(name):
         raise ValueError(f"{where}.name: {name!r} must be letters, digits, '_' or '-'")
     if "pooling" in det:
         check_section(det["pooling"], POOLING, f"{where}.pooling")
-    n_bands = int(det.get("n_bands", 0))
+    n_bands = to_int(det.get("n_bands", 0))
     if n_bands and n_mels % n_bands:
         raise ValueError(f"{where}.n_bands: {n_bands} does not divide {n_mels} mel bands")
     return str(name), str(kind), n_bands
 
 
-def check_model_json(meta: dict[str, Any], path: Path) -> None:
+def check_model_json(meta: JsonObject, path: Path) -> None:
     """Check every field of a parsed ``model.json`` the runtime reads; :class:`ValidationError` names it."""
     try:
         _check(meta)
@@ -362,7 +375,7 @@ def check_model_json(meta: dict[str, Any], path: Path) -> None:
         raise ValidationError(f"{path}: {exc}") from None
 
 
-def _check(meta: dict[str, Any]) -> None:
+def _check(meta: JsonObject) -> None:
     required = ["features", "input_shape", "normalisation", "threshold"]
     required += ["sha256"] if meta.get("schema_version") == 1 else ["detectors", "fusion"]
     missing = [k for k in required if k not in meta]
@@ -370,23 +383,24 @@ def _check(meta: dict[str, Any]) -> None:
         raise ValueError(f"missing key(s) {', '.join(missing)}")
     check_section(meta, TOP, "")
     feats = _features(meta["features"])
-    n_mels = int(feats.get("n_mels", 128))
-    shape = meta["input_shape"]
+    n_mels = to_int(feats.get("n_mels", 128))
+    shape = _seq(meta["input_shape"])
     for i, v in enumerate(shape):
         check_value(v, Field("int", 1, MAX_FRAMES), f"input_shape[{i}]")
     if shape[0] != n_mels:
         raise ValueError(f"input_shape: {shape} does not fit features.n_mels {n_mels}")
     norm = check_section(meta.get("normalisation"), NORMALISATION, "normalisation")
     _band_lists(norm, ("lo", "hi"), n_mels, "normalisation")
-    flat = next((i for i, (lo, hi) in enumerate(zip(norm["lo"], norm["hi"], strict=True)) if not hi > lo), None)
+    los, his = _seq(norm["lo"]), _seq(norm["hi"])
+    flat = next((i for i, (lo, hi) in enumerate(zip(los, his, strict=True)) if not to_float(hi) > to_float(lo)),
+                None)
     if flat is not None:
-        raise ValueError(f"normalisation.hi[{flat}]: must be above lo[{flat}] ({norm['hi'][flat]} <= "
-                         f"{norm['lo'][flat]})")
-    for i, det in enumerate(meta.get("detectors") or []):
+        raise ValueError(f"normalisation.hi[{flat}]: must be above lo[{flat}] ({his[flat]} <= {los[flat]})")
+    for i, det in enumerate(_seq(meta.get("detectors"))):
         _detector(det, i, n_mels)
     if "fusion" in meta:
         fusion = check_section(meta["fusion"], FUSION, "fusion")
-        for name, stats in (fusion.get("normal") or {}).items():
+        for name, stats in _obj(fusion.get("normal")).items():
             check_section(stats, NORMAL_STATS, f"fusion.normal.{name}")
     threshold = meta.get("threshold")
     if isinstance(threshold, dict):
@@ -396,7 +410,7 @@ def _check(meta: dict[str, Any]) -> None:
     for key in ("validation_scores", "calibration_scores"):
         if meta.get(key) is not None:
             stats = check_section(meta[key], SCORE_STATS, key)
-            for p, v in (stats.get("percentiles") or {}).items():
+            for p, v in _obj(stats.get("percentiles")).items():
                 check_value(v, Field("number"), f"{key}.percentiles.{p}")
     for key in ("band_error", "band_deviation"):
         if meta.get(key) is not None:
@@ -404,13 +418,13 @@ def _check(meta: dict[str, Any]) -> None:
     if meta.get("band_level_db") is not None:
         _band_lists(check_section(meta["band_level_db"], BAND_LEVELS, "band_level_db"), ("mean", "std"), n_mels,
                     "band_level_db")
-    for i, v in enumerate(meta.get("machine_ids") or []):
+    for i, v in enumerate(_seq(meta.get("machine_ids"))):
         check_value(v, Field("str", 0, 200), f"machine_ids[{i}]")
 
 
 # --- detectors.npz -----------------------------------------------------------------------------------
 
-def expected_arrays(detectors: Any) -> dict[str, tuple[int, ...]]:
+def expected_arrays(detectors: Iterable[DetectorSpec]) -> dict[str, tuple[int, ...]]:
     """``{member name: shape}`` the NumPy detectors need (``<name>.mean``, ``.precision``, ``.std``).
 
     ``detectors``: :class:`edge_monitor.model.model_json.DetectorSpec` s (kind, name, n_bands).
@@ -424,11 +438,11 @@ def expected_arrays(detectors: Any) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype[np.generic], int]:
     """``(shape, dtype, header bytes)`` of one ``.npy`` member, reading only its header."""
     with zf.open(info) as fh:
         version = np.lib.format.read_magic(fh)
-        read: Callable[..., tuple[tuple[int, ...], bool, np.dtype[Any]]] = (
+        read: Callable[..., tuple[tuple[int, ...], bool, np.dtype[np.generic]]] = (
             np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)
         shape, _fortran, dtype = read(fh, max_header_size=_MAX_NPY_HEADER)
         return tuple(int(n) for n in shape), dtype, fh.tell()
