@@ -15,7 +15,7 @@ def model_ref(bundle: ModelBundle) -> dict[str, str]:
     return {"name": bundle.path.name, "sha256": bundle.sha256}
 
 
-def model_info(bundle: ModelBundle, threshold: float | None = None) -> dict[str, str | float]:
+def model_info(bundle: ModelBundle, threshold: float | None = None) -> dict[str, object]:
     """:func:`model_ref` plus ``machine`` and ``threshold`` (the publisher's discovery and status).
 
     ``threshold`` overrides the bundle's (the config's ``decision.threshold``).
