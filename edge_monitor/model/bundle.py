@@ -39,7 +39,7 @@ import numpy as np
 
 from edge_monitor.features.frontend import FeatureParams
 from edge_monitor.features.model_input import MinMaxNorm
-from edge_monitor.model import validate
+from edge_monitor.model import validate, validate_npz
 from edge_monitor.model.detectors import NUMPY_KINDS
 from edge_monitor.model.fusion import Fusion
 from edge_monitor.model.model_json import DetectorSpec, ModelJson
@@ -290,7 +290,7 @@ def _load_arrays(root: Path, meta: JsonObject, detectors: tuple[DetectorSpec, ..
             raise BundleError(f"{path}: checksum mismatch (sha256 {actual[:12]}..., model.json says "
                               f"{info['sha256'][:12]}...): the file was changed or belongs to another bundle")
     try:
-        validate.check_arrays_file(path, validate.expected_arrays(detectors))  # before any array is read
+        validate_npz.check_arrays_file(path, validate_npz.expected_arrays(detectors))  # before any array is read
     except validate.ValidationError as exc:
         raise BundleError(str(exc)) from None
     try:
