@@ -2,12 +2,12 @@
 """One fixed recipe, scored on every real and synthetic set we have.
 
     .venv/bin/python bench/bench_model_choice.py [--out bench/out/model_choice] [--only valve-60,synth]
-        [--json FILE] [--recipe default|autoencoder]
+        [--json FILE] [--recipe default|autoencoder] [--members]
 
 The recipe is ``edge-monitor-train train``'s default (``TrainConfig()``): the
 candidates (level profile, frame Gaussian pooled over the worst frames and over
-the whole window) are weighted per machine from pseudo-anomalies made from the
-set's own normal training clips, and the threshold is what one false alert per
+the whole window, subspace of 5-frame runs) are weighted per machine from
+pseudo-anomalies made from the set's own normal training clips, and the threshold is what one false alert per
 day allows (``edge_monitor.model.select``, ``edge_monitor.model.threshold``).
 No per-set setting: every row uses only the training clips of the set it is
 scored on. ``--recipe autoencoder`` adds the autoencoder to the candidates
@@ -58,7 +58,7 @@ SHARED = REPO.parent / "shared" / "data"
 #: recipe name -> the candidates (None: the default ones)
 RECIPES: dict[str, tuple[str, ...] | None] = {
     "default": None,
-    "autoencoder": ("autoencoder", "profile", "frames", "frames_mean"),
+    "autoencoder": ("autoencoder", "profile", "frames", "frames_mean", "subspace"),
 }
 
 
@@ -168,6 +168,39 @@ def measure(name: str, root: Path, recipe: str, out: Path, epochs: int) -> dict:
     return row
 
 
+def member_aucs(root: Path) -> dict[str, float]:
+    """Each NumPy candidate alone: fitted on the set's training clips, AUC of its clip scores on the test clips."""
+    from sklearn.metrics import roc_auc_score
+
+    from edge_monitor.features.frontend import FeatureParams, model_frames
+    from edge_monitor.model.fit import NUMPY_CANDIDATES, fit_detector
+    from trainer.train import load_windows, select_clips
+
+    params = FeatureParams()
+    frames = model_frames(params.window_frames)
+    train, test = select_clips(root)
+    db_train = load_windows(train, params, frames)[0]
+    db_test, groups = load_windows(test, params, frames)
+    labels = np.array([c.label == "anomaly" for c in test])
+    out = {}
+    for spec in NUMPY_CANDIDATES:
+        det = fit_detector(spec, db_train)
+        win = np.array([det.score(w).score for w in db_test])
+        clip = np.array([win[groups == i].mean() for i in range(len(test))])
+        out[spec.name] = float(roc_auc_score(labels, clip)) if 0 < labels.sum() < labels.size else float("nan")
+    return out
+
+
+def members_table(rows: list[dict]) -> str:
+    names = sorted({n for r in rows for n in r.get("members", {})})
+    lines = ["| data | " + " | ".join(names) + " | chosen recipe |", "|---|" + "---:|" * (len(names) + 1)]
+    for r in rows:
+        if r.get("members"):
+            lines.append(f"| {r['dataset']} | " + " | ".join(_f(r["members"].get(n)) for n in names)
+                         + f" | {_f(r['auc'])} |")
+    return "\n".join(lines)
+
+
 def _weights(w: dict[str, float]) -> str:
     return " + ".join(f"{n} {v:.2f}" for n, v in w.items())
 
@@ -209,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "samples-slider, ...)")
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="default")
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--members", action="store_true",
+                    help="also score each NumPy candidate alone on the test clips (its own AUC)")
     args = ap.parse_args(argv)
     only = {s.strip() for s in args.only.split(",")} if args.only else None
     t_start = time.monotonic()
@@ -216,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, root in datasets(args.out, only).items():
         try:
             rows.append(measure(name, root, args.recipe, args.out, args.epochs))
+            if args.members:
+                rows[-1]["members"] = member_aucs(root)
         except Exception as exc:  # noqa: BLE001 - one failing row must not lose the table
             log(f"{name} {args.recipe}: failed: {exc}")
     print(f"\nRecipe {args.recipe!r} by dataset ({(time.monotonic() - t_start) / 60:.1f} min; cost on one thread of "
@@ -223,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print("\nMean pseudo-AUC of each candidate (what the weights were chosen from)\n")
     print(figures(rows))
+    if args.members:
+        print("\nAUC of each candidate alone on the test clips (fitted on the training clips)\n")
+        print(members_table(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -239,7 +239,30 @@ def _normal_window(synth_dataset: Path) -> np.ndarray:
     return audio_io.read_wav(clip, sample_rate=16000)[:160000].astype(np.float32)
 
 
-@pytest.mark.parametrize("bundle_fixture", ["numpy_bundle", "fused_bundle"])
+@pytest.fixture(scope="module")
+def subspace_bundle(synth_windows: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle of the subspace detector alone on the synthetic rail (it fires every alert)."""
+    from edge_monitor.model.fit import DEFAULT_SUBSPACE
+
+    out = tmp_path_factory.mktemp("bundle") / "subspace"
+    db = synth_windows["train"]
+    write_numpy_bundle(out, db, np.arange(len(db)), FeatureParams(), specs=(DEFAULT_SUBSPACE,), fusion_rule="max",
+                       threshold_rule="gamma")
+    return out
+
+
+def test_a_subspace_bundle_scores_through_the_runtime(subspace_bundle: Path,
+                                                      synth_windows: dict[str, np.ndarray]) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    bundle = load_bundle(subspace_bundle)
+    assert [d.kind for d in bundle.detectors] == ["subspace"] and bundle.fusion.rule == "none"
+    scores = [Scorer(bundle).score_db(w) for w in synth_windows["test"]]
+    assert {ws.detector for ws in scores} == {"subspace"}
+    assert roc_auc_score(synth_windows["labels"], [ws.score for ws in scores]) > 0.9
+
+
+@pytest.mark.parametrize("bundle_fixture", ["numpy_bundle", "fused_bundle", "subspace_bundle"])
 def test_explanations_come_from_the_detector_that_fired(bundle_fixture: str, synth_dataset: Path,
                                                         request: pytest.FixtureRequest) -> None:
     from edge_monitor.decide.explain import BundleExplainer

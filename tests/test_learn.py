@@ -254,7 +254,7 @@ def test_learn_from_wav_writes_a_bundle_that_scores_anomalies_higher_without_ten
     # The choice and its evidence: every candidate with its weight and pseudo-anomaly figures.
     assert re.search(r"detector choice from 16 normal and \d+ pseudo-anomalous windows", proc.stdout), proc.stdout
     assert all(re.search(rf"^  {name} +[0-9.]+ +[0-9.]+ ", proc.stdout, re.M) for name in
-               ("profile", "frames", "frames_mean")), proc.stdout
+               ("profile", "frames", "frames_mean", "subspace")), proc.stdout
     budget = r"threshold [0-9.e+-]+ \(1 false alert\(s\) per day .*out-of-fold scores"
     assert re.search(budget, proc.stdout), proc.stdout
     assert re.search(r"fit [0-9.]+ s \(detectors [0-9.]+ s", proc.stdout)

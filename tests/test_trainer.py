@@ -187,7 +187,7 @@ def test_default_train_fits_numpy_detectors_without_tensorflow(synth_dataset: Pa
     bundle = load_bundle(tmp_path / "np")
     assert not (tmp_path / "np" / "model.tflite").exists()
     chosen = [m["name"] for m in read_model_json(bundle.path)["selection"]["members"] if m["weight"] > 0]
-    assert list(bundle.detector_names) == chosen and set(chosen) <= {"profile", "frames", "frames_mean"}
+    assert list(bundle.detector_names) == chosen and set(chosen) <= {"profile", "frames", "frames_mean", "subspace"}
     assert bundle.fusion.rule == "weighted" and read_model_json(bundle.path)["threshold"]["rule"] == "budget"
     assert read_model_json(bundle.path)["threshold"]["source"] == "out-of-fold"
 

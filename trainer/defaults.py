@@ -36,15 +36,16 @@ DEFAULT_THRESHOLD_QUANTILE = 0.99
 DEFAULT_FALSE_ALARMS_PER_DAY = 1.0
 
 #: The detectors a bundle can hold (edge_monitor.model.detectors).
-DETECTOR_KINDS: tuple[str, ...] = ("autoencoder", "profile", "frames", "frames_mean")
+DETECTOR_KINDS: tuple[str, ...] = ("autoencoder", "profile", "frames", "frames_mean", "subspace")
 
 #: The candidates ``train`` chooses among when none are asked for (docs/model.md,
 #: "Which detectors"): the level profile, the frame Gaussian pooled over the worst
-#: frames and pooled over the whole window. Each machine's own normal clips and
-#: pseudo-anomalies made from them decide which of them its bundle holds and with
-#: what weight (edge_monitor.model.select); the autoencoder joins the candidates
-#: with ``--detectors autoencoder profile frames frames_mean``.
-DEFAULT_DETECTORS: tuple[str, ...] = ("profile", "frames", "frames_mean")
+#: frames and over the whole window, and the subspace of 5-frame runs. Each
+#: machine's own normal clips and pseudo-anomalies made from them decide which of
+#: them its bundle holds and with what weight (edge_monitor.model.select); the
+#: autoencoder joins the candidates with ``--detectors autoencoder profile frames
+#: frames_mean subspace``.
+DEFAULT_DETECTORS: tuple[str, ...] = ("profile", "frames", "frames_mean", "subspace")
 
 #: Fewer normal clips than this are too few for an autoencoder to learn from
 #: (``train`` says so when one is asked for).
@@ -77,7 +78,7 @@ def default_detectors(n_clips: int) -> tuple[str, ...]:
 def detector_specs(kinds: tuple[str, ...], ae_pooling=None):  # noqa: ANN001, ANN201
     """:class:`edge_monitor.model.bundle.DetectorSpec` for each kind, with the defaults of docs/model.md."""
     from edge_monitor.model.bundle import DetectorSpec
-    from edge_monitor.model.fit import DEFAULT_FRAMES, DEFAULT_FRAMES_MEAN, DEFAULT_PROFILE
+    from edge_monitor.model.fit import DEFAULT_FRAMES, DEFAULT_FRAMES_MEAN, DEFAULT_PROFILE, DEFAULT_SUBSPACE
 
     out = []
     for kind in kinds:
@@ -89,6 +90,8 @@ def detector_specs(kinds: tuple[str, ...], ae_pooling=None):  # noqa: ANN001, AN
             out.append(DEFAULT_FRAMES)
         elif kind == "frames_mean":
             out.append(DEFAULT_FRAMES_MEAN)
+        elif kind == "subspace":
+            out.append(DEFAULT_SUBSPACE)
         else:
             raise ValueError(f"unknown detector {kind!r}; choose from {', '.join(DETECTOR_KINDS)}")
     return out

@@ -411,6 +411,9 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     fit: NumpyFit | None = None
     if numpy_specs:
         fit = fit_numpy_detectors(numpy_specs, db_all, groups, pseudo=pseudo)
+        fitted = {sp.name: sp for sp in fit.specs}  # with what fitting found (a subspace's dimension)
+        specs = [fitted.get(sp.name, sp) for sp in specs]
+        numpy_specs = list(fit.specs)
         for sp in numpy_specs:
             oof = fit.oof_scores[sp.name]
             stats[sp.name] = NormalStats.of(oof)

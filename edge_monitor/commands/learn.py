@@ -22,8 +22,10 @@ Learn what NORMAL sounds like, on the Pi itself: record --minutes of the
 machine running normally from the configured microphone (the config's audio.*
 settings, as `run` captures), cut it into consecutive 10 s windows, drop the
 windows with sensor faults (dead input, clipping, dropouts, capture overruns),
-fit the NumPy detectors (a level profile and a frame Gaussian, fused by max;
-no TensorFlow) with a threshold from out-of-fold scores, and write a model
+choose and fit the NumPy detectors (level profile, frame Gaussian over the
+worst frames and over the window, subspace of 5-frame runs: weighted by how
+well each tells pseudo-anomalies made from the recording from normal sound; no
+TensorFlow) with a threshold from a false-alarm budget, and write a model
 bundle that `edge-monitor run` loads like one from `edge-monitor-train`.
 It then prints what to run next.
 

@@ -23,8 +23,15 @@ per-mel-band share. Kinds:
     each frame's spectrum (coarse bands) by its Mahalanobis distance from
     normal frames, pooled over the worst frames (:class:`Pooling` ``top``):
     short new events. ~0.3 ms per window.
+``subspace``
+    runs of ``context`` frames (coarse bands, 5 x 64 values) by what lies
+    outside the principal subspace of normal runs
+    (:class:`edge_monitor.model.subspace.SubspaceModel`, a linear autoencoder),
+    pooled over the window: a changed *time pattern* whose single frames look
+    normal (the DCASE baseline's 5-frame input, fitted in closed form). ~1 ms
+    per window.
 
-The profile and frame detectors are fitted from normal log-mels by
+The profile, frame and subspace detectors are fitted from normal log-mels by
 :mod:`edge_monitor.model.fit` with NumPy alone, so a Pi can learn a machine without
 TensorFlow (``edge-monitor learn``).
 """
@@ -38,6 +45,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from edge_monitor.model.gaussian import GaussianModel
+from edge_monitor.model.subspace import SubspaceModel, patches
 
 if TYPE_CHECKING:
     from edge_monitor.features.model_input import MinMaxNorm
@@ -51,15 +59,17 @@ __all__ = [
     "Pooling",
     "ProfileDetector",
     "FrameDetector",
+    "SubspaceDetector",
+    "NumpyDetector",
     "AutoencoderDetector",
     "coarse_bands",
     "profile_vector",
     "top_count",
 ]
 
-KINDS = ("autoencoder", "profile", "frames")
+KINDS = ("autoencoder", "profile", "frames", "subspace")
 #: Kinds fitted and scored with NumPy alone.
-NUMPY_KINDS = ("profile", "frames")
+NUMPY_KINDS = ("profile", "frames", "subspace")
 
 
 def top_count(n: int, fraction: float) -> int:
@@ -259,6 +269,61 @@ class FrameDetector:
         worst = np.argsort(np.where(ok, frame, -np.inf))[-k:]
         contrib = np.maximum(self.model.contributions(bands[worst]), 0.0).mean(axis=0)
         return DetectorOutput(self.name, score, frame, _expand(contrib, db.shape[0]))
+
+
+@dataclass(frozen=True)
+class SubspaceDetector:
+    """Runs of frames outside the normal principal subspace, pooled (see the module docstring).
+
+    Attributes:
+        name: name in the bundle.
+        n_bands: coarse bands (a divisor of n_mels; 64 by default).
+        context: frames per run (5 by default).
+        pooling: how run scores become the window score (``mean`` by default).
+        model: the subspace of normal ``(context * n_bands,)`` runs.
+    """
+
+    name: str
+    n_bands: int
+    context: int
+    pooling: Pooling
+    model: SubspaceModel
+    kind: str = "subspace"
+
+    def score(self, db: np.ndarray, valid: np.ndarray | None = None) -> DetectorOutput:
+        bands = coarse_bands(db, self.n_bands)
+        runs = patches(bands, self.context)  # (frames - context + 1, context * n_bands)
+        n_frames, n_runs = bands.shape[1], runs.shape[0]
+        ok = np.ones(n_runs, dtype=bool)
+        if valid is not None:
+            # A run counts if every frame in it is valid; a window cut into
+            # shorter pieces by sensor faults falls back to runs centred on a
+            # valid frame, then to every run (it must still get a score).
+            v = np.asarray(valid, dtype=bool)[:n_frames]
+            ok = np.convolve(v.astype(np.int64), np.ones(self.context, dtype=np.int64), mode="valid") == self.context
+            if not ok.any():
+                ok = v[self.context // 2: self.context // 2 + n_runs].copy()
+            if not ok.any():
+                ok = np.ones(n_runs, dtype=bool)
+        sel = runs if ok.all() else runs[ok]
+        if self.pooling.kind == "mean":
+            # Every run makes the score: one projection gives the score and the band shares.
+            worst_r = self.model.residual_values(sel)
+            err = np.einsum("ij,ij->i", worst_r, worst_r, dtype=np.float64) / self.model.dim
+        else:
+            err = self.model.residual(sel)
+            k = top_count(err.size, self.pooling.fraction)
+            worst_r = self.model.residual_values(sel[np.argpartition(err, err.size - k)[err.size - k:]])
+        score = self.pooling.apply(err)
+        frame = np.full(n_frames, np.nan)
+        frame[np.flatnonzero(ok) + self.context // 2] = err  # each run at its centre frame
+        # The band shares of the runs that made the score.
+        contrib = (worst_r**2).reshape(-1, self.context, self.n_bands).sum(axis=1).mean(axis=0)
+        return DetectorOutput(self.name, score, frame, _expand(contrib, db.shape[0]))
+
+
+#: The detectors fitted with NumPy alone (:data:`NUMPY_KINDS`).
+NumpyDetector = ProfileDetector | FrameDetector | SubspaceDetector
 
 
 class AutoencoderDetector:

@@ -37,8 +37,10 @@ from edge_monitor.model.bundle import DetectorSpec, load_bundle, read_model_json
 from edge_monitor.model.detectors import (
     NUMPY_KINDS,
     FrameDetector,
+    NumpyDetector,
     Pooling,
     ProfileDetector,
+    SubspaceDetector,
     coarse_bands,
     profile_vector,
 )
@@ -46,6 +48,7 @@ from edge_monitor.model.fusion import Fusion, NormalStats
 from edge_monitor.model.gaussian import GaussianModel
 from edge_monitor.model.model_json import BandLevels, BandStats, ModelJson, ScoreStats
 from edge_monitor.model.select import PseudoSet, Selection, choose, make_pseudo_set
+from edge_monitor.model.subspace import SubspaceModel, patches
 from edge_monitor.model.threshold import (
     DEFAULT_FALSE_ALARMS_PER_DAY,
     ThresholdFit,
@@ -58,6 +61,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "DEFAULT_FRAMES",
     "DEFAULT_FRAMES_MEAN",
+    "DEFAULT_SUBSPACE",
     "NUMPY_CANDIDATES",
     "pseudo_anomalies",
     "select_fusion",
@@ -77,8 +81,13 @@ DEFAULT_PROFILE = DetectorSpec("profile", "profile", n_bands=16, top_fraction=0.
 DEFAULT_FRAMES = DetectorSpec("frames", "frames", pooling=Pooling("top", 0.01), n_bands=32)
 #: The frame Gaussian pooled over the whole window: steady changes (the slider result of issue 20).
 DEFAULT_FRAMES_MEAN = DetectorSpec("frames_mean", "frames", pooling=Pooling("mean"), n_bands=32)
+#: Runs of 5 frames in 64 bands outside the normal subspace: changed time patterns (docs/model.md).
+DEFAULT_SUBSPACE = DetectorSpec("subspace", "subspace", pooling=Pooling("mean"), n_bands=64, context=5,
+                                variance=0.9)
 #: The NumPy candidates every ``train`` and ``learn`` chooses among (:mod:`edge_monitor.model.select`).
-NUMPY_CANDIDATES = (DEFAULT_PROFILE, DEFAULT_FRAMES, DEFAULT_FRAMES_MEAN)
+NUMPY_CANDIDATES = (DEFAULT_PROFILE, DEFAULT_FRAMES, DEFAULT_FRAMES_MEAN, DEFAULT_SUBSPACE)
+#: The subspace keeps at most this many dimensions (bounds its cost: 320 x 128 multiplies a run).
+MAX_SUBSPACE_COMPONENTS = 128
 
 #: At most this many frames fit the frame Gaussian (an even subsample beyond it).
 MAX_FIT_FRAMES = 200_000
@@ -98,8 +107,10 @@ def band_deviations(db: np.ndarray, norm: MinMaxNorm, level_mean: Sequence[float
     return out
 
 
-def fit_detector(spec: DetectorSpec, db: np.ndarray) -> ProfileDetector | FrameDetector:
+def fit_detector(spec: DetectorSpec, db: np.ndarray) -> NumpyDetector:
     """Fit one NumPy detector on normal log-mels ``(n, n_mels, frames)`` (dB).
+
+    A subspace's dimension is what the data gives (:func:`fitted_spec` records it).
 
     Raises:
         ValueError: an unknown kind, or too little data (a profile needs 2+ windows).
@@ -113,10 +124,14 @@ def fit_detector(spec: DetectorSpec, db: np.ndarray) -> ProfileDetector | FrameD
         if frames.shape[0] > MAX_FIT_FRAMES:
             frames = frames[np.linspace(0, frames.shape[0] - 1, MAX_FIT_FRAMES).astype(np.int64)]
         return FrameDetector(spec.name, spec.n_bands, spec.pooling, GaussianModel.fit(frames))
+    if spec.kind == "subspace":
+        runs = (patches(coarse_bands(w, spec.n_bands), spec.context) for w in db)
+        model = SubspaceModel.fit_patches(runs, spec.variance, MAX_SUBSPACE_COMPONENTS)
+        return SubspaceDetector(spec.name, spec.n_bands, spec.context, spec.pooling, model)
     raise ValueError(f"{spec.kind!r} is not a NumPy detector ({', '.join(NUMPY_KINDS)})")
 
 
-def _scores(det: ProfileDetector | FrameDetector, db: np.ndarray) -> np.ndarray:
+def _scores(det: NumpyDetector, db: np.ndarray) -> np.ndarray:
     return np.array([det.score(w).score for w in db])
 
 
@@ -166,7 +181,7 @@ class NumpyFit:
     """
 
     specs: list[DetectorSpec]
-    detectors: list[ProfileDetector | FrameDetector]
+    detectors: list[NumpyDetector]
     oof_scores: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
     pseudo_scores: dict[str, np.ndarray] = field(default_factory=dict)
@@ -188,7 +203,8 @@ def fit_numpy_detectors(specs: Sequence[DetectorSpec], db: np.ndarray, groups: n
     both = {s.name: cross_fit_scores(s, db, groups, n_folds, pseudo) for s in specs}
     n = db.shape[0]
     dets = [fit_detector(s, db) for s in specs]
-    return NumpyFit(list(specs), dets, {k: v[:n] for k, v in both.items()}, time.monotonic() - t0,
+    return NumpyFit([fitted_spec(s, d) for s, d in zip(specs, dets, strict=True)], dets,
+                    {k: v[:n] for k, v in both.items()}, time.monotonic() - t0,
                     {k: v[n:] for k, v in both.items()} if pseudo is not None else {})
 
 
@@ -217,8 +233,15 @@ def select_fusion(normal: dict[str, np.ndarray], pseudo: dict[str, np.ndarray], 
     return selection, fusion, fusion.fuse_many({n: normal[n] for n in weights})
 
 
-def detector_arrays(detectors: Sequence[ProfileDetector | FrameDetector]) -> dict[str, np.ndarray]:
-    """The arrays ``detectors.npz`` holds: ``<name>.mean``, ``<name>.precision``, ``<name>.std``."""
+def fitted_spec(spec: DetectorSpec, det: NumpyDetector) -> DetectorSpec:
+    """``spec`` with what fitting found that model.json records (a subspace's ``components``)."""
+    if isinstance(det, SubspaceDetector):
+        return replace(spec, components=det.model.components)
+    return spec
+
+
+def detector_arrays(detectors: Sequence[NumpyDetector]) -> dict[str, np.ndarray]:
+    """``detectors.npz``: ``<name>.mean``, ``.precision``, ``.std`` (subspace: ``.scale``, ``.basis``)."""
     out: dict[str, np.ndarray] = {}
     for d in detectors:
         out.update(d.model.to_arrays(f"{d.name}."))
@@ -226,10 +249,13 @@ def detector_arrays(detectors: Sequence[ProfileDetector | FrameDetector]) -> dic
 
 
 def detector_macs(spec: DetectorSpec, n_mels: int, frames: int) -> int:
-    """Multiply-accumulates per window of a NumPy detector (band averaging + Mahalanobis)."""
+    """Multiply-accumulates per window of a NumPy detector (band averaging + Mahalanobis or projection)."""
     if spec.kind == "profile":
         d = 2 * spec.n_bands
         return n_mels * frames + d * d + d
+    if spec.kind == "subspace":
+        d = spec.context * spec.n_bands
+        return n_mels * frames + (frames - spec.context + 1) * (d * max(spec.components, 1) + 2 * d)
     return n_mels * frames + frames * (spec.n_bands * spec.n_bands + spec.n_bands)
 
 

@@ -56,9 +56,12 @@ class DetectorSpec:
     Attributes:
         name: unique within the bundle (``"autoencoder"``, ``"profile"``, ``"frames"``).
         kind: one of :data:`edge_monitor.model.detectors.KINDS`.
-        pooling: frames -> window score (``autoencoder``, ``frames``).
-        n_bands: coarse bands (``profile``, ``frames``); 0 for the autoencoder.
+        pooling: frames -> window score (``autoencoder``, ``frames``, ``subspace``).
+        n_bands: coarse bands (``profile``, ``frames``, ``subspace``); 0 for the autoencoder.
         top_fraction: the profile's loudest-frame share (``profile``).
+        context: frames per run (``subspace``).
+        variance: share of the normal variance the subspace keeps (``subspace``).
+        components: the subspace's dimension, set when fitted (``subspace``; 0 before).
     """
 
     name: str
@@ -66,6 +69,9 @@ class DetectorSpec:
     pooling: Pooling = Pooling()
     n_bands: int = 0
     top_fraction: float = 0.01
+    context: int = 0
+    variance: float = 0.9
+    components: int = 0
 
     def to_dict(self) -> JsonObject:
         out: JsonObject = {"name": self.name, "kind": self.kind}
@@ -73,6 +79,9 @@ class DetectorSpec:
             out.update(file="model.tflite", pooling=self.pooling.to_dict())
         elif self.kind == "profile":
             out.update(n_bands=self.n_bands, top_fraction=self.top_fraction)
+        elif self.kind == "subspace":
+            out.update(n_bands=self.n_bands, context=self.context, variance=self.variance,
+                       components=self.components, pooling=self.pooling.to_dict())
         else:
             out.update(n_bands=self.n_bands, pooling=self.pooling.to_dict())
         return out
@@ -92,13 +101,24 @@ class DetectorSpec:
         top = float(data.get("top_fraction", 0.01))
         if not 0.0 < top <= 1.0:
             raise ValueError(f"detector {name!r}: top_fraction must be in (0, 1], got {top}")
-        return cls(name=name, kind=str(kind), pooling=pooling, n_bands=n_bands, top_fraction=top)
+        if kind != "subspace":
+            return cls(name=name, kind=str(kind), pooling=pooling, n_bands=n_bands, top_fraction=top)
+        context, components = int(data.get("context", 0)), int(data.get("components", 0))
+        variance = float(data.get("variance", 0.9))
+        if context < 1 or components < 1 or components >= context * n_bands or not 0.0 < variance < 1.0:
+            raise ValueError(f"detector {name!r}: context {context}, components {components} and variance "
+                             f"{variance} do not make a subspace of {context} x {n_bands} values")
+        return cls(name=name, kind="subspace", pooling=pooling, n_bands=n_bands, context=context,
+                   variance=variance, components=components)
 
     def describe(self) -> str:
         if self.kind == "autoencoder":
             return f"autoencoder ({self.pooling.describe()})"
         if self.kind == "profile":
             return f"level profile ({self.n_bands} bands, median and loudest {self.top_fraction:.0%} of frames)"
+        if self.kind == "subspace":
+            return (f"subspace of {self.context}-frame runs ({self.n_bands} bands, {self.variance:.0%} of the "
+                    f"variance, {self.pooling.describe()})")
         return f"frame Gaussian ({self.n_bands} bands, {self.pooling.describe()})"
 
 

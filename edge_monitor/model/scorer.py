@@ -39,8 +39,10 @@ from edge_monitor.model.detectors import (
     FrameDetector,
     ModelRunner,
     ProfileDetector,
+    SubspaceDetector,
 )
 from edge_monitor.model.gaussian import GaussianModel
+from edge_monitor.model.subspace import SubspaceModel
 
 __all__ = ["ClipScore", "Scorer", "WindowScore", "window_errors", "build_detector", "reference_input"]
 
@@ -155,6 +157,16 @@ def build_detector(spec: DetectorSpec, bundle: ModelBundle, num_threads: int = 1
             raise BundleError(f"{bundle.tflite_path}: model input/output {model.input_shape}/"
                               f"{model.output_shape} do not match model.json's input_shape {expected}")
         return AutoencoderDetector(spec.name, model, bundle.norm, spec.pooling)
+    if spec.kind == "subspace":
+        try:
+            sub = SubspaceModel.from_arrays(bundle.arrays, f"{spec.name}.")
+        except (KeyError, ValueError) as exc:
+            raise BundleError(f"{bundle.path / 'detectors.npz'}: detector {spec.name!r}: bad or missing arrays "
+                              f"({exc})") from None
+        if sub.basis.shape != (spec.components, spec.context * spec.n_bands):
+            raise BundleError(f"{bundle.path / 'detectors.npz'}: detector {spec.name!r} has a basis of "
+                              f"{sub.basis.shape}, model.json says {spec.components} x {spec.context * spec.n_bands}")
+        return SubspaceDetector(spec.name, spec.n_bands, spec.context, spec.pooling, sub)
     try:
         gauss = GaussianModel.from_arrays(bundle.arrays, f"{spec.name}.")
     except (KeyError, ValueError) as exc:

@@ -207,6 +207,10 @@ DETECTOR: dict[str, Field] = {
     "top_fraction": Field("number", 0.0, 1.0, above=True),
     "pooling": Field("object"),
     "file": Field("str"),
+    # subspace: frames per run, kept variance, dimension (checked against n_bands in model_json)
+    "context": Field("int", 1, 32),
+    "variance": Field("number", 0.0, 1.0, above=True),
+    "components": Field("int", 1, 1024),
 }
 POOLING: dict[str, Field] = {
     "kind": Field("str", choices=("mean", "top")),

@@ -35,12 +35,20 @@ _MAX_NPY_HEADER = 4096
 
 
 def expected_arrays(detectors: Iterable[DetectorSpec]) -> dict[str, tuple[int, ...]]:
-    """``{member name: shape}`` the NumPy detectors need (``<name>.mean``, ``.precision``, ``.std``).
+    """``{member name: shape}`` the NumPy detectors need.
 
-    ``detectors``: :class:`edge_monitor.model.model_json.DetectorSpec` s (kind, name, n_bands).
+    Gaussians (``profile``, ``frames``): ``<name>.mean``, ``.precision``, ``.std``;
+    ``subspace``: ``<name>.mean``, ``.scale`` ``(d,)`` and ``.basis`` ``(components, d)``,
+    ``d = context * n_bands``. ``detectors``:
+    :class:`edge_monitor.model.model_json.DetectorSpec` s (kind, name, n_bands, ...).
     """
     out: dict[str, tuple[int, ...]] = {}
     for spec in detectors:
+        if spec.kind == "subspace":
+            d = spec.context * spec.n_bands
+            out.update({f"{spec.name}.mean": (d,), f"{spec.name}.scale": (d,),
+                        f"{spec.name}.basis": (spec.components, d)})
+            continue
         if spec.kind not in ("profile", "frames"):
             continue
         d = 2 * spec.n_bands if spec.kind == "profile" else spec.n_bands

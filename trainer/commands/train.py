@@ -16,8 +16,9 @@ write a model bundle that `edge-monitor run` loads:
                a Gaussian model in NumPy (detectors.npz)
   frames       each frame's spectrum, a Gaussian model in NumPy, pooled over the
                worst frames: short events
-
   frames_mean  the same frame Gaussian pooled over the whole window: steady changes
+  subspace     runs of 5 frames outside the principal subspace of normal runs (a
+               linear autoencoder in NumPy), over the window: changed time patterns
 
 The machine decides (--fusion weighted, the default): every candidate scores the
 normal clips it was not fitted on and pseudo-anomalies made from them (a new
@@ -26,8 +27,8 @@ another machine mixed in); the weights that best tell those apart win, and a
 candidate that cannot tell them apart gets weight 0 and leaves the bundle. The
 figures of every candidate are printed and stored in model.json. --fusion max or
 mean keep every detector asked for, as bundles before did. The candidates are
-the profile and both frame detectors; add the autoencoder (TensorFlow) with
---detectors autoencoder profile frames frames_mean.
+the profile, both frame detectors and the subspace; add the autoencoder
+(TensorFlow) with --detectors autoencoder profile frames frames_mean subspace.
 
 The threshold is what a false-alarm budget allows (--false-alarms-per-day, at
 the daemon's default alert rule: 2 of 3 windows, one every 10 s); move it on
