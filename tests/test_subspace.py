@@ -115,7 +115,10 @@ def test_a_subspace_bundle_round_trips_and_a_wrong_basis_is_refused(tmp_path: Pa
                               fusion_rule="max", threshold_rule="gamma")
     (spec,) = meta["detectors"]
     assert spec["kind"] == "subspace" and spec["context"] == 5 and spec["n_bands"] == 64
-    assert 1 <= spec["components"] <= 128 and meta["model"]["macs_per_window"] > 0
+    k = spec["components"]
+    assert 1 <= k <= 128
+    # Band averaging, then per run of 320 values: standardise, project on k vectors and back.
+    assert meta["model"]["macs_per_window"] == N_MELS * FRAMES + (FRAMES - 4) * (320 + 2 * 320 * k)
     bundle = load_bundle(tmp_path / "b")
     fitted = fit_detector(DEFAULT_SUBSPACE, db.astype(np.float32))  # what the writer fits on
     w = _smooth_windows(1, seed=8)[0]

@@ -43,6 +43,7 @@ from edge_monitor.model.detectors import (
     SubspaceDetector,
     coarse_bands,
     profile_vector,
+    top_count,
 )
 from edge_monitor.model.fusion import Fusion, NormalStats
 from edge_monitor.model.gaussian import GaussianModel
@@ -254,8 +255,13 @@ def detector_macs(spec: DetectorSpec, n_mels: int, frames: int) -> int:
         d = 2 * spec.n_bands
         return n_mels * frames + d * d + d
     if spec.kind == "subspace":
-        d = spec.context * spec.n_bands
-        return n_mels * frames + (frames - spec.context + 1) * (d * max(spec.components, 1) + 2 * d)
+        # Per run: standardise (d), project onto the k basis vectors and back (2 d k): the mean
+        # pooling's one pass gives the score and the band shares; top pooling projects every
+        # run once (d k) and rebuilds only the worst.
+        d, k, runs = spec.context * spec.n_bands, max(spec.components, 1), frames - spec.context + 1
+        per_run = d + (2 * d * k if spec.pooling.kind == "mean" else d * k)
+        rebuilt = 0 if spec.pooling.kind == "mean" else top_count(runs, spec.pooling.fraction) * 2 * d * k
+        return n_mels * frames + runs * per_run + rebuilt
     return n_mels * frames + frames * (spec.n_bands * spec.n_bands + spec.n_bands)
 
 
