@@ -64,8 +64,9 @@ def measure(name: str, root: Path, kinds: tuple[str, ...], out: Path, budget: fl
     train, _ = select_clips(root)
     db, groups = load_windows(train, params, model_frames(params.window_frames))
     fit = fit_numpy_detectors([s for s in NUMPY_CANDIDATES if s.name in weights], db, groups)
-    z = np.stack([(np.log(np.maximum(fit.oof_scores[n], 1e-12)) - NormalStats.robust_log(fit.oof_scores[n]).mean)
-                  / NormalStats.robust_log(fit.oof_scores[n]).std for n in names], axis=1)
+    stats = {n: NormalStats.robust_log(fit.oof_scores[n]) for n in names}
+    z = np.stack([(np.log(np.maximum(fit.oof_scores[n], 1e-12)) - stats[n].mean) / stats[n].std for n in names],
+                 axis=1)
     corr = np.atleast_2d(np.corrcoef(z.T)) if len(names) > 1 else np.ones((1, 1))
     draws = np.random.default_rng(0).multivariate_normal(np.zeros(len(names)), corr, size=200_000)
     w = np.array([weights[n] for n in names])

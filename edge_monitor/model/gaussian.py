@@ -21,7 +21,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GaussianModel", "ledoit_wolf"]
+__all__ = ["GaussianModel", "ledoit_wolf", "finite_arrays"]
+
+
+def finite_arrays(arrays: dict[str, np.ndarray], prefix: str, names: tuple[str, ...]) -> list[np.ndarray]:
+    """``arrays[prefix + name]`` for each name, as float64; a detector's parameters read from ``detectors.npz``.
+
+    Raises:
+        KeyError: one is missing.
+        ValueError: one holds NaN or infinity.
+    """
+    out = [np.asarray(arrays[f"{prefix}{name}"], dtype=np.float64) for name in names]
+    if not all(np.all(np.isfinite(a)) for a in out):
+        raise ValueError(f"{prefix}: not finite")
+    return out
 
 
 def ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -106,12 +119,8 @@ class GaussianModel:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> GaussianModel:
-        mean = np.asarray(arrays[f"{prefix}mean"], dtype=np.float64)
-        precision = np.asarray(arrays[f"{prefix}precision"], dtype=np.float64)
-        std = np.asarray(arrays[f"{prefix}std"], dtype=np.float64)
+        mean, precision, std = finite_arrays(arrays, prefix, ("mean", "precision", "std"))
         d = mean.shape[0]
         if mean.ndim != 1 or precision.shape != (d, d) or std.shape != (d,):
             raise ValueError(f"{prefix}: mean {mean.shape}, precision {precision.shape}, std {std.shape} disagree")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(precision)) and np.all(np.isfinite(std))):
-            raise ValueError(f"{prefix}: not finite")
         return cls(mean=mean, precision=precision, std=std)

@@ -157,28 +157,24 @@ def build_detector(spec: DetectorSpec, bundle: ModelBundle, num_threads: int = 1
             raise BundleError(f"{bundle.tflite_path}: model input/output {model.input_shape}/"
                               f"{model.output_shape} do not match model.json's input_shape {expected}")
         return AutoencoderDetector(spec.name, model, bundle.norm, spec.pooling)
-    if spec.kind == "subspace":
-        try:
-            sub = SubspaceModel.from_arrays(bundle.arrays, f"{spec.name}.")
-        except (KeyError, ValueError) as exc:
-            raise BundleError(f"{bundle.path / 'detectors.npz'}: detector {spec.name!r}: bad or missing arrays "
-                              f"({exc})") from None
-        if sub.basis.shape != (spec.components, spec.context * spec.n_bands):
-            raise BundleError(f"{bundle.path / 'detectors.npz'}: detector {spec.name!r} has a basis of "
-                              f"{sub.basis.shape}, model.json says {spec.components} x {spec.context * spec.n_bands}")
-        return SubspaceDetector(spec.name, spec.n_bands, spec.context, spec.pooling, sub)
+    where = f"{bundle.path / 'detectors.npz'}: detector {spec.name!r}"
     try:
-        gauss = GaussianModel.from_arrays(bundle.arrays, f"{spec.name}.")
+        params = (SubspaceModel if spec.kind == "subspace" else GaussianModel).from_arrays(bundle.arrays,
+                                                                                        f"{spec.name}.")
     except (KeyError, ValueError) as exc:
-        raise BundleError(f"{bundle.path / 'detectors.npz'}: detector {spec.name!r}: bad or missing arrays "
-                          f"({exc})") from None
+        raise BundleError(f"{where}: bad or missing arrays ({exc})") from None
+    if isinstance(params, SubspaceModel):
+        width = spec.context * spec.n_bands
+        if params.basis.shape != (spec.components, width):
+            raise BundleError(f"{where} has a basis of {params.basis.shape}, model.json says "
+                              f"{spec.components} x {width}")
+        return SubspaceDetector(spec.name, spec.n_bands, spec.context, spec.pooling, params)
     width = 2 * spec.n_bands if spec.kind == "profile" else spec.n_bands
-    if gauss.dim != width:
-        raise BundleError(f"{bundle.path / 'detectors.npz'}: detector {spec.name!r} has {gauss.dim} dimensions, "
-                          f"its {spec.n_bands} bands need {width}")
+    if params.dim != width:
+        raise BundleError(f"{where} has {params.dim} dimensions, its {spec.n_bands} bands need {width}")
     if spec.kind == "profile":
-        return ProfileDetector(spec.name, spec.n_bands, spec.top_fraction, gauss)
-    return FrameDetector(spec.name, spec.n_bands, spec.pooling, gauss)
+        return ProfileDetector(spec.name, spec.n_bands, spec.top_fraction, params)
+    return FrameDetector(spec.name, spec.n_bands, spec.pooling, params)
 
 
 class Scorer:

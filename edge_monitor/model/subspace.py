@@ -32,6 +32,8 @@ from functools import cached_property
 
 import numpy as np
 
+from edge_monitor.model.gaussian import finite_arrays
+
 __all__ = ["SubspaceModel", "patches"]
 
 
@@ -141,14 +143,10 @@ class SubspaceModel:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> SubspaceModel:
-        mean = np.asarray(arrays[f"{prefix}mean"], dtype=np.float64)
-        scale = np.asarray(arrays[f"{prefix}scale"], dtype=np.float64)
-        basis = np.asarray(arrays[f"{prefix}basis"], dtype=np.float64)
+        mean, scale, basis = finite_arrays(arrays, prefix, ("mean", "scale", "basis"))
         d = mean.shape[0]
         if mean.ndim != 1 or scale.shape != (d,) or basis.ndim != 2 or basis.shape[1] != d:
             raise ValueError(f"{prefix}: mean {mean.shape}, scale {scale.shape}, basis {basis.shape} disagree")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(basis)) and np.all(np.isfinite(scale))):
-            raise ValueError(f"{prefix}: not finite")
         if np.any(scale <= 0):
             raise ValueError(f"{prefix}: scale must be positive")
         return cls(mean=mean, scale=scale, basis=basis)
