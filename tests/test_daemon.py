@@ -325,6 +325,27 @@ def test_health_json_carries_a_current_sensor_fault(model: dict, tmp_path: Path)
     assert "sensor: dead_input" in daemon.status_line()
 
 
+def test_a_fault_open_when_the_daemon_stopped_is_ended_interrupted_on_the_next_start(model: dict,
+                                                                                      tmp_path: Path) -> None:
+    normals = synth_clips(model["seed"], model["mid"], None, 2, salt=6)
+    silent = write_clips(tmp_path / "s", [np.zeros(160_000, dtype=np.float32)] * 2, "silent")
+    cfg = make_config(tmp_path, model["dir"])
+    first, _, _ = run_daemon(cfg, model["scorer"], write_clips(tmp_path / "a", normals[:1], "n") + silent)
+    [start] = first.sensors  # the run ends (a plain stop) with the microphone fault still open
+    assert start["event"] == "start"
+    note = tmp_path / "state" / "open-sensor-events.json"
+    assert json.loads(note.read_text())["dead_input"]["event_id"] == start["event_id"]
+
+    second, _, _ = run_daemon(cfg, model["scorer"], write_clips(tmp_path / "b", normals[1:], "n"))
+    # Before any window of the new run: the old episode's end, same id, marked interrupted.
+    [end] = second.sensors
+    assert end["event"] == "end" and end["interrupted"] is True and end["event_id"] == start["event_id"]
+    assert (end["kind"], end["since"], end["at"]) == (start["kind"], start["since"], start["at"])
+    assert len(second.scores) == 1 and not note.exists()
+    third, _, _ = run_daemon(cfg, model["scorer"], write_clips(tmp_path / "c", normals[1:], "n"))
+    assert third.sensors == []  # ended once, never again
+
+
 def test_hop_longer_than_window_is_a_config_error(model: dict, tmp_path: Path) -> None:
     import dataclasses
 

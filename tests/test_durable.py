@@ -15,6 +15,8 @@ from disk_helpers import SmallDisk  # noqa: E402
 
 from edge_monitor.model.bundle import write_arrays, write_model_json  # noqa: E402
 from edge_monitor.publish.open_alerts import FILE_NAME, OpenAlerts  # noqa: E402
+from edge_monitor.publish.open_sensor_events import FILE_NAME as SENSOR_FILE_NAME  # noqa: E402
+from edge_monitor.publish.open_sensor_events import OpenSensorEvents  # noqa: E402
 from edge_monitor.util.durable import write_durably  # noqa: E402
 
 
@@ -65,11 +67,38 @@ def test_open_alert_note_is_kept_at_start_gone_at_end_and_turned_into_an_interru
     assert notes.interrupted("t") == []  # a garbled note is ignored (and logged), never fatal
 
 
-def test_open_alert_note_on_a_full_disk_reports_instead_of_raising(tmp_path: Path) -> None:
+def test_open_sensor_events_note_follows_each_fault_kind_and_ends_what_is_left_open(tmp_path: Path) -> None:
+    notes = OpenSensorEvents(tmp_path / "state")
+    path = tmp_path / "state" / SENSOR_FILE_NAME
+
+    def event(event: str, kind: str, event_id: str) -> dict:
+        return {"event": event, "kind": kind, "event_id": event_id, "device_id": "d", "source": "microphone",
+                "since": "2026-12-03T10:00:00.000Z", "at": "2026-12-03T10:00:10.000Z", "detail": "silent",
+                "windows": 1, "time": "2026-12-03T10:00:10.100Z"}
+
+    assert notes.record(event("start", "dead_input", "s-1")) is None
+    assert notes.record(event("start", "clipping", "s-2")) is None
+    assert sorted(json.loads(path.read_text())) == ["clipping", "dead_input"]
+    assert notes.record(event("end", "clipping", "s-2")) is None  # one ends: the other stays noted
+    [end] = OpenSensorEvents(tmp_path / "state").interrupted("2026-12-03T11:00:00.000Z")
+    assert end["event"] == "end" and end["interrupted"] is True and end["event_id"] == "s-1"
+    assert end["kind"] == "dead_input" and end["time"] == "2026-12-03T11:00:00.000Z"
+    assert end["at"] == "2026-12-03T10:00:10.000Z"  # the last known: nobody saw the fault end
+    assert notes.record(event("end", "dead_input", "s-1")) is None
+    assert not path.exists()  # none open: no file
+    assert notes.record(event("end", "xrun", "s-9")) is None and not path.exists()  # an end never noted: nothing
+    path.write_text("[1, 2]")
+    assert notes.interrupted("t") == []  # a foreign note is ignored (and logged), never fatal
+
+
+def test_open_event_notes_on_a_full_disk_report_instead_of_raising(tmp_path: Path) -> None:
     with SmallDisk(tmp_path / "disk", size_kb=128) as disk:
         os.mkdir(disk.path / "state")
         disk.fill()
         error = OpenAlerts(disk.path / "state").record({"event_id": "e", "event": "start", "note": "x" * 10_000})
+        assert error is not None and "No space left" in error
+        error = OpenSensorEvents(disk.path / "state").record({"event_id": "s", "event": "start", "kind": "xrun",
+                                                              "detail": "x" * 10_000})
         assert error is not None and "No space left" in error
         assert list((disk.path / "state").iterdir()) == []
 

@@ -24,7 +24,7 @@ import structlog
 
 from edge_monitor.util.durable import fsync_dir, write_durably
 
-__all__ = ["FILE_NAME", "OpenAlerts", "interrupted_end"]
+__all__ = ["FILE_NAME", "OpenAlerts", "interrupted_end", "read_note", "remove_note"]
 
 log = structlog.get_logger("edge_monitor.publish.open_alerts")
 
@@ -67,17 +67,9 @@ class OpenAlerts:
 
     def interrupted(self, now_iso: str) -> list[dict[str, object]]:
         """``end`` events for what the previous run left open (empty when nothing was; never raises)."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        start = read_note(self.path, "open-alert")
+        if start is None:
             return []
-        except OSError as exc:
-            log.error("cannot read the open-alert file", path=str(self.path), error=exc.strerror or str(exc))
-            return []
-        try:
-            start = json.loads(text)
-        except ValueError:
-            start = None
         if not isinstance(start, dict) or not start.get("event_id"):
             log.error("open-alert file unreadable: ignored", path=str(self.path))
             return []
@@ -85,8 +77,32 @@ class OpenAlerts:
 
     def clear(self) -> None:
         """Forget the open alert (raises ``OSError`` only when an existing file cannot be removed)."""
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return
-        fsync_dir(self.path.parent)
+        remove_note(self.path)
+
+
+def read_note(path: Path, what: str) -> object:
+    """The JSON a note file holds; ``None`` when there is none or it cannot be read or parsed (logged; never raises).
+
+    ``what`` names the note in the log (``"open-alert"``).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.error(f"cannot read the {what} file", path=str(path), error=exc.strerror or str(exc))
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        log.error(f"{what} file unreadable: ignored", path=str(path))
+        return None
+
+
+def remove_note(path: Path) -> None:
+    """Remove a note file durably (raises ``OSError`` only when an existing file cannot be removed)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    fsync_dir(path.parent)

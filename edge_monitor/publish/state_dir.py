@@ -1,6 +1,6 @@
 """The state folder at start-up: a fault a restart cannot fix is a config error; a full disk is not.
 
-``state_dir`` holds the outbox, the open-alert note and the evidence. Two
+``state_dir`` holds the outbox, the open-alert and open-sensor-event notes and the evidence. Two
 kinds of trouble look alike at ``mkdir`` and must be told apart for systemd:
 
 * the folder cannot be one: the path names a file, lies under ``/proc``, or

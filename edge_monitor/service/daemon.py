@@ -63,6 +63,7 @@ from edge_monitor.publish.messages import (
     SensorMessage,
     iso_utc,
 )
+from edge_monitor.publish.open_sensor_events import OpenSensorEvents
 from edge_monitor.service import health
 from edge_monitor.service.alerting import Alerting
 from edge_monitor.service.observers import Observers
@@ -132,6 +133,7 @@ class Daemon:
                                                                self.threshold))
         self.decider = Decider(self.rule, id_factory)
         self.sensors = SensorGate(cfg.device_id, cfg.audio.max_dropout_fraction, self._publish_sensor, log)
+        self.open_sensor_events = OpenSensorEvents(cfg.outbox_path.parent)  # ends what a crash left open
         self.model_info = model_info(self.bundle, self.threshold)
         self.counters = Counters()
         # The alert path: candidate windows, evidence, explanation, the open-alert note.
@@ -204,6 +206,7 @@ class Daemon:
         self.source = source
         self.publisher.start()
         self.alerting.close_interrupted()  # the previous run died with an alert open
+        self._close_interrupted_sensor_events()  # ... or with a microphone fault open
         capturing = source.start()
         self.notify.ready(self.status_line() if capturing else f"waiting for audio device: {source.last_error}")
         self.log.info("monitoring", device_id=self.cfg.device_id, source=source.kind,
@@ -306,7 +309,26 @@ class Daemon:
     def _publish_sensor(self, msg: SensorMessage) -> None:
         payload = msg.to_payload()
         self._safe(self.publisher.publish_sensor, payload)
+        self._note_open_sensor_event(payload)
         self._observe("sensor", payload)
+
+    def _close_interrupted_sensor_events(self) -> None:
+        """Publish the end of each microphone fault episode the previous run left open."""
+        for end in self.open_sensor_events.interrupted(iso_utc(time.time())):
+            self.log.warning("sensor end (interrupted): the previous run stopped while it was open",
+                             kind=end["kind"], event_id=end["event_id"], since=end["since"])
+            self._safe(self.publisher.publish_sensor, end)
+        try:
+            self.open_sensor_events.clear()
+        except OSError as exc:
+            self._note_error(f"{self.open_sensor_events.path}: {exc.strerror or exc}")
+
+    def _note_open_sensor_event(self, payload: Payload) -> None:
+        """Keep (start) or forget (end) an open fault episode on disk, for the next start after a crash."""
+        error = self.open_sensor_events.record(payload)
+        if error is not None:
+            self._note_error(error)
+            self.log.error("open sensor event not noted on disk", error=error)
 
     def _source_kind(self) -> str | None:
         """``"microphone"`` or ``"replay"``: the payloads say where their audio came from."""
