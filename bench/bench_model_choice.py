@@ -2,7 +2,7 @@
 """One fixed recipe, scored on every real and synthetic set we have.
 
     .venv/bin/python bench/bench_model_choice.py [--out bench/out/model_choice] [--only valve-60,synth]
-        [--json FILE] [--recipe default|autoencoder] [--members]
+        [--json FILE] [--recipe default|autoencoder] [--members] [--drop-kinds event_removed] [--defaults]
 
 The recipe is ``edge-monitor-train train``'s default (``TrainConfig()``): the
 candidates (level profile, frame Gaussian pooled over the worst frames and over
@@ -29,6 +29,14 @@ measured with ``trainer.evaluate.compute_metrics`` (the numbers
 - ``samples-<type>``: each machine type of ``../shared/data/real-samples/``
   (2-8 clips per id, a few normals held out per id: a sanity check, far too
   few for a meaningful AUC).
+
+``--drop-kinds event_removed`` trains as if the machine had no events to
+remove (a steady fan): the choice then rests on the other pseudo-anomaly
+kinds only. ``--defaults`` measures fixed weightings of the four NumPy
+candidates instead (every weight a multiple of 0.05, at least 0.05): the
+mean test AUC over the labelled sets (valve-60, valve-10, synth, synth-hard;
+the samples sets are too small to count), which is how
+``edge_monitor.model.select.DEFAULT_WEIGHTS`` was chosen.
 
 Columns: AUC, pAUC (FPR <= 0.1), recall / FPR of the clips at the bundle's own
 threshold, the chosen detectors with their weights, the cost per window (the
@@ -132,16 +140,21 @@ def explain_ms(bundle, scorer, samples: np.ndarray, n: int = 10) -> float | None
     return 1000 * float(np.median(t))
 
 
-def measure(name: str, root: Path, recipe: str, out: Path, epochs: int) -> dict:
+def measure(name: str, root: Path, recipe: str, out: Path, epochs: int, drop: tuple[str, ...] = ()) -> dict:
     from edge_monitor.audio import audio_io
     from edge_monitor.model.bundle import load_bundle
+    from edge_monitor.model.pseudo import KINDS
     from edge_monitor.model.scorer import Scorer
     from trainer.evaluate import compute_metrics, evaluation_clips, score_clips
     from trainer.train import TrainConfig, train_bundle
 
     t0 = time.monotonic()
-    res = train_bundle(root, out / "bundles" / name / recipe,
-                       TrainConfig(epochs=epochs, detectors=RECIPES[recipe], score_test=False), progress=None)
+    kinds = tuple(k for k in KINDS if k not in drop)
+    if drop:
+        name = f"{name} without {', '.join(drop)}"
+    res = train_bundle(root, out / "bundles" / name.replace(" ", "_").replace(",", "") / recipe,
+                       TrainConfig(epochs=epochs, detectors=RECIPES[recipe], score_test=False, pseudo_kinds=kinds),
+                       progress=None)
     train_s = time.monotonic() - t0
     bundle = load_bundle(res.bundle_dir)
     scorer = Scorer(bundle)
@@ -189,6 +202,61 @@ def member_aucs(root: Path) -> dict[str, float]:
         clip = np.array([win[groups == i].mean() for i in range(len(test))])
         out[spec.name] = float(roc_auc_score(labels, clip)) if 0 < labels.sum() < labels.size else float("nan")
     return out
+
+
+def member_z(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each NumPy candidate's z scores (``weighted`` fusion's standardisation) of the test windows.
+
+    Returns ``(z (windows, 4), clip of each window, clip labels)``, candidates in ``NUMPY_CANDIDATES`` order.
+    """
+    from edge_monitor.features.frontend import FeatureParams, model_frames
+    from edge_monitor.model.fit import NUMPY_CANDIDATES, fit_numpy_detectors
+    from edge_monitor.model.fusion import Fusion, NormalStats
+    from trainer.train import load_windows, select_clips
+
+    params = FeatureParams()
+    frames = model_frames(params.window_frames)
+    train, test = select_clips(root)
+    db_train, groups_train = load_windows(train, params, frames)
+    db_test, groups = load_windows(test, params, frames)
+    fit = fit_numpy_detectors(NUMPY_CANDIDATES, db_train, groups_train)
+    names = [s.name for s in NUMPY_CANDIDATES]
+    stats = {n: NormalStats.robust_log(fit.oof_scores[n]) for n in names}
+    fusion = Fusion("weighted", stats, dict.fromkeys(names, 1.0))
+    z = np.stack([fusion.z(n, [det.score(w).score for w in db_test]) for n, det in zip(names, fit.detectors)], axis=1)
+    return z, groups, np.array([c.label == "anomaly" for c in test])
+
+
+def fixed_weightings(sets: dict[str, Path]) -> str:
+    """The mean test AUC of every fixed weighting of the NumPy candidates over ``sets`` (best first)."""
+    import itertools
+
+    from edge_monitor.model.fit import NUMPY_CANDIDATES
+    from edge_monitor.model.fusion import weighted_power_mean
+    from edge_monitor.model.select import DEFAULT_WEIGHTS, auc
+
+    names = [s.name for s in NUMPY_CANDIDATES]
+    data = {}
+    for name, root in sets.items():
+        data[name] = member_z(root)
+        log(f"{name}: members scored")
+
+    def aucs(w: np.ndarray) -> list[float]:
+        out = []
+        for z, groups, labels in data.values():
+            fused = weighted_power_mean(z.T, w)
+            clip = np.array([fused[groups == i].mean() for i in range(labels.size)])
+            out.append(auc(clip[~labels], clip[labels]))
+        return out
+
+    grid = [np.array(c) / 20 for c in itertools.product(range(1, 18), repeat=len(names)) if sum(c) == 20]
+    rows = sorted(((float(np.mean(a)), w, a) for w in grid for a in [aucs(w)]), key=lambda r: -r[0])
+    default = np.array([DEFAULT_WEIGHTS[n] for n in names])
+    lines = ["| weights (" + ", ".join(names) + ") | mean AUC | " + " | ".join(data) + " |",
+             "|---|---:|" + "---:|" * len(data)]
+    for mean, w, a in [*rows[:8], (float(np.mean(aucs(default))), default, aucs(default))]:
+        lines.append(f"| {', '.join(f'{x:.2f}' for x in w)} | {mean:.3f} | " + " | ".join(f"{x:.3f}" for x in a) + " |")
+    return "\n".join(lines)
 
 
 def members_table(rows: list[dict]) -> str:
@@ -244,13 +312,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the rows here")
     ap.add_argument("--members", action="store_true",
                     help="also score each NumPy candidate alone on the test clips (its own AUC)")
+    ap.add_argument("--drop-kinds", default="",
+                    help="comma-separated pseudo-anomaly kinds the choice leaves out (e.g. event_removed)")
+    ap.add_argument("--defaults", action="store_true",
+                    help="only measure fixed weightings over the labelled sets (how DEFAULT_WEIGHTS was chosen)")
     args = ap.parse_args(argv)
     only = {s.strip() for s in args.only.split(",")} if args.only else None
     t_start = time.monotonic()
+    if args.defaults:
+        labelled = {k: v for k, v in datasets(args.out, only).items() if not k.startswith("samples-")}
+        print("\nFixed weightings of the NumPy candidates, mean test AUC over the labelled sets (the best 8, then "
+              "DEFAULT_WEIGHTS)\n")
+        print(fixed_weightings(labelled))
+        return 0
+    drop = tuple(k.strip() for k in args.drop_kinds.split(",") if k.strip())
     rows = []
     for name, root in datasets(args.out, only).items():
         try:
-            rows.append(measure(name, root, args.recipe, args.out, args.epochs))
+            rows.append(measure(name, root, args.recipe, args.out, args.epochs, drop))
             if args.members:
                 rows[-1]["members"] = member_aucs(root)
         except Exception as exc:  # noqa: BLE001 - one failing row must not lose the table

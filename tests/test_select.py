@@ -18,7 +18,7 @@ from edge_monitor.model.fit import NUMPY_CANDIDATES, write_numpy_bundle
 from edge_monitor.model.fusion import POWER, Fusion, NormalStats
 from edge_monitor.model.model_json import ModelJson
 from edge_monitor.model.scorer import Scorer
-from edge_monitor.model.select import auc, choose
+from edge_monitor.model.select import DEFAULT_WEIGHTS, DETECTABLE, Selection, auc, choose
 from edge_monitor.model.threshold import fit_budget_threshold, window_rate
 from trainer.datasets import find_clips
 
@@ -63,6 +63,30 @@ def test_members_that_see_different_kinds_share_the_weight() -> None:
     selection, _ = choose(normal, {"tones": tones_sees, "clicks": clicks_sees}, KINDS)
     assert 0.2 <= selection.weights["tones"] <= 0.8 and 0.2 <= selection.weights["clicks"] <= 0.8
     assert min(selection.fused_figures.values()) > 0.9
+
+
+def test_when_no_kind_is_detectable_the_default_ensemble_decides_and_says_so() -> None:
+    rng = np.random.default_rng(4)
+    names = ("profile", "frames", "subspace", "frames_mean")
+    normal = {n: rng.lognormal(0.0, 0.2, 60) for n in names}
+    # Every candidate but one sees a little of each kind (pseudo-AUC about 0.6-0.7, below DETECTABLE);
+    # frames_mean is blind (below MIN_FIGURE).
+    shift = {"profile": 0.08, "frames": 0.1, "subspace": 0.15, "frames_mean": -0.1}
+    pseudo = {n: rng.lognormal(shift[n], 0.2, 80) for n in names}
+    selection, _ = choose(normal, pseudo, KINDS)
+    figures = {m.name: m.figures for m in selection.members}
+    assert max(v for f in figures.values() for v in f.values()) < DETECTABLE
+    able = ("profile", "frames", "subspace")
+    total = sum(DEFAULT_WEIGHTS[n] for n in able)
+    assert selection.weights == pytest.approx({n: DEFAULT_WEIGHTS[n] / total for n in able})
+    assert "frames_mean" not in selection.weights  # blind: still out
+    assert selection.fallback and any("default ensemble" in line for line in selection.lines())
+    again = Selection.from_dict(json.loads(json.dumps(selection.to_dict())))
+    assert again.fallback == selection.fallback and again.weights == pytest.approx(selection.weights, abs=1e-4)
+    # With one kind that a candidate sees well, the figures decide again.
+    pseudo["subspace"][:40] = rng.lognormal(1.0, 0.2, 40)
+    chosen, _ = choose(normal, pseudo, KINDS)
+    assert not chosen.fallback and chosen.weights["subspace"] > 0.5
 
 
 def test_weighted_fusion_one_window_and_many_agree_and_round_trip() -> None:
@@ -192,6 +216,12 @@ def test_operating_points_show_recall_and_false_alarms_at_each_threshold(weighte
     assert rows["normals flagged <= 0%"].threshold == 1.5 and rows["normals flagged <= 0%"].false_positive_rate == 0
     html = operating_html(list(rows.values()), doc)
     assert 'id="detector-choice"' in html and 'id="operating-points"' in html and "frames_mean" in html
+    assert "default ensemble" not in html
+    import dataclasses
+
+    assert doc.selection is not None
+    fell_back = dataclasses.replace(doc, selection=dataclasses.replace(doc.selection, fallback="no kind seen"))
+    assert "The weights are the default ensemble's: no kind seen." in operating_html([], fell_back)
 
 
 def test_the_autoencoder_as_a_candidate_is_judged_on_its_validation_clips(synth_dataset: Path,

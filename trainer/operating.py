@@ -88,7 +88,7 @@ def selection_summary(doc: ModelJson | None) -> dict[str, Any] | None:
         return None
     sel = doc.selection
     return {"chosen": sel.weights, "fused_pseudo_auc": sel.fused_figure,
-            "candidates": [m.to_dict() for m in sel.members]}
+            "candidates": [m.to_dict() for m in sel.members], **({"fallback": sel.fallback} if sel.fallback else {})}
 
 
 def operating_html(points: Sequence[OperatingPoint], doc: ModelJson | None) -> str:
@@ -113,7 +113,8 @@ def operating_html(points: Sequence[OperatingPoint], doc: ModelJson | None) -> s
             '<h2 id="detector-choice">Detector choice</h2>'
             f'<p class="sub">Chosen at training from the machine\'s own normal clips: {sel.n_normal} normal '
             f"windows scored out of fold and {sel.n_pseudo} pseudo-anomalies made from them. Figures are "
-            "pseudo-AUCs (0.5: blind); a candidate with weight 0 is not in the bundle.</p>"
+            "pseudo-AUCs (0.5: blind); a candidate with weight 0 is not in the bundle."
+            + (f" The weights are the default ensemble's: {e(sel.fallback)}." if sel.fallback else "") + "</p>"
             "<table><thead><tr><th>candidate</th><th>detector</th><th>weight</th><th>mean</th>"
             f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     body = []

@@ -65,6 +65,7 @@ from edge_monitor.model.fit import (
 )
 from edge_monitor.model.fusion import Fusion, NormalStats
 from edge_monitor.model.model_json import BandLevels, BandStats, ModelJson, ScoreStats
+from edge_monitor.model.pseudo import KINDS as PSEUDO_KINDS
 from edge_monitor.model.select import PseudoSet, Selection, pick_windows
 from edge_monitor.util.progress import progress_text
 from trainer.autoencoder import (
@@ -139,15 +140,17 @@ class TrainConfig:
         machine_ids: restrict to these ids (``None``: all ids found).
         features: the front-end parameters.
         score_test: score held-out test clips (when present) and record the AUC.
-        detectors: which detectors the bundle holds (``autoencoder``,
-            ``profile``, ``frames``); ``None`` chooses by the number of
-            normal clips (:func:`trainer.defaults.default_detectors`).
+        detectors: the candidate detectors (``autoencoder``, ``profile``,
+            ``frames``, ``frames_mean``, ``subspace``); ``None``: the default
+            ones (:func:`trainer.defaults.default_detectors`).
         fusion: ``weighted`` (default: the detectors and their weights chosen
             from pseudo-anomalies, :mod:`edge_monitor.model.select`; those
             with weight 0 leave the bundle), or ``max`` / ``mean`` of every
             detector's standardised score.
         false_alarms_per_day: the budget of threshold rule ``budget`` (the default with ``weighted``).
         ae_pooling: the autoencoder's frame pooling (``mean`` or ``top``).
+        pseudo_kinds: the pseudo-anomaly kinds the choice makes (every kind; the bench
+            leaves one out to see a machine that lacks it, e.g. events to remove).
     """
 
     epochs: int = 15
@@ -170,6 +173,7 @@ class TrainConfig:
     fusion: str = DEFAULT_FUSION
     ae_pooling: Pooling = DEFAULT_AE_POOLING
     false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY
+    pseudo_kinds: tuple[str, ...] = PSEUDO_KINDS
 
 
 @dataclass
@@ -392,7 +396,7 @@ def train_bundle(data_dir: str | Path, out_dir: str | Path, config: TrainConfig 
         idx = np.arange(n_train_windows, len(db_all)) if use_ae else pick_windows(groups)
         t_ps = time.monotonic()
         pseudo = pseudo_anomalies(window_samples(ordered, groups, idx, params), idx, groups, params, frames,
-                                  config.seed)
+                                  config.seed, config.pseudo_kinds)
         log(f"pseudo-anomalies: {len(pseudo)} windows made from {idx.size} normal windows "
             f"({time.monotonic() - t_ps:.1f} s)")
     scores: dict[str, np.ndarray] = {}  # detector -> normal scores on the threshold windows

@@ -48,6 +48,7 @@ from edge_monitor.model.detectors import (
 from edge_monitor.model.fusion import Fusion, NormalStats
 from edge_monitor.model.gaussian import GaussianModel
 from edge_monitor.model.model_json import BandLevels, BandStats, ModelJson, ScoreStats
+from edge_monitor.model.pseudo import KINDS
 from edge_monitor.model.select import PseudoSet, Selection, choose, make_pseudo_set
 from edge_monitor.model.subspace import SubspaceModel, patches
 from edge_monitor.model.threshold import (
@@ -210,13 +211,13 @@ def fit_numpy_detectors(specs: Sequence[DetectorSpec], db: np.ndarray, groups: n
 
 
 def pseudo_anomalies(waves: Sequence[np.ndarray], index: np.ndarray, groups: np.ndarray, params: FeatureParams,
-                     frames: int, seed: int = 0) -> PseudoSet:
+                     frames: int, seed: int = 0, kinds: Sequence[str] = KINDS) -> PseudoSet:
     """:func:`edge_monitor.model.select.make_pseudo_set` through the one front end, cropped to ``frames``."""
 
     def features(x: np.ndarray) -> np.ndarray:
         return logmel(x, params)[:, :frames]
 
-    return make_pseudo_set(waves, index, groups, params.sample_rate, features, seed=seed)
+    return make_pseudo_set(waves, index, groups, params.sample_rate, features, seed=seed, kinds=kinds)
 
 
 def select_fusion(normal: dict[str, np.ndarray], pseudo: dict[str, np.ndarray], pseudo_set: PseudoSet,

@@ -21,7 +21,14 @@ be measured from its normal clips alone:
    below :data:`MIN_FIGURE` cannot tell pseudo-anomalies from normal sound
    and gets weight 0, and is left out of the bundle (it costs nothing per
    window and cannot alarm); every other candidate keeps at least
-   :data:`FLOOR`.
+   :data:`FLOOR`;
+5. when **no** kind is detected that well by any candidate (a machine
+   without transients to remove, and few clips: every figure near 0.6),
+   the figures cannot rank the candidates; their differences are noise
+   (without its events, valve with 10 clips chose frames 0.40, profile 0.15:
+   AUC 0.694). The candidates that are not blind then get the **default
+   ensemble**'s weights (:data:`DEFAULT_WEIGHTS`, renormalised over them;
+   0.799 there), and the evidence says so (``Selection.fallback``).
 
 The evidence (every candidate's figures, the chosen weights, the fused
 figures) is a :class:`Selection`, stored as model.json ``selection`` and
@@ -41,6 +48,7 @@ from edge_monitor.model.pseudo import KINDS, synthesize
 
 __all__ = [
     "MAX_PSEUDO_WINDOWS",
+    "DEFAULT_WEIGHTS",
     "DETECTABLE",
     "FLOOR",
     "MIN_FIGURE",
@@ -51,6 +59,7 @@ __all__ = [
     "Selection",
     "auc",
     "choose",
+    "default_weights",
     "make_pseudo_set",
     "pick_windows",
 ]
@@ -72,6 +81,12 @@ FLOOR = 0.05
 DETECTABLE = 0.75
 #: The grid step of the weight search (weights sum to 1).
 WEIGHT_STEP = 0.05
+#: The weights used when no pseudo-anomaly kind is detectable (step 5 above): of the fixed
+#: weightings of the four NumPy candidates (grid 0.05, floor 0.05), the one with the highest mean
+#: test AUC over every labelled set here (valve 60 and 10 clips, synthetic rail at both
+#: severities; ``bench/bench_model_choice.py --defaults``). A candidate not named here weighs
+#: :data:`FLOOR` before renormalising.
+DEFAULT_WEIGHTS: Mapping[str, float] = {"profile": 0.80, "frames": 0.05, "frames_mean": 0.05, "subspace": 0.10}
 
 
 def auc(negative: np.ndarray, positive: np.ndarray) -> float:
@@ -200,6 +215,7 @@ class Selection:
         n_normal: normal (out-of-fold) windows the figures rest on.
         n_pseudo: pseudo-anomalous windows.
         seed: the pseudo-anomaly draws.
+        fallback: why the weights are the default ensemble's rather than chosen ("": chosen).
         extra: keys of a newer writer, kept as read.
     """
 
@@ -208,6 +224,7 @@ class Selection:
     n_normal: int = 0
     n_pseudo: int = 0
     seed: int = 0
+    fallback: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -232,12 +249,15 @@ class Selection:
         if self.fused_figures:
             out.append("  " + f"{'fused':<14}{'':>7}{self.fused_figure:>7.3f}  "
                        + "  ".join(f"{self.fused_figures.get(k, float('nan')):>{len(short[k])}.2f}" for k in kinds))
+        if self.fallback:
+            out.append(f"  weights: the default ensemble's ({self.fallback})")
         return out
 
     def to_dict(self) -> dict[str, object]:
         return {"method": "pseudo-anomalies", "n_normal": self.n_normal, "n_pseudo": self.n_pseudo,
                 "seed": self.seed, "min_figure": MIN_FIGURE, "weight_step": WEIGHT_STEP, "floor": FLOOR,
                 "detectable": DETECTABLE,
+                **({"fallback": self.fallback} if self.fallback else {}),
                 "members": [m.to_dict() for m in self.members],
                 "fused": {"pseudo_auc": round(self.fused_figure, 4),
                           "pseudo_auc_by_kind": {k: round(v, 4) for k, v in self.fused_figures.items()}}} | self.extra
@@ -248,11 +268,11 @@ class Selection:
             raise ValueError("'selection' must be an object with a 'members' list")
         fused = data.get("fused") or {}
         known = ("method", "n_normal", "n_pseudo", "seed", "min_figure", "weight_step", "floor", "detectable",
-                 "members", "fused")
+                 "fallback", "members", "fused")
         return cls(tuple(MemberEvidence.from_dict(m) for m in data["members"]),
                    {str(k): float(v) for k, v in (fused.get("pseudo_auc_by_kind") or {}).items()},
                    int(data.get("n_normal", 0)), int(data.get("n_pseudo", 0)), int(data.get("seed", 0)),
-                   {k: v for k, v in data.items() if k not in known})
+                   str(data.get("fallback") or ""), {k: v for k, v in data.items() if k not in known})
 
 
 def _grid(n: int, step: float) -> list[np.ndarray]:
@@ -307,18 +327,32 @@ def choose(normal: Mapping[str, np.ndarray], pseudo: Mapping[str, np.ndarray], k
         z_normal[i] = (np.log(np.maximum(z_normal[i], 1e-12)) - st.mean) / st.std
         z_pseudo[i] = (np.log(np.maximum(z_pseudo[i], 1e-12)) - st.mean) / st.std
     own = np.array([mean_fig[n] for n in able])
-    judged = [k for k in order if max(figures[n][k] for n in names) >= DETECTABLE] or order
-    grid = [w for w in _grid(len(able), WEIGHT_STEP) if w.min() >= min(FLOOR, 1.0 / len(able)) - 1e-9]
-    best_w, best_key, best_figs = np.ones(len(able)) / len(able), -np.inf, {}
+    judged = [k for k in order if max(figures[n][k] for n in names) >= DETECTABLE]
+    fallback = ""
+    if judged:
+        grid = [w for w in _grid(len(able), WEIGHT_STEP) if w.min() >= min(FLOOR, 1.0 / len(able)) - 1e-9]
+    else:
+        # No kind is seen by anyone: the figures' differences are noise; the default ensemble decides.
+        fallback = f"no pseudo-anomaly kind reaches a pseudo-AUC of {DETECTABLE:g} with any candidate"
+        grid = [default_weights(able)]
+    best_w, best_key, best_figs = grid[0], -np.inf, {}
     for w in grid:
         figs = _fused_figures(z_normal, z_pseudo, kinds, w, order)
         # Ties (common with few windows) go to the weights on the individually better members.
-        key = float(np.mean([figs[k] for k in judged])) + 1e-6 * float(w @ own)
+        key = float(np.mean([figs[k] for k in judged or order])) + 1e-6 * float(w @ own)
         if key > best_key:
             best_w, best_key, best_figs = w, key, figs
     weights = dict(zip(able, best_w.tolist()))
     desc = descriptions or {}
     members = tuple(MemberEvidence(n, desc.get(n, ""), figures[n], float(weights.get(n, 0.0))) for n in names)
     return (Selection(members, best_figs, n_normal=int(next(iter(normal.values())).size), n_pseudo=int(kinds.size),
-                      seed=seed, extra={"pseudo_sources": n_pseudo_sources} if n_pseudo_sources else {}),
+                      seed=seed, fallback=fallback,
+                      extra={"pseudo_sources": n_pseudo_sources} if n_pseudo_sources else {}),
             stats)
+
+
+def default_weights(names: Sequence[str]) -> np.ndarray:
+    """:data:`DEFAULT_WEIGHTS` of ``names`` (:data:`FLOOR` for one not named there), summing to 1."""
+    w = np.array([DEFAULT_WEIGHTS.get(n, FLOOR) for n in names], dtype=np.float64)
+    out: np.ndarray = w / w.sum()
+    return out

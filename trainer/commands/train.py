@@ -1,11 +1,12 @@
-"""``edge-monitor-train train``: normal clips -> autoencoder -> model bundle."""
+"""``edge-monitor-train train``: normal clips -> the machine's chosen detectors -> model bundle."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-HELP = "fit the detectors (autoencoder, level profile, frame Gaussian) on normal clips and write a model bundle"
+HELP = ("choose and fit the detectors (level profile, frame Gaussian, 5-frame subspace; optionally the autoencoder) "
+        "on normal clips and write a model bundle")
 DESCRIPTION = """\
 Fit a bundle's detectors on the normal training clips of one machine type and
 write a model bundle that `edge-monitor run` loads:
