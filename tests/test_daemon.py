@@ -241,7 +241,9 @@ def test_pipeline_scores_equal_score_file_and_alerts_follow_the_rule(model: dict
     ev = Path(start["evidence"])
     assert ev.parent == tmp_path / "state" / "evidence" and ev.is_file()
     np.testing.assert_allclose(audio_io.read_wav(ev), audio_io.read_wav(sequence[peak]), atol=1.5 / 32768)
-    assert end["evidence"] is None
+    # The end carries a recording only of a window stronger than the start's (its own test below).
+    stronger_later = max(expected_scores[7:13]) > expected_scores[peak]
+    assert (end["evidence"] is not None) == stronger_later
     # The explanation is worked out from the window's own samples (exact levels, reliable impacts),
     # not only from the clipped model input: the same as explaining the played clip directly.
     from edge_monitor.decide.explain import Explainer
@@ -252,7 +254,7 @@ def test_pipeline_scores_equal_score_file_and_alerts_follow_the_rule(model: dict
     assert start["explanation"] == {**ex(model["scorer"].score_window(x), samples=x).to_dict(),
                                     "detector": "autoencoder"}
     assert start["explanation"]["kind"] in ("broadband", "impact")  # a loose belt
-    assert end["explanation"] is None
+    assert (end["explanation"] is not None) == stronger_later
     # Windows are back to back in stream time.
     starts = [s["window_start"] for s in pub.scores]
     assert len(set(starts)) == len(starts)
@@ -262,6 +264,34 @@ def test_pipeline_scores_equal_score_file_and_alerts_follow_the_rule(model: dict
     assert kinds.count("watchdog") >= len(sequence)
     assert pub.started and pub.stopped
     assert pub.statuses and pub.statuses[-1]["windows_scored"] == len(sequence)
+
+
+def test_a_window_stronger_than_the_start_described_is_recorded_at_the_end(model: dict, tmp_path: Path) -> None:
+    seed, mid = model["seed"], model["mid"]
+    normals = write_clips(tmp_path / "n", synth_clips(seed, mid, None, 6, salt=21), "normal")
+    mild = write_clips(tmp_path / "m", synth_clips(seed, mid, "loose_belt", 3, severity=3.0, salt=21), "mild")
+    [strong] = write_clips(tmp_path / "s", synth_clips(seed, mid, "loose_belt", 1, severity=12.0, salt=22), "strong")
+    rule = separating_rule(model["scorer"], normals, mild)
+    score = {p: model["scorer"].score_file(p).score for p in [*normals, *mild, strong]}
+    assert score[strong] > max(score[p] for p in mild)  # the worst moment comes after the alert opened
+    sequence = normals[:2] + mild[:2] + [strong, mild[2]] + normals[2:6]
+    pub, _, _ = run_daemon(make_config(tmp_path, model["dir"], **rule), model["scorer"], sequence)
+
+    start, end = pub.alerts
+    assert start["peak_score"] == pytest.approx(max(score[p] for p in mild[:2]))
+    assert end["peak_score"] == pytest.approx(score[strong])
+    assert end["peak_window_start"] == pub.scores[4]["window_start"]
+    # The end's evidence is the strong window, a second file next to the start's; its explanation is its own.
+    ev_start, ev_end = Path(start["evidence"]), Path(end["evidence"])
+    assert ev_end.parent == ev_start.parent and ev_end != ev_start and ev_start.is_file()
+    np.testing.assert_allclose(audio_io.read_wav(ev_end), audio_io.read_wav(strong), atol=1.5 / 32768)
+    from edge_monitor.decide.explain import Explainer
+
+    x = audio_io.read_wav(strong)
+    assert end["explanation"] == {**Explainer.from_bundle(model["bundle"])(model["scorer"].score_window(x),
+                                                                          samples=x).to_dict(),
+                                  "detector": "autoencoder"}
+    assert "detectors" not in end  # the start names the detectors; the end only adds the recording
 
 
 def test_normal_audio_raises_nothing(model: dict, tmp_path: Path) -> None:

@@ -441,10 +441,15 @@ def test_the_open_alert_shows_its_peak_as_later_windows_beat_it(request: pytest.
     feed(daemon, [clip] * 3, 10.0, end=1_000_000.0)
     (alert,) = board.snapshot.alerts
     assert alert["open"] and alert["score"] == 1.5 and alert["peak_score"] == 7.0
+    first_recording = alert["evidence"]
+    assert first_recording  # the peak window's WAV (evidence is on by default)
     feed(daemon, [clip] * 2, 10.0, end=1_000_020.0, start=False)
     (alert,) = board.snapshot.alerts
     assert alert["open"] and alert["peak_score"] == 9.0  # while the alert is still open
     feed(daemon, [clip] * 3, 10.0, end=1_000_050.0, start=False)
     (alert,) = board.snapshot.alerts
     assert not alert["open"] and alert["peak_score"] == 9.0
+    # END recorded the stronger window: the page's player now plays the fault's worst moment.
+    assert alert["evidence"] and alert["evidence"] != first_recording
+    assert (tmp_path / "state" / "evidence" / alert["evidence"]).is_file()
     daemon._observe("stop", None)

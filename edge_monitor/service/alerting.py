@@ -10,6 +10,11 @@ durably (outbox first) and noted in the open-alert file
 (:mod:`edge_monitor.publish.open_alerts`), so that the next start closes an
 alert a crash left open (:meth:`Alerting.close_interrupted`).
 
+While an alert is open, the strongest window since it opened is kept in memory
+(one window more). When it beat the window the start described, the ``end``
+carries *its* evidence WAV and explanation: the recording of the fault's worst
+moment, at the cost of one more file per alert, never one per window.
+
 No failure here loses an alert: a full disk costs the evidence, a failing
 explainer the explanation, never the message.
 """
@@ -20,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from edge_monitor.decide.candidates import CandidateWindows
+from edge_monitor.decide.candidates import Candidate, CandidateWindows
 from edge_monitor.decide.evidence import EvidenceStore
 from edge_monitor.decide.explain import BundleExplainer
 from edge_monitor.model.model_info import model_ref
@@ -67,6 +72,9 @@ class Alerting:
                          if cfg.evidence.enabled else None)
         self.explainer = self._make_explainer()
         self.open_alerts = OpenAlerts(cfg.outbox_path.parent)  # closes an alert a crash left open
+        # The open alert's strongest window so far, and the start of the one its start described.
+        self._peak: Candidate[WindowScore] | None = None
+        self._described: float | None = None
 
     def _make_explainer(self) -> BundleExplainer | None:
         try:
@@ -78,6 +86,8 @@ class Alerting:
     def push(self, ws: WindowScore, start: float, end: float) -> None:
         """Remember a scored window (``start``/``end``: Unix seconds) as a candidate for the next alert."""
         self.candidates.push(ws.score, start, end, ws)
+        if self._peak is not None and ws.score > self._peak.score:
+            self._peak = Candidate(float(ws.score), float(start), float(end), ws)  # the open alert's new peak
 
     def close_interrupted(self) -> None:
         """Publish the end of an alert the previous run left open (it stopped or crashed meanwhile)."""
@@ -98,8 +108,16 @@ class Alerting:
             peak = self.candidates.find(ev.peak_window_start)
             if peak is not None:
                 ws = peak.data
+            self._peak = peak or Candidate(float(ws.score), ev.peak_window_start, ev.peak_window_end, ws)
+            self._described = ev.peak_window_start
             evidence_path = self._save_evidence(ev, ws)
             explanation = self._explain(ev, ws)
+        else:
+            # A window stronger than the one the start described: the end carries its recording.
+            peak, self._peak = self._peak, None
+            if peak is not None and peak.window_start == ev.peak_window_start != self._described:
+                evidence_path = self._save_evidence(ev, peak.data)
+                explanation = self._explain(ev, peak.data)
         msg = AlertMessage(
             event_id=ev.event_id, device_id=self.cfg.device_id, machine=self.bundle.machine, event=ev.event,
             time=time.time(), window_start=ev.window_start, window_end=ev.window_end, score=ev.score,

@@ -263,6 +263,10 @@ class StatusBoard:
                 if a["event_id"] == p.get("event_id"):
                     a["open"], a["ended"], a["duration_s"] = False, p.get("window_end"), p.get("duration_s")
                     a["peak_score"], a["peak_window_start"] = p.get("peak_score"), p.get("peak_window_start")
+                    ev, explanation = p.get("evidence"), p.get("explanation")
+                    if ev:  # the end's recording is of a stronger window than the start's
+                        a["evidence"] = Path(str(ev)).name
+                        a["explanation"] = explanation.get("text") if isinstance(explanation, dict) else None
         self._alerts_t = tuple(a.copy() for a in self.alerts)
 
     # --- the snapshot ---------------------------------------------------------------------------
