@@ -160,6 +160,20 @@ def test_sensor_fault_raises_a_sensor_event_and_no_machine_alert(model: dict, tm
     assert (stopped["scored"], stopped["sensor_faulty"], stopped["alerts"]) == (2, 1, 0)
 
 
+def test_a_replay_neither_ends_nor_leaves_the_daemon_s_open_fault_notes(model: dict, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    live = {"dead_input": {"event": "start", "kind": "dead_input", "event_id": "live-1", "since": "t", "at": "t"}}
+    (state / "open-sensor-events.json").write_text(json.dumps(live))  # what a running daemon noted
+    normal = synth_clips(model["seed"], model["mid"], None, 1, salt=14)
+    clips = write_clips(tmp_path / "n", normal, "n") + [audio_io.write_wav(tmp_path / "z.wav", np.zeros(160_000))]
+    res = simulate(tmp_path, model["dir"], clips)  # ends with its own fault still open
+    assert res.returncode == 0, res.stderr[-2000:]
+    sensor = [e for e in events(res.stdout) if e["topic"] == "sensor"]
+    assert [(e["event"], e["kind"]) for e in sensor] == [("start", "dead_input")]  # the live one was not ended
+    assert json.loads((state / "open-sensor-events.json").read_text()) == live  # nor was the note touched
+
+
 def _mqtt_config(tmp_path: Path, model_dir: Path, port: int, rule: dict[str, float]) -> Path:
     import yaml
 

@@ -58,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     from edge_monitor.commands.run import prepare, serve_status_page
     from edge_monitor.config.schema import ConfigError
     from edge_monitor.model.model_info import model_info
-    from edge_monitor.publish.open_alerts import OpenAlerts
     from edge_monitor.service.daemon import Daemon, EchoPublisher, NullPublisher, make_publisher
 
     prepared = prepare(args)
@@ -74,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
             inner = (NullPublisher() if args.no_mqtt
                      else make_publisher(cfg, model_info(prepared.bundle), log, outbox=outbox))
             daemon = Daemon(cfg, prepared.scorer, EchoPublisher(inner, sys.stdout), log)
-            # An alert a replay leaves open is closed by the next replay on that outbox, never by `run`.
-            daemon.alerting.open_alerts = OpenAlerts(outbox.parent)
+            # An alert or fault a replay leaves open is ended by the next replay on that outbox, never by `run`.
+            daemon.keep_notes_in(outbox.parent)
             serve_status_page(daemon, cfg, log)
         except ConfigError as exc:  # includes MqttConfigError: an unreadable mqtt.password_file (never the password)
             return config_error("simulate", exc)

@@ -63,6 +63,7 @@ from edge_monitor.publish.messages import (
     SensorMessage,
     iso_utc,
 )
+from edge_monitor.publish.open_alerts import OpenAlerts
 from edge_monitor.publish.open_sensor_events import OpenSensorEvents
 from edge_monitor.service import health
 from edge_monitor.service.alerting import Alerting
@@ -311,6 +312,11 @@ class Daemon:
         self._safe(self.publisher.publish_sensor, payload)
         self._note_open_sensor_event(payload)
         self._observe("sensor", payload)
+
+    def keep_notes_in(self, folder: Path) -> None:
+        """Keep the open-alert and open-fault notes in ``folder`` instead of ``state_dir`` (a replay's own)."""
+        self.alerting.open_alerts = OpenAlerts(folder)
+        self.open_sensor_events = OpenSensorEvents(folder)
 
     def _close_interrupted_sensor_events(self) -> None:
         """Publish the end of each microphone fault episode the previous run left open."""
