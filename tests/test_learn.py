@@ -437,16 +437,20 @@ def test_ctrl_c_ends_the_recording_and_fits_what_was_recorded(pulse: PulseServer
     proc = subprocess.Popen([sys.executable, "-m", "edge_monitor", "learn", "--config", str(cfg), "--minutes", "1",
                              "--out", str(out)],
                             cwd=REPO, env=pulse.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
+    raw = b""
     try:
         assert proc.stdout is not None
+        fd = proc.stdout.fileno()
         deadline = time.monotonic() + 90
-        while not any(ln.startswith("recording: 3/6") for ln in lines):
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            assert ready and proc.poll() is None, (lines, proc.poll())
-            lines.append(proc.stdout.readline())
+        # Raw reads, not readline(): a text stream may hold several lines in its buffer while
+        # select() on the pipe waits for the next one, which sent Ctrl-C windows late under load.
+        while b"\nrecording: 3/6" not in raw:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready and proc.poll() is None, (raw, proc.poll())
+            raw += os.read(fd, 65536)
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         stdout, stderr = proc.communicate(timeout=60)
+        stdout = raw.decode(errors="replace") + stdout
     finally:
         stop(player)
         if proc.poll() is None:
