@@ -434,16 +434,19 @@ def test_ctrl_c_ends_the_recording_and_fits_what_was_recorded(pulse: PulseServer
     cfg = write_config(tmp_path, device="pulse")
     player = start_playing(pulse, normal_audio(synth_dataset, tmp_path, 6))
     out = tmp_path / "early"
+    # A user's Ctrl-C reaches a foreground process; a suite started in the background (`nohup ... &`)
+    # would hand its ignored SIGINT down to learn, which then could not be interrupted.
     proc = subprocess.Popen([sys.executable, "-m", "edge_monitor", "learn", "--config", str(cfg), "--minutes", "1",
                              "--out", str(out)],
-                            cwd=REPO, env=pulse.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, env=pulse.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     raw = b""
     try:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         deadline = time.monotonic() + 90
         # Raw reads, not readline(): a text stream may hold several lines in its buffer while
-        # select() on the pipe waits for the next one, which sent Ctrl-C windows late under load.
+        # select() on the pipe waits for the next one.
         while b"\nrecording: 3/6" not in raw:
             ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
             assert ready and proc.poll() is None, (raw, proc.poll())
