@@ -181,25 +181,32 @@ def measure(name: str, root: Path, recipe: str, out: Path, epochs: int, drop: tu
     return row
 
 
-def member_aucs(root: Path) -> dict[str, float]:
-    """Each NumPy candidate alone: fitted on the set's training clips, AUC of its clip scores on the test clips."""
-    from sklearn.metrics import roc_auc_score
-
+def split_windows(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The set's log-mels as ``train`` cuts them: ``(train db, train clip of each window, test db,
+    test clip of each window, test clip labels (True: anomaly))``."""
     from edge_monitor.features.frontend import FeatureParams, model_frames
-    from edge_monitor.model.fit import NUMPY_CANDIDATES, fit_detector
     from trainer.train import load_windows, select_clips
 
     params = FeatureParams()
     frames = model_frames(params.window_frames)
     train, test = select_clips(root)
-    db_train = load_windows(train, params, frames)[0]
+    db_train, groups_train = load_windows(train, params, frames)
     db_test, groups = load_windows(test, params, frames)
-    labels = np.array([c.label == "anomaly" for c in test])
+    return db_train, groups_train, db_test, groups, np.array([c.label == "anomaly" for c in test])
+
+
+def member_aucs(root: Path) -> dict[str, float]:
+    """Each NumPy candidate alone: fitted on the set's training clips, AUC of its clip scores on the test clips."""
+    from sklearn.metrics import roc_auc_score
+
+    from edge_monitor.model.fit import NUMPY_CANDIDATES, fit_detector
+
+    db_train, _, db_test, groups, labels = split_windows(root)
     out = {}
     for spec in NUMPY_CANDIDATES:
         det = fit_detector(spec, db_train)
         win = np.array([det.score(w).score for w in db_test])
-        clip = np.array([win[groups == i].mean() for i in range(len(test))])
+        clip = np.array([win[groups == i].mean() for i in range(labels.size)])
         out[spec.name] = float(roc_auc_score(labels, clip)) if 0 < labels.sum() < labels.size else float("nan")
     return out
 
@@ -209,22 +216,16 @@ def member_z(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Returns ``(z (windows, 4), clip of each window, clip labels)``, candidates in ``NUMPY_CANDIDATES`` order.
     """
-    from edge_monitor.features.frontend import FeatureParams, model_frames
     from edge_monitor.model.fit import NUMPY_CANDIDATES, fit_numpy_detectors
     from edge_monitor.model.fusion import Fusion, NormalStats
-    from trainer.train import load_windows, select_clips
 
-    params = FeatureParams()
-    frames = model_frames(params.window_frames)
-    train, test = select_clips(root)
-    db_train, groups_train = load_windows(train, params, frames)
-    db_test, groups = load_windows(test, params, frames)
+    db_train, groups_train, db_test, groups, labels = split_windows(root)
     fit = fit_numpy_detectors(NUMPY_CANDIDATES, db_train, groups_train)
     names = [s.name for s in NUMPY_CANDIDATES]
     stats = {n: NormalStats.robust_log(fit.oof_scores[n]) for n in names}
     fusion = Fusion("weighted", stats, dict.fromkeys(names, 1.0))
     z = np.stack([fusion.z(n, [det.score(w).score for w in db_test]) for n, det in zip(names, fit.detectors)], axis=1)
-    return z, groups, np.array([c.label == "anomaly" for c in test])
+    return z, groups, labels
 
 
 def fixed_weightings(sets: dict[str, Path]) -> str:

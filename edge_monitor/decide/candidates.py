@@ -48,9 +48,11 @@ class CandidateWindows(Generic[T]):
     def __len__(self) -> int:
         return len(self._windows)
 
-    def push(self, score: float, window_start: float, window_end: float, data: T) -> None:
-        """Remember one scored window (the oldest of ``n`` is forgotten)."""
-        self._windows.append(Candidate(float(score), float(window_start), float(window_end), data))
+    def push(self, score: float, window_start: float, window_end: float, data: T) -> Candidate[T]:
+        """Remember one scored window (the oldest of ``n`` is forgotten); returns it."""
+        c = Candidate(float(score), float(window_start), float(window_end), data)
+        self._windows.append(c)
+        return c
 
     def find(self, window_start: float) -> Candidate[T] | None:
         """The kept window that started at ``window_start`` (``None``: not among the last ``n``)."""

@@ -85,9 +85,9 @@ class Alerting:
 
     def push(self, ws: WindowScore, start: float, end: float) -> None:
         """Remember a scored window (``start``/``end``: Unix seconds) as a candidate for the next alert."""
-        self.candidates.push(ws.score, start, end, ws)
-        if self._peak is not None and ws.score > self._peak.score:
-            self._peak = Candidate(float(ws.score), float(start), float(end), ws)  # the open alert's new peak
+        pushed = self.candidates.push(ws.score, start, end, ws)
+        if self._peak is not None and pushed.score > self._peak.score:
+            self._peak = pushed  # the open alert's new peak
 
     def close_interrupted(self) -> None:
         """Publish the end of an alert the previous run left open (it stopped or crashed meanwhile)."""
